@@ -1,0 +1,69 @@
+"""atlas-graph: supervise any agent with a teacher, in a LangGraph state machine.
+
+Heavy parts (model clients, the runner, the CLI) load on first use, so ``import atlas_graph``
+stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from atlas_graph.agents import Agent, AgentRequest, AgentResponse
+    from atlas_graph.config import AtlasConfig, ConfigError, load_config
+    from atlas_graph.graph import create_atlas_graph
+    from atlas_graph.lanes import LanePolicy
+    from atlas_graph.result import Result
+    from atlas_graph.runner import AtlasRunError, arun, run
+    from atlas_graph.services import AtlasContext
+    from atlas_graph.state import AtlasInput, AtlasOutput, AtlasState
+
+__all__ = [
+    "Agent",
+    "AgentRequest",
+    "AgentResponse",
+    "AtlasConfig",
+    "AtlasContext",
+    "AtlasInput",
+    "AtlasOutput",
+    "AtlasRunError",
+    "AtlasState",
+    "ConfigError",
+    "LanePolicy",
+    "Result",
+    "arun",
+    "create_atlas_graph",
+    "load_config",
+    "run",
+]
+
+_HOMES = {
+    "Agent": "atlas_graph.agents",
+    "AgentRequest": "atlas_graph.agents",
+    "AgentResponse": "atlas_graph.agents",
+    "AtlasConfig": "atlas_graph.config",
+    "ConfigError": "atlas_graph.config",
+    "load_config": "atlas_graph.config",
+    "create_atlas_graph": "atlas_graph.graph",
+    "LanePolicy": "atlas_graph.lanes",
+    "Result": "atlas_graph.result",
+    "AtlasRunError": "atlas_graph.runner",
+    "arun": "atlas_graph.runner",
+    "run": "atlas_graph.runner",
+    "AtlasContext": "atlas_graph.services",
+    "AtlasInput": "atlas_graph.state",
+    "AtlasOutput": "atlas_graph.state",
+    "AtlasState": "atlas_graph.state",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'atlas_graph' has no attribute {name!r}")
+    return getattr(importlib.import_module(home), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,83 @@
+"""The one small protocol every bring-your-own-agent adapter speaks."""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field
+
+AgentMode = Literal["planning", "execute", "synthesize"]
+
+
+class AgentError(RuntimeError):
+    """The agent could not answer; the step records it as a failed attempt."""
+
+
+class AgentRequest(BaseModel):
+    """What the student asks its agent to do.
+
+    ``prompt`` is the whole request as text, for agents that only take a string (the Atlas
+    ``(prompt, metadata)`` signature); the structured fields are there for agents that want them.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    mode: AgentMode
+    task: str
+    prompt: str
+    system_prompt: str = ""
+    step: dict[str, Any] | None = None
+    attempt: int = 1
+    guidance: list[str] = Field(default_factory=list)
+    prior_results: dict[str, str] = Field(default_factory=dict)
+    tools: list[dict[str, Any]] = Field(default_factory=list)
+    max_tokens: int | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class AgentResponse(BaseModel):
+    """What the agent gave back."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    content: str
+    tool_calls: list[dict[str, Any]] = Field(default_factory=list)
+    usage: dict[str, int] = Field(default_factory=dict)
+    deliverable: Any = None
+    artifacts: dict[str, Any] = Field(default_factory=dict)
+
+
+@runtime_checkable
+class Agent(Protocol):
+    """Anything with ``async ainvoke(request)`` returning an ``AgentResponse``-like value.
+
+    Adapters may return an ``AgentResponse``, a dict with its fields, or a plain string.
+    """
+
+    async def ainvoke(self, request: AgentRequest) -> Any:
+        """Answer one request."""
+        ...
+
+
+def coerce_response(value: Any) -> AgentResponse:
+    """Normalise what an agent returned; a wrong shape is an ``AgentError`` naming the type."""
+    if isinstance(value, AgentResponse):
+        return value
+    if isinstance(value, str):
+        return AgentResponse(content=value)
+    if isinstance(value, dict):
+        known = {key: value[key] for key in AgentResponse.model_fields if key in value}
+        if "content" not in known:
+            if "output" in value:
+                known["content"] = value["output"]
+            else:
+                raise AgentError(f"agent returned a dict without 'content': keys {sorted(value)}")
+        if known.get("content") is None:
+            known["content"] = ""
+        if not isinstance(known["content"], str):
+            known["content"] = str(known["content"])
+        known["usage"] = {k: int(v) for k, v in (known.get("usage") or {}).items()}
+        known["artifacts"] = known.get("artifacts") or {}
+        known["tool_calls"] = known.get("tool_calls") or []
+        return AgentResponse(**known)
+    raise AgentError(f"agent returned {type(value).__name__}; expected str, dict or AgentResponse")

@@ -1,0 +1,498 @@
+"""Configuration: strict pydantic models in the layout of Atlas SDK's YAML.
+
+An Atlas user's config loads as it is where atlas-graph supports the feature; any other key is
+an error that names the file, the key path and what was expected, in one line. Every field
+defined here changes behaviour somewhere.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from atlas_graph.lanes import Lane
+
+Provider = Literal[
+    "openai", "azure-openai", "anthropic", "gemini", "google", "xai", "bedrock", "openai-compatible"
+]
+
+
+class ConfigError(ValueError):
+    """A config that cannot be used; ``str()`` is one line a person can act on."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RetrySettings(_Strict):
+    """Atlas's nested retry block for an LLM; ``attempts`` counts the first call too."""
+
+    attempts: int = Field(default=1, ge=1, le=10)
+    backoff_seconds: float = Field(default=1.0, ge=0)
+
+
+class LLMParameters(_Strict):
+    """How to reach one chat model. The key is read from ``api_key_env`` at call time."""
+
+    provider: Provider = "openai"
+    model: str
+    api_key_env: str | None = "OPENAI_API_KEY"
+    api_base: str | None = None
+    organization: str | None = None
+    temperature: float = Field(default=0.0, ge=0, le=2)
+    top_p: float | None = Field(default=None, ge=0, le=1)
+    max_output_tokens: int | None = Field(default=None, ge=1)
+    timeout_seconds: float = Field(default=60.0, gt=0)
+    max_retries: int | None = Field(default=None, ge=0)
+    retry: RetrySettings | None = None
+    additional_headers: dict[str, str] = Field(default_factory=dict)
+    reasoning_effort: Literal["low", "medium", "high"] | None = None
+
+    @property
+    def retries(self) -> int:
+        """Transport retries: ``max_retries`` when given, else Atlas's ``retry.attempts - 1``."""
+        if self.max_retries is not None:
+            return self.max_retries
+        return self.retry.attempts - 1 if self.retry else 2
+
+
+class ToolParameters(_Strict):
+    """JSON schema of a tool's arguments."""
+
+    type: Literal["object"] = "object"
+    properties: dict[str, Any] = Field(default_factory=dict)
+    required: list[str] = Field(default_factory=list)
+    additionalProperties: bool = False
+
+    @model_validator(mode="after")
+    def _required_are_defined(self) -> ToolParameters:
+        missing = [name for name in self.required if name not in self.properties]
+        if missing:
+            raise ValueError(f"required parameters not in properties: {missing}")
+        return self
+
+
+class ToolDefinition(_Strict):
+    """A tool the agent may call, offered to chat-model students with ``bind_tools``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    name: str
+    description: str
+    parameters: ToolParameters = Field(default_factory=ToolParameters)
+    output_schema: dict[str, Any] | None = Field(default=None, alias="outputSchema")
+
+    def as_openai_tool(self) -> dict[str, Any]:
+        """The OpenAI function-tool form that ``bind_tools`` accepts."""
+        return {
+            "type": "function",
+            "function": {
+                "name": self.name,
+                "description": self.description,
+                "parameters": self.parameters.model_dump(),
+            },
+        }
+
+
+class _AgentBase(_Strict):
+    name: str = "agent"
+    system_prompt: str = ""
+    tools: list[ToolDefinition] = Field(default_factory=list)
+
+
+class PythonAgentConfig(_AgentBase):
+    """The student's agent is a Python callable (``import_path`` + ``attribute``)."""
+
+    type: Literal["python"]
+    import_path: str
+    attribute: str | None = None
+    working_directory: str | None = None
+
+
+class ChatAgentConfig(_AgentBase):
+    """The student is a chat model (Atlas names this adapter ``openai`` or ``litellm``)."""
+
+    type: Literal["openai", "litellm"]
+    llm: LLMParameters
+
+
+AgentConfig = Annotated[PythonAgentConfig | ChatAgentConfig, Field(discriminator="type")]
+
+
+class StudentPrompts(_Strict):
+    """System prompts per student mode; ``{base_prompt}`` is the agent's system prompt."""
+
+    planner: str | None = None
+    executor: str | None = None
+    synthesizer: str | None = None
+
+
+class StudentConfig(_Strict):
+    """How the student plans, executes and synthesizes."""
+
+    prompts: StudentPrompts = Field(default_factory=StudentPrompts)
+    prompt_guidance: dict[Literal["planner", "executor", "synthesizer"], str] = Field(
+        default_factory=dict
+    )
+    max_plan_tokens: int = Field(default=2048, ge=1)
+    max_step_tokens: int = Field(default=2048, ge=1)
+    max_synthesis_tokens: int = Field(default=2048, ge=1)
+    tool_choice: Literal["auto", "required"] = "auto"
+
+
+class TeacherPrompts(_Strict):
+    """System prompts per teacher duty."""
+
+    plan_review: str | None = None
+    validation: str | None = None
+    guidance: str | None = None
+
+
+class TeacherConfig(_Strict):
+    """The teacher: an LLM, or Python callables for programmatic supervision."""
+
+    llm: LLMParameters | None = None
+    validator: str | None = Field(
+        default=None, description="module:function that judges an attempt instead of the LLM"
+    )
+    plan_reviewer: str | None = Field(
+        default=None, description="module:function that reviews a plan instead of the LLM"
+    )
+    max_review_tokens: int | None = Field(default=None, ge=1)
+    validation_max_tokens: int | None = Field(default=None, ge=1)
+    guidance_max_tokens: int | None = Field(default=None, ge=1)
+    guidance_call: bool = Field(
+        default=False,
+        description="ask the teacher for guidance in a separate call instead of reusing the "
+        "verdict's guidance",
+    )
+    plan_cache_seconds: int = Field(default=300, ge=0)
+    prompts: TeacherPrompts = Field(default_factory=TeacherPrompts)
+    prompt_guidance: dict[Literal["plan_review", "validation", "guidance"], str] = Field(
+        default_factory=dict
+    )
+
+
+class LaneOverride(_Strict):
+    """Changes to one row of the lane table."""
+
+    plan: bool | None = None
+    review: bool | None = None
+    single_step: bool | None = None
+    validate_: bool | None = Field(default=None, alias="validate")
+    max_retries: int | None = Field(default=None, ge=0)
+    reward: bool | None = None
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    def changes(self) -> dict[str, Any]:
+        """Only the fields that were set, named as ``LanePolicy`` names them."""
+        values = self.model_dump(exclude_none=True)
+        if "validate_" in values:
+            values["validate"] = values.pop("validate_")
+        return values
+
+
+class OrchestrationConfig(_Strict):
+    """Retries, timeouts, parallelism and lane choice."""
+
+    max_retries: int = Field(default=1, ge=0)
+    step_timeout_seconds: float = Field(default=900.0, gt=0)
+    max_parallel_steps: int = Field(default=4, ge=1)
+    max_plan_revisions: int = Field(
+        default=1, ge=0, description="redrafts after a rejected plan before the last draft runs"
+    )
+    rim_guidance_tag: str = Field(
+        default="rim_feedback", pattern=r"^[A-Za-z_][A-Za-z0-9_-]*$",
+        description="tag that wraps teacher guidance in the student's prompt",
+    )  # fmt: skip
+    emit_intermediate_steps: bool = Field(
+        default=True, description="emit per-attempt events; off leaves only session-level ones"
+    )
+    forced_mode: Lane | None = None
+    lanes: dict[Lane, LaneOverride] = Field(default_factory=dict)
+
+
+class JudgeConfig(_Strict):
+    """One reward judge: an LLM with a prompt, or a Python function."""
+
+    identifier: str
+    kind: Literal["process", "helpfulness", "custom", "python"] = "process"
+    weight: float = Field(default=1.0, ge=0)
+    enabled: bool = True
+    llm: LLMParameters | None = None
+    prompt: str | None = None
+    principles: list[str] = Field(default_factory=list)
+    max_tokens: int = Field(default=1024, ge=1)
+    import_path: str | None = None
+
+    @model_validator(mode="after")
+    def _python_needs_import_path(self) -> JudgeConfig:
+        if self.kind == "python" and not self.import_path:
+            raise ValueError("a python judge needs import_path ('module:function')")
+        if self.kind != "python" and self.import_path:
+            raise ValueError("import_path is only for kind: python")
+        return self
+
+
+class RimConfig(_Strict):
+    """Reward: judges, thresholds and when to score."""
+
+    judges: list[JudgeConfig] = Field(default_factory=list)
+    small_model: LLMParameters | None = None
+    judge_prompt: str | None = None
+    retry_threshold: float = Field(default=0.6, ge=0, le=1)
+    success_threshold: float = Field(default=0.7, ge=0, le=1)
+    reuse_validation_as_reward: bool = True
+    reward_auto_lane: bool = False
+
+    @model_validator(mode="after")
+    def _thresholds_ordered(self) -> RimConfig:
+        if self.retry_threshold > self.success_threshold:
+            raise ValueError(
+                f"retry_threshold ({self.retry_threshold}) must not exceed "
+                f"success_threshold ({self.success_threshold})"
+            )
+        return self
+
+
+class ProbeConfig(_Strict):
+    """Where the probe sends a session when nothing else decides."""
+
+    fallback_mode: Lane = "paired"
+
+
+class AdaptiveTeachingConfig(_Strict):
+    """Lane choice and the triage dossier."""
+
+    mode_override: Lane | None = None
+    triage_adapter: str | None = None
+    default_tags: list[str] = Field(default_factory=list)
+    probe: ProbeConfig = Field(default_factory=ProbeConfig)
+
+    @field_validator("default_tags", mode="before")
+    @classmethod
+    def _tags_as_list(cls, value: Any) -> Any:
+        if value is None:
+            return []
+        return [value] if isinstance(value, str) else value
+
+
+class LearningConfig(_Strict):
+    """Persona memory and learning notes; no options are supported yet."""
+
+
+class StorageConfig(_Strict):
+    """Where checkpoints live for ``run()`` and the CLI."""
+
+    backend: Literal["memory", "sqlite"] = "sqlite"
+    path: str = ".atlas_graph/atlas.sqlite"
+    durability: Literal["sync", "async", "exit"] = "sync"
+
+
+class AtlasConfig(_Strict):
+    """The whole configuration of one supervised agent."""
+
+    agent: AgentConfig | None = None
+    student: StudentConfig = Field(default_factory=StudentConfig)
+    teacher: TeacherConfig = Field(default_factory=TeacherConfig)
+    orchestration: OrchestrationConfig = Field(default_factory=OrchestrationConfig)
+    rim: RimConfig = Field(default_factory=RimConfig)
+    adaptive_teaching: AdaptiveTeachingConfig = Field(default_factory=AdaptiveTeachingConfig)
+    learning: LearningConfig = Field(default_factory=LearningConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+    metadata: dict[str, Any] = Field(
+        default_factory=dict, description="defaults merged under every session's metadata"
+    )
+
+    @field_validator("storage", mode="before")
+    @classmethod
+    def _null_storage(cls, value: Any) -> Any:
+        return {} if value is None else value
+
+
+# Atlas keys that atlas-graph knows but does not implement yet: a precise error beats a
+# generic "unknown field" for someone bringing an Atlas config.
+_NOT_YET_SUPPORTED = {
+    "rim.large_model": "arbiter escalation",
+    "rim.arbiter": "arbiter escalation",
+    "rim.variance_threshold": "arbiter escalation",
+    "rim.uncertainty_threshold": "arbiter escalation",
+    "rim.temperatures": "multi-temperature judge sampling",
+    "rim.active_judges": "built-in judge presets",
+    "rim.parallel_workers": "judge worker pools",
+    "rim.aggregation_strategy": "judge aggregation strategies",
+    "adaptive_teaching.enabled": "the capability probe",
+    "adaptive_teaching.certify_first_run": "fingerprint certification",
+    "adaptive_teaching.learning_history_limit": "the capability probe",
+    "adaptive_teaching.reward": "adaptive reward hooks",
+    "adaptive_teaching.probe.llm": "the capability probe",
+    "adaptive_teaching.probe.thresholds": "the capability probe",
+    "adaptive_teaching.probe.evidence_limit": "the capability probe",
+    "adaptive_teaching.probe.timeout_seconds": "the capability probe",
+    "storage.database_url": "PostgreSQL storage",
+    "storage.min_connections": "PostgreSQL storage",
+    "storage.max_connections": "PostgreSQL storage",
+    "storage.statement_timeout_seconds": "PostgreSQL storage",
+    "storage.apply_schema_on_connect": "PostgreSQL storage",
+    "agent.allow_generator": "generator agents",
+    "agent.response_format": "agent response formats",
+    "runtime_safety": "drift detection and export review",
+    "prompt_rewrite": "prompt rewriting",
+}
+
+_ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def _interpolate(value: Any, path: str, environ: Mapping[str, str]) -> Any:
+    """Replace ``${VAR}`` and ``${VAR:-default}`` in every string of the tree."""
+    if isinstance(value, dict):
+        return {
+            key: _interpolate(item, f"{path}.{key}" if path else str(key), environ)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [_interpolate(item, f"{path}[{index}]", environ) for index, item in enumerate(value)]
+    if not isinstance(value, str):
+        return value
+
+    def substitute(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in environ:
+            return environ[name]
+        if default is not None:
+            return default
+        raise ConfigError(f"{path}: environment variable {name} is not set")
+
+    return _ENV_PATTERN.sub(substitute, value)
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    parts: list[str] = []
+    for item in loc:
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        elif item in ("python", "openai", "litellm") and parts == ["agent"]:
+            continue  # the discriminator tag is noise in a key path
+        else:
+            parts.append(f".{item}" if parts else str(item))
+    return "".join(parts) or "(top level)"
+
+
+def _describe(error: Mapping[str, Any], model: type[BaseModel]) -> str:
+    key = _location(tuple(error["loc"]))
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        plain_key = re.sub(r"\[\d+\]", "", key)
+        feature = _NOT_YET_SUPPORTED.get(plain_key)
+        if feature:
+            return f"{key}: not supported by atlas-graph yet ({feature}); remove it"
+        return f"{key}: unknown field; expected one of {_allowed_fields(model, error['loc'])}"
+    if kind == "missing":
+        return f"{key}: required field is missing"
+    if kind == "union_tag_invalid":
+        return f"{key}: {error['msg']}"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    return f"{key}: {message} (got {error.get('input')!r})"
+
+
+def _allowed_fields(model: type[BaseModel], loc: tuple[Any, ...]) -> str:
+    """Field names of the model that holds the unknown key, for the error message."""
+    current: Any = model
+    for item in loc[:-1]:
+        if isinstance(item, int) or not (
+            isinstance(current, type) and issubclass(current, BaseModel)
+        ):
+            continue
+        if item not in current.model_fields:
+            if item == "python":
+                current = PythonAgentConfig
+            elif item in ("openai", "litellm"):
+                current = ChatAgentConfig
+            continue
+        annotation = current.model_fields[item].annotation
+        current = _model_in(annotation)
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return ", ".join(field.alias or name for name, field in current.model_fields.items())
+    return "(see the config reference)"
+
+
+def _model_in(annotation: Any) -> Any:
+    """The pydantic model inside an annotation such as ``X | None`` or ``list[X]``."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for argument in getattr(annotation, "__args__", ()):
+        found = _model_in(argument)
+        if found is not None:
+            return found
+    return None
+
+
+def parse_config(
+    data: Mapping[str, Any], *, source: str = "<config>", environ: Mapping[str, str] | None = None
+) -> AtlasConfig:
+    """Validate a config mapping; errors become one-line ``ConfigError``s naming ``source``."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(
+            f"{source}: expected a mapping at the top level, got {type(data).__name__}"
+        )
+    try:
+        resolved = _interpolate(dict(data), "", os.environ if environ is None else environ)
+    except ConfigError as error:
+        raise ConfigError(f"{source}: {error}") from None
+    try:
+        return AtlasConfig.model_validate(resolved)
+    except ValidationError as error:
+        problems = [_describe(item, AtlasConfig) for item in error.errors()]
+        raise ConfigError(f"{source}: " + "; ".join(problems)) from None
+
+
+def load_config(
+    source: str | Path | Mapping[str, Any] | AtlasConfig,
+    *,
+    environ: Mapping[str, str] | None = None,
+) -> AtlasConfig:
+    """Load a config from a YAML file, a mapping, or pass an ``AtlasConfig`` through.
+
+    Args:
+        source: Path to YAML, a dict in the same layout, or a ready config.
+        environ: Variables for ``${VAR}`` interpolation (default: the process environment).
+
+    Raises:
+        ConfigError: One line naming the file, the key path and what was expected.
+    """
+    if isinstance(source, AtlasConfig):
+        return source
+    if isinstance(source, Mapping):
+        return parse_config(source, environ=environ)
+    path = Path(source)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read: {error.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{path}: invalid YAML{where}: {problem}") from None
+    if data is None:
+        data = {}
+    return parse_config(data, source=str(path), environ=environ)

@@ -1,0 +1,44 @@
+"""The finalize node: close the session with its status, answer and end time."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from atlas_graph.events import utc_now
+from atlas_graph.services import AtlasContext, Services
+from atlas_graph.state import AtlasState
+from atlas_graph.student import Node
+
+
+def session_status(state: AtlasState, success_threshold: float) -> str:
+    """``succeeded`` when every step passed and the reward, if any, reached the threshold."""
+    steps = state.get("steps", {}).values()
+    if not steps or any(record.get("status") != "succeeded" for record in steps):
+        return "failed"
+    reward = state.get("reward")
+    if reward is not None and reward["score"] < success_threshold:
+        return "failed"
+    return "succeeded"
+
+
+def make_finalize_node(services: Services) -> Node:
+    """Record the outcome; the last checkpoint of a thread is its session record."""
+    threshold = services.config.rim.success_threshold
+
+    async def finalize(state: AtlasState, runtime: Runtime[AtlasContext]) -> dict[str, Any]:
+        status = session_status(state, threshold)
+        session_id = state.get("session_id", "")
+        answer = state.get("final_answer", "")
+        services.emit(
+            runtime, "final_answer", session_id=session_id, actor="student", answer=answer
+        )
+        reward = state.get("reward")
+        services.emit(
+            runtime, "session_finished", session_id=session_id, actor="system", status=status,
+            lane=state.get("lane"), reward=reward["score"] if reward else None,
+        )  # fmt: skip
+        return {"status": status, "completed_at": utc_now()}
+
+    return finalize

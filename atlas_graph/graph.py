@@ -1,0 +1,106 @@
+"""``create_atlas_graph``: the supervised loop as an uncompiled LangGraph ``StateGraph``.
+
+The caller compiles it with the persistence it wants (a checkpointer, a store, a node cache),
+or hands it to ``langgraph dev``, or adds it to a parent graph as a subgraph.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from langchain_core.language_models import BaseChatModel
+from langgraph.graph import END, START, StateGraph
+from langgraph.types import CachePolicy, RetryPolicy
+
+from atlas_graph.adaptive import make_probe_node, make_triage_node
+from atlas_graph.config import AtlasConfig, load_config
+from atlas_graph.finalize import make_finalize_node
+from atlas_graph.models import is_transient
+from atlas_graph.reward import make_reward_node
+from atlas_graph.scheduler import make_dispatch_node
+from atlas_graph.services import AtlasContext, Services
+from atlas_graph.state import AtlasInput, AtlasOutput, AtlasState
+from atlas_graph.student import make_execute_node, make_plan_node, make_synthesize_node
+from atlas_graph.teacher import (
+    make_guide_node,
+    make_review_node,
+    make_validate_node,
+    review_cache_key,
+)
+
+GRAPH_NAME = "atlas-graph"
+NODES = (
+    "triage", "probe", "plan", "review", "dispatch", "execute", "validate", "guide",
+    "synthesize", "reward", "finalize",
+)  # fmt: skip
+
+
+def create_atlas_graph(
+    config: AtlasConfig | Mapping[str, Any] | str | Path,
+    *,
+    models: Mapping[str, BaseChatModel] | None = None,
+    agent: Any = None,
+) -> StateGraph[AtlasState, AtlasContext, AtlasInput, AtlasOutput]:
+    """Build the supervised loop for one agent.
+
+    Args:
+        config: An ``AtlasConfig``, a mapping in the YAML layout, or a path to YAML.
+        models: Chat models by role (``student``, ``teacher``, ``judge``) that take the place
+            of the config's LLM settings; scripted models from ``atlas_graph.testing`` fit.
+        agent: The student's agent: an object with ``async ainvoke(request)``, a chat model or
+            a function. Defaults to the config's ``agent`` section.
+
+    Returns:
+        An uncompiled graph; compile it with the checkpointer, store and cache you want.
+    """
+    services = Services(load_config(config), models=models, agent=agent)
+    llm_retry = RetryPolicy(max_attempts=3, initial_interval=0.5, retry_on=is_transient)
+    cache_seconds = services.config.teacher.plan_cache_seconds
+    review_cache = (
+        CachePolicy(key_func=review_cache_key, ttl=cache_seconds) if cache_seconds > 0 else None
+    )
+
+    builder = StateGraph(
+        AtlasState, context_schema=AtlasContext, input_schema=AtlasInput, output_schema=AtlasOutput
+    )
+    builder.add_node("triage", make_triage_node(services))
+    builder.add_node("probe", make_probe_node(services))
+    builder.add_node("plan", make_plan_node(services), retry_policy=llm_retry)
+    builder.add_node(
+        "review", make_review_node(services), retry_policy=llm_retry, cache_policy=review_cache
+    )
+    builder.add_node(
+        "dispatch", make_dispatch_node(services), destinations=("execute", "synthesize")
+    )
+    builder.add_node("execute", make_execute_node(services), destinations=("validate", "dispatch"))
+    builder.add_node(
+        "validate", make_validate_node(services), retry_policy=llm_retry,
+        destinations=("guide", "dispatch"),
+    )  # fmt: skip
+    builder.add_node(
+        "guide", make_guide_node(services), retry_policy=llm_retry, destinations=("execute",)
+    )
+    builder.add_node("synthesize", make_synthesize_node(services), retry_policy=llm_retry)
+    builder.add_node("reward", make_reward_node(services), retry_policy=llm_retry)
+    builder.add_node("finalize", make_finalize_node(services))
+
+    def after_probe(state: AtlasState) -> Literal["plan", "dispatch"]:
+        return "plan" if services.policy(state["lane"]).plan else "dispatch"
+
+    def after_review(state: AtlasState) -> Literal["plan", "dispatch"]:
+        return "dispatch" if state.get("plan") else "plan"
+
+    def after_synthesize(state: AtlasState) -> Literal["reward", "finalize"]:
+        return "reward" if services.policy(state["lane"]).reward else "finalize"
+
+    builder.add_edge(START, "triage")
+    builder.add_edge("triage", "probe")
+    builder.add_conditional_edges("probe", after_probe)
+    builder.add_edge("plan", "review")
+    builder.add_conditional_edges("review", after_review)
+    builder.add_conditional_edges("synthesize", after_synthesize)
+    builder.add_edge("reward", "finalize")
+    builder.add_edge("finalize", END)
+    return builder

@@ -1,0 +1,205 @@
+"""Chat models per role from config, and structured calls that survive malformed JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.runnables import Runnable, RunnableConfig
+from pydantic import BaseModel, ValidationError
+
+if TYPE_CHECKING:
+    from atlas_graph.config import LLMParameters
+
+Role = str  # "student", "teacher", "judge", "probe"
+SchemaT = TypeVar("SchemaT", bound=BaseModel)
+
+# OpenAI-compatible endpoints of providers that have one; the key still comes from api_key_env.
+PROVIDER_BASE_URLS: dict[str, str | None] = {
+    "openai": None,
+    "openai-compatible": None,
+    "xai": "https://api.x.ai/v1",
+    "gemini": "https://generativelanguage.googleapis.com/v1beta/openai/",
+    "google": "https://generativelanguage.googleapis.com/v1beta/openai/",
+    "anthropic": "https://api.anthropic.com/v1/",
+}
+
+
+class ModelConfigError(ValueError):
+    """A role's model cannot be built from config (missing key, unsupported provider)."""
+
+
+class ModelOutputError(ValueError):
+    """A model's reply could not be parsed into the expected schema, even leniently."""
+
+
+def model_name_for(params: LLMParameters) -> str:
+    """Strip a litellm-style ``provider/`` prefix, which OpenAI-compatible endpoints reject."""
+    prefix, _, rest = params.model.partition("/")
+    if rest and prefix in (params.provider, "openai", "gemini", "xai", "anthropic"):
+        return rest
+    return params.model
+
+
+def chat_model_from_params(params: LLMParameters, *, role: Role) -> BaseChatModel:
+    """Build a ``ChatOpenAI`` (or Azure) client for one role.
+
+    Raises:
+        ModelConfigError: the key variable is unset or the provider has no OpenAI-compatible
+            endpoint and no ``api_base`` was given.
+    """
+    api_key = os.environ.get(params.api_key_env) if params.api_key_env else None
+    if params.api_key_env and not api_key:
+        raise ModelConfigError(
+            f"{role} model '{params.model}': environment variable {params.api_key_env} is not set"
+        )
+    common: dict[str, Any] = {
+        "model": model_name_for(params),
+        "temperature": params.temperature,
+        "timeout": params.timeout_seconds,
+        "max_retries": params.retries,
+    }
+    if params.top_p is not None:
+        common["top_p"] = params.top_p
+    if params.max_output_tokens is not None:
+        common["max_tokens"] = params.max_output_tokens
+    if params.additional_headers:
+        common["default_headers"] = dict(params.additional_headers)
+    if params.reasoning_effort:
+        common["reasoning_effort"] = params.reasoning_effort
+
+    if params.provider == "azure-openai":
+        from langchain_openai import AzureChatOpenAI
+
+        if not params.api_base:
+            raise ModelConfigError(f"{role} model: azure-openai needs api_base (the endpoint)")
+        return AzureChatOpenAI(
+            azure_endpoint=params.api_base,
+            api_key=api_key,
+            api_version=os.environ.get("OPENAI_API_VERSION", "2024-10-21"),
+            azure_deployment=common.pop("model"),
+            **common,
+        )
+    if params.provider not in PROVIDER_BASE_URLS and not params.api_base:
+        raise ModelConfigError(
+            f"{role} model: provider '{params.provider}' has no OpenAI-compatible endpoint; "
+            "set api_base to a compatible gateway"
+        )
+    from langchain_openai import ChatOpenAI
+
+    return ChatOpenAI(
+        base_url=params.api_base or PROVIDER_BASE_URLS.get(params.provider),
+        api_key=api_key or "not-needed",  # local OpenAI-compatible servers accept any key
+        organization=params.organization,
+        **common,
+    )
+
+
+def with_max_tokens(model: BaseChatModel, max_tokens: int | None) -> BaseChatModel:
+    """A copy of ``model`` capped at ``max_tokens`` when the model has such a field."""
+    if max_tokens is None or "max_tokens" not in type(model).model_fields:
+        return model
+    return model.model_copy(update={"max_tokens": max_tokens})
+
+
+def structured(model: BaseChatModel, schema: type[BaseModel]) -> Runnable[Any, dict[str, Any]]:
+    """The model bound to a schema, returning raw reply, parsed value and parse error."""
+    kwargs: dict[str, Any] = {"include_raw": True}
+    if type(model).__module__.startswith("langchain_openai"):
+        # Function calling is what OpenAI-compatible servers (vLLM, Ollama, LM Studio) support
+        # most widely; strict JSON schema is OpenAI-only.
+        kwargs["method"] = "function_calling"
+    return model.with_structured_output(schema, **kwargs)
+
+
+_FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)
+
+
+def extract_json(text: str) -> Any:
+    """Find JSON in a reply: whole text, a fenced block, or the first balanced object/array."""
+    candidates = [text.strip(), *(m.strip() for m in _FENCE.findall(text))]
+    for candidate in candidates:
+        try:
+            return json.loads(candidate)
+        except (json.JSONDecodeError, ValueError):
+            continue
+    decoder = json.JSONDecoder()
+    for index, char in enumerate(text):
+        if char in "{[":
+            try:
+                value, _ = decoder.raw_decode(text[index:])
+            except json.JSONDecodeError:
+                continue
+            return value
+    raise ValueError("no JSON object found")
+
+
+def usage_of(message: BaseMessage | None) -> dict[str, int]:
+    """Token usage of one reply in the export's vocabulary."""
+    metadata = getattr(message, "usage_metadata", None) or {}
+    prompt = int(metadata.get("input_tokens", 0))
+    completion = int(metadata.get("output_tokens", 0))
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": int(metadata.get("total_tokens", prompt + completion)),
+        "calls": 1,
+    }
+
+
+async def call_structured(
+    runnable: Runnable[Any, dict[str, Any]],
+    schema: type[SchemaT],
+    messages: list[BaseMessage],
+    *,
+    role: Role,
+    config: RunnableConfig | None = None,
+) -> tuple[SchemaT, dict[str, int]]:
+    """Call a structured runnable; fall back to lenient parsing of the raw text.
+
+    Raises:
+        ModelOutputError: the reply holds no JSON matching ``schema``.
+    """
+    reply = await runnable.ainvoke(messages, config=config)
+    raw = reply.get("raw") if isinstance(reply, dict) else None
+    parsed = reply.get("parsed") if isinstance(reply, dict) else reply
+    usage = usage_of(raw)
+    if isinstance(parsed, schema):
+        return parsed, usage
+    if isinstance(parsed, dict):
+        try:
+            return schema.model_validate(parsed), usage
+        except ValidationError:
+            pass
+    text = raw.content if isinstance(raw, AIMessage) else ""
+    if not isinstance(text, str):
+        text = json.dumps(text)
+    try:
+        return schema.model_validate(extract_json(text)), usage
+    except (ValueError, ValidationError) as error:
+        first_line = str(error).splitlines()[0]
+        raise ModelOutputError(
+            f"{role} reply is not a valid {schema.__name__} ({first_line}); "
+            f"reply began: {text[:120]!r}"
+        ) from error
+
+
+def is_transient(error: BaseException) -> bool:
+    """Errors worth retrying a model call for: connection trouble, timeouts, 429 and 5xx."""
+    if isinstance(error, ConnectionError | TimeoutError):
+        return True
+    try:
+        import openai
+    except ImportError:  # pragma: no cover - langchain-openai depends on openai
+        return False
+    transient = (
+        openai.APIConnectionError,
+        openai.APITimeoutError,
+        openai.RateLimitError,
+        openai.InternalServerError,
+    )
+    return isinstance(error, transient)

@@ -1,0 +1,136 @@
+"""Default prompts and the renderers that turn requests into message text.
+
+Config prompts (``student.prompts.*``, ``teacher.prompts.*``) replace the system prompts
+below. A prompt may contain ``{base_prompt}``, replaced by the agent's own system prompt, as in
+Atlas configs; no other braces are interpreted, so JSON examples in prompts stay intact.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+PLANNER = """{base_prompt}
+
+You are the student. Break the task into the smallest set of concrete steps that solves it.
+Each step names the steps it depends on; steps without a dependency between them may run in
+parallel. Reply with JSON only:
+{"steps": [{"id": 1, "description": "...", "depends_on": [], "tool": null, "tool_params": {}}]}"""
+
+EXECUTOR = """{base_prompt}
+
+You are the student. Carry out the step you are given, using the results of earlier steps and
+any guidance from your teacher. Reply with the result of the step itself."""
+
+SYNTHESIZER = """{base_prompt}
+
+You are the student. Combine the step results into the final answer to the task. Reply with
+the answer only."""
+
+PLAN_REVIEW = """You are the teacher. Review the student's plan for the task. Approve it when
+it is complete, correct and its dependencies make sense. Otherwise list your concerns and,
+when you can, give a revised plan in the same JSON shape as the student's. Reply with JSON:
+{"approved": true, "concerns": [], "revised_plan": null}"""
+
+VALIDATION = """You are the teacher. Judge whether the student's output completes the step
+correctly. Score it from 0 to 1. When it falls short, write concrete guidance the student can
+act on in the next attempt. Reply with JSON:
+{"valid": true, "score": 0.9, "rationale": "...", "guidance": ""}"""
+
+GUIDANCE = """You are the teacher. The student's last attempt at a step fell short. Write
+short, concrete guidance that fixes what went wrong. Reply with the guidance only."""
+
+JUDGE = """You are a reward judge. Score how well the final answer solves the task, from 0 to
+1, and say why. Reply with JSON: {"score": 0.8, "rationale": "..."}"""
+
+
+def system_prompt(template: str, base_prompt: str | None) -> str:
+    """Fill ``{base_prompt}`` and drop the blank lines an empty base leaves behind."""
+    return template.replace("{base_prompt}", base_prompt or "").strip()
+
+
+def format_prior_results(prior_results: Mapping[str, str]) -> str:
+    """Earlier step outputs as a readable block."""
+    if not prior_results:
+        return "(none)"
+    return "\n".join(f"- step {step_id}: {output}" for step_id, output in prior_results.items())
+
+
+def format_guidance(guidance: Sequence[str]) -> str:
+    """Guidance from earlier attempts, oldest first."""
+    return "\n".join(f"{number}. {text}" for number, text in enumerate(guidance, 1))
+
+
+def planning_message(task: str, concerns: Sequence[str] = ()) -> str:
+    """The user message asking for a plan; carries the teacher's concerns on a redraft."""
+    text = f"Task:\n{task}"
+    if concerns:
+        text += "\n\nYour teacher rejected the previous plan:\n" + format_guidance(concerns)
+    return text
+
+
+def execute_message(
+    task: str,
+    step: Mapping[str, Any],
+    prior_results: Mapping[str, str],
+    guidance: Sequence[str],
+    guidance_tag: str = "rim_feedback",
+) -> str:
+    """The user message for one attempt at one step; guidance sits inside ``guidance_tag``."""
+    text = (
+        f"Task:\n{task}\n\nStep {step['id']}: {step['description']}"
+        f"\n\nResults of earlier steps:\n{format_prior_results(prior_results)}"
+    )
+    if step.get("tool"):
+        text += f"\n\nSuggested tool: {step['tool']} {json.dumps(step.get('tool_params') or {})}"
+    if guidance:
+        text += (
+            f"\n\nTeacher guidance from earlier attempts:\n<{guidance_tag}>\n"
+            f"{format_guidance(guidance)}\n</{guidance_tag}>"
+        )
+    return text
+
+
+def synthesis_message(task: str, step_results: Mapping[str, str]) -> str:
+    """The user message asking for the final answer."""
+    return f"Task:\n{task}\n\nStep results:\n{format_prior_results(step_results)}"
+
+
+def review_message(task: str, steps: Sequence[Mapping[str, Any]], issues: Sequence[str]) -> str:
+    """What the teacher sees when reviewing a plan, including detected schedule problems."""
+    text = f"Task:\n{task}\n\nPlan:\n{json.dumps({'steps': list(steps)}, indent=2)}"
+    if issues:
+        text += "\n\nProblems found in this plan:\n" + format_guidance(issues)
+    return text
+
+
+def validation_message(
+    task: str, step: Mapping[str, Any], output: str, prior_results: Mapping[str, str]
+) -> str:
+    """What the teacher sees when validating one attempt."""
+    return (
+        f"Task:\n{task}\n\nStep {step['id']}: {step['description']}"
+        f"\n\nResults of earlier steps:\n{format_prior_results(prior_results)}"
+        f"\n\nStudent output:\n{output}"
+    )
+
+
+def guidance_message(
+    task: str, step: Mapping[str, Any], output: str, rationale: str, score: float
+) -> str:
+    """What the teacher sees when writing guidance for a retry."""
+    return (
+        f"Task:\n{task}\n\nStep {step['id']}: {step['description']}\n\nStudent output:\n{output}"
+        f"\n\nVerdict: score {score:.2f}. {rationale}"
+    )
+
+
+def judge_message(task: str, final_answer: str, steps: Mapping[str, Any]) -> str:
+    """What a reward judge sees: the task, the answer and how each step went."""
+    lines = [
+        f"- step {step_id}: {record.get('status', '?')}, "
+        f"{len(record.get('attempts', []))} attempt(s)"
+        for step_id, record in steps.items()
+    ]
+    return f"Task:\n{task}\n\nFinal answer:\n{final_answer}\n\nSteps:\n" + "\n".join(lines)

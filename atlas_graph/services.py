@@ -1,0 +1,173 @@
+"""What the nodes of one graph share: config, lane table, agent, models and callables.
+
+One ``Services`` object is built per ``create_atlas_graph`` call and closed over by its nodes,
+so two graphs in one process never share anything. ``AtlasContext`` lets a single run swap
+the agent or a role's model (LangGraph's runtime context), which is how notebooks and tests
+reuse one compiled graph with different models.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.runnables import Runnable
+from langgraph.runtime import Runtime
+from pydantic import BaseModel
+
+from atlas_graph.agents import Agent, agent_from_config, as_agent
+from atlas_graph.callables import load_object
+from atlas_graph.config import AtlasConfig, LLMParameters
+from atlas_graph.events import Actor, EventType, emit
+from atlas_graph.lanes import Lane, LanePolicy, lane_policies
+from atlas_graph.models import ModelConfigError, chat_model_from_params, structured, with_max_tokens
+
+
+@dataclass(frozen=True)
+class AtlasContext:
+    """Per-run dependencies (LangGraph runtime context); never checkpointed.
+
+    Attributes:
+        models: Chat models by role (``student``, ``teacher``, ``judge``) for this run only.
+        agent: The student's agent for this run only.
+    """
+
+    models: Mapping[str, BaseChatModel] | None = None
+    agent: Any = None
+
+
+class Services:
+    """Resolved dependencies of one graph; model clients are built on first use."""
+
+    def __init__(
+        self,
+        config: AtlasConfig,
+        *,
+        models: Mapping[str, BaseChatModel] | None = None,
+        agent: Any = None,
+    ) -> None:
+        self.config = config
+        self.policies: dict[Lane, LanePolicy] = lane_policies(config)
+        self._models: dict[str, BaseChatModel] = dict(models or {})
+        self._built: dict[tuple[str, int | None], BaseChatModel] = {}
+        self._structured: dict[tuple[str, str, int | None], Runnable[Any, Any]] = {}
+        self._agent: Agent | None = self._resolve_agent(agent)
+        teacher = config.teacher
+        self.validator: Callable[..., Any] | None = (
+            load_object(teacher.validator) if teacher.validator else None
+        )
+        self.plan_reviewer: Callable[..., Any] | None = (
+            load_object(teacher.plan_reviewer) if teacher.plan_reviewer else None
+        )
+
+    def _resolve_agent(self, agent: Any) -> Agent | None:
+        tool_choice = self.config.student.tool_choice
+        if agent is not None:
+            return as_agent(agent, tool_choice=tool_choice)
+        if self.config.agent is not None:
+            return agent_from_config(self.config.agent, self.config.student)
+        if "student" in self._models:
+            return as_agent(self._models["student"], tool_choice=tool_choice)
+        return None
+
+    def emit(
+        self,
+        runtime: Runtime[AtlasContext] | None,
+        event: EventType,
+        *,
+        session_id: str,
+        actor: Actor,
+        intermediate: bool = False,
+        **fields: Any,
+    ) -> None:
+        """Emit an event; per-attempt ones only when ``emit_intermediate_steps`` is on."""
+        if intermediate and not self.config.orchestration.emit_intermediate_steps:
+            return
+        writer = runtime.stream_writer if runtime is not None else None
+        emit(writer, event, session_id=session_id, actor=actor, **fields)
+
+    def policy(self, lane: Lane) -> LanePolicy:
+        """The lane table row of ``lane``."""
+        return self.policies[lane]
+
+    def agent(self, runtime: Runtime[AtlasContext] | None) -> Agent:
+        """The student's agent for this run.
+
+        Raises:
+            ModelConfigError: no agent anywhere (argument, config, context or student model).
+        """
+        context = runtime.context if runtime is not None else None
+        if context is not None and context.agent is not None:
+            return as_agent(context.agent, tool_choice=self.config.student.tool_choice)
+        if context is not None and context.models and "student" in context.models:
+            return as_agent(context.models["student"])
+        if self._agent is None:
+            raise ModelConfigError(
+                "no student agent: set `agent` in the config or pass agent= to the graph"
+            )
+        return self._agent
+
+    def _params(self, role: str) -> LLMParameters | None:
+        if role == "teacher":
+            return self.config.teacher.llm
+        if role == "judge":
+            return self.config.rim.small_model
+        return None
+
+    def has_model(self, role: str, runtime: Runtime[AtlasContext] | None = None) -> bool:
+        """Whether ``role`` has a chat model from context, arguments or config."""
+        context = runtime.context if runtime is not None else None
+        if context is not None and context.models and role in context.models:
+            return True
+        return role in self._models or self._params(role) is not None
+
+    def model(
+        self,
+        role: str,
+        runtime: Runtime[AtlasContext] | None = None,
+        *,
+        max_tokens: int | None = None,
+        params: LLMParameters | None = None,
+    ) -> BaseChatModel:
+        """The chat model of ``role``: run context, then graph arguments, then config."""
+        context = runtime.context if runtime is not None else None
+        if context is not None and context.models and role in context.models:
+            return with_max_tokens(context.models[role], max_tokens)
+        key = (role if params is None else f"{role}:{params.model_dump_json()}", max_tokens)
+        if key not in self._built:
+            if role in self._models and params is None:
+                base = self._models[role]
+            else:
+                source = params or self._params(role)
+                if source is None:
+                    raise ModelConfigError(
+                        f"no {role} model: configure it or pass models={{'{role}': ...}}"
+                    )
+                base = chat_model_from_params(source, role=role)
+            self._built[key] = with_max_tokens(base, max_tokens)
+        return self._built[key]
+
+    def structured(
+        self,
+        role: str,
+        schema: type[BaseModel],
+        runtime: Runtime[AtlasContext] | None = None,
+        *,
+        max_tokens: int | None = None,
+        params: LLMParameters | None = None,
+    ) -> Runnable[Any, Any]:
+        """The role's model bound to ``schema``; cached per graph unless the run overrides it."""
+        context = runtime.context if runtime is not None else None
+        if context is not None and context.models and role in context.models:
+            return structured(self.model(role, runtime, max_tokens=max_tokens), schema)
+        key = (
+            role if params is None else f"{role}:{params.model_dump_json()}",
+            schema.__name__,
+            max_tokens,
+        )
+        if key not in self._structured:
+            model = self.model(role, max_tokens=max_tokens, params=params)
+            self._structured[key] = structured(model, schema)
+        return self._structured[key]

@@ -1,0 +1,209 @@
+"""Graph state: plain JSON values only, so checkpoints load anywhere and read well in SQL.
+
+Pydantic validates at the edges (config, LLM output, the public ``Result``); everything that
+enters state is a dict, list, str, number, bool or None. Per-step records are keyed by the
+step id (as a string, because JSON object keys are strings) and merged by a reducer, so
+parallel step branches never overwrite each other.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, NotRequired, TypedDict
+
+LaneName = Literal["auto", "paired", "coach", "escalate"]
+StepStatus = Literal["running", "succeeded", "failed"]
+SessionStatus = Literal["running", "succeeded", "failed"]
+
+
+class StepSpec(TypedDict):
+    """One plan step as the student described it."""
+
+    id: int
+    description: str
+    depends_on: list[int]
+    tool: str | None
+    tool_params: dict[str, Any]
+
+
+class Plan(TypedDict):
+    """The plan that is executed: one step (``single_shot``) or a dependency graph."""
+
+    steps: list[StepSpec]
+    execution_mode: Literal["single_shot", "stepwise"]
+
+
+class PlanDraft(TypedDict):
+    """A plan the student proposed, with the problems that make it unschedulable."""
+
+    steps: list[StepSpec]
+    issues: list[str]
+
+
+class Verdict(TypedDict):
+    """The teacher's judgement of one attempt."""
+
+    valid: bool
+    score: float
+    rationale: str
+    guidance: str
+
+
+class AttemptRecord(TypedDict, total=False):
+    """One try at a step: what the agent produced and what the teacher said of it."""
+
+    attempt: int
+    output: str
+    error: str | None
+    deliverable: Any
+    artifacts: dict[str, Any]
+    trace: str
+    validation: Verdict | None
+    guidance: str | None
+    timings_ms: dict[str, float]
+
+
+class StepRecord(TypedDict, total=False):
+    """Everything known about one step; written piecewise and merged by ``merge_steps``."""
+
+    step_id: int
+    status: StepStatus
+    attempts: list[AttemptRecord]
+    guidance: list[str]
+    output: str
+    validation: Verdict | None
+    prior_results: dict[str, str]
+    started_at: str
+    completed_at: str
+
+
+class LaneDecision(TypedDict):
+    """Why the session runs in its lane."""
+
+    lane: LaneName
+    source: str
+    confidence: float | None
+    reason: str
+
+
+class Usage(TypedDict):
+    """Token usage of one role."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    calls: int
+
+
+def merge_steps(
+    left: dict[str, StepRecord] | None, right: dict[str, StepRecord] | None
+) -> dict[str, StepRecord]:
+    """Merge step records by id; attempts are upserted by attempt number.
+
+    Execute writes an attempt's output and validate later writes its verdict, so both land
+    on the same attempt entry instead of appending two half records.
+    """
+    merged: dict[str, StepRecord] = dict(left or {})
+    for step_id, update in (right or {}).items():
+        current = merged.get(step_id)
+        if current is None:
+            merged[step_id] = update
+            continue
+        combined: dict[str, Any] = {**current, **update}
+        if "attempts" in update:
+            combined["attempts"] = _upsert_attempts(current.get("attempts", []), update["attempts"])
+        merged[step_id] = combined  # type: ignore[assignment]
+    return merged
+
+
+def _upsert_attempts(
+    existing: list[AttemptRecord], updates: list[AttemptRecord]
+) -> list[AttemptRecord]:
+    by_number = {entry["attempt"]: dict(entry) for entry in existing}
+    for entry in updates:
+        by_number[entry["attempt"]] = {**by_number.get(entry["attempt"], {}), **entry}
+    return [by_number[number] for number in sorted(by_number)]  # type: ignore[misc]
+
+
+def merge_usage(left: dict[str, Usage] | None, right: dict[str, Usage] | None) -> dict[str, Usage]:
+    """Add token usage per role."""
+    merged: dict[str, Usage] = {role: dict(values) for role, values in (left or {}).items()}  # type: ignore[misc]
+    for role, values in (right or {}).items():
+        total = merged.setdefault(
+            role, {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0, "calls": 0}
+        )
+        for key in ("prompt_tokens", "completion_tokens", "total_tokens", "calls"):
+            total[key] = total.get(key, 0) + int(values.get(key, 0))  # type: ignore[literal-required]
+    return merged
+
+
+def add_count(left: int | None, right: int | None) -> int:
+    """Counter channel: nodes write increments."""
+    return (left or 0) + (right or 0)
+
+
+def extend_list(left: list[Any] | None, right: list[Any] | None) -> list[Any]:
+    """Append-only list channel."""
+    return [*(left or []), *(right or [])]
+
+
+class AtlasInput(TypedDict):
+    """What a caller passes to start a session."""
+
+    task: str
+    session_metadata: NotRequired[dict[str, Any]]
+    mode: NotRequired[LaneName | None]
+
+
+class AtlasOutput(TypedDict, total=False):
+    """What a finished session hands back to a parent graph or LCEL chain."""
+
+    task: str
+    final_answer: str
+    status: SessionStatus
+    lane: LaneName
+    plan: Plan
+    steps: dict[str, StepRecord]
+    reward: dict[str, Any] | None
+    session_id: str
+    usage: dict[str, Usage]
+
+
+class AtlasState(TypedDict, total=False):
+    """The whole session as checkpointed after every node."""
+
+    task: str
+    session_metadata: dict[str, Any]
+    mode: LaneName | None
+    session_id: str
+    started_at: str
+    completed_at: str
+    status: SessionStatus
+    dossier: dict[str, Any]
+    lane: LaneName
+    lane_decision: LaneDecision
+    plan_draft: PlanDraft | None
+    plan_drafts: Annotated[int, add_count]
+    review: dict[str, Any] | None
+    plan: Plan
+    plan_notes: Annotated[list[str], extend_list]
+    steps: Annotated[dict[str, StepRecord], merge_steps]
+    final_answer: str
+    reward: dict[str, Any] | None
+    usage: Annotated[dict[str, Usage], merge_usage]
+
+
+class StepTask(TypedDict, total=False):
+    """The payload a step branch carries through execute → validate → guide → execute."""
+
+    task: str
+    lane: LaneName
+    session_id: str
+    session_metadata: dict[str, Any]
+    step: StepSpec
+    attempt: int
+    guidance: list[str]
+    prior_results: dict[str, str]
+    output: str
+    error: str | None
+    execute_ms: float
+    verdict: Verdict

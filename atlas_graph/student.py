@@ -1,0 +1,199 @@
+"""Student nodes: draft a plan, execute one attempt at a step, synthesize the answer."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from langgraph.runtime import Runtime
+from langgraph.types import Command, Send
+
+from atlas_graph import prompts
+from atlas_graph.agents import AgentError, AgentRequest, AgentResponse, coerce_response
+from atlas_graph.events import utc_now
+from atlas_graph.plans import PlanParseError, parse_plan, plan_issues, single_step_plan
+from atlas_graph.services import AtlasContext, Services
+from atlas_graph.state import AtlasState, AttemptRecord, StepTask
+
+Node = Callable[..., Awaitable[Any]]
+
+
+def _student_system_prompt(services: Services, mode: str) -> str:
+    config = services.config
+    defaults = {
+        "planner": prompts.PLANNER,
+        "executor": prompts.EXECUTOR,
+        "synthesizer": prompts.SYNTHESIZER,
+    }
+    template = getattr(config.student.prompts, mode) or defaults[mode]
+    base = config.agent.system_prompt if config.agent else ""
+    text = prompts.system_prompt(template, base)
+    extra = config.student.prompt_guidance.get(mode)  # type: ignore[call-overload]
+    return f"{text}\n\n{extra}" if extra else text
+
+
+def _tools(services: Services) -> list[dict[str, Any]]:
+    agent = services.config.agent
+    return [tool.as_openai_tool() for tool in agent.tools] if agent else []
+
+
+def _usage(response: AgentResponse) -> dict[str, dict[str, int]]:
+    usage = {key: int(response.usage.get(key, 0)) for key in ("prompt_tokens", "completion_tokens")}
+    total = int(response.usage.get("total_tokens", sum(usage.values())))
+    return {"student": {**usage, "total_tokens": total, "calls": 1}}  # type: ignore[dict-item]
+
+
+def _metadata(state: AtlasState | StepTask) -> dict[str, Any]:
+    return {**state.get("session_metadata", {}), "session_id": state.get("session_id", "")}
+
+
+def make_plan_node(services: Services) -> Node:
+    """The student drafts a plan; an unparseable draft becomes one step, with a note."""
+
+    async def plan(state: AtlasState, runtime: Runtime[AtlasContext]) -> dict[str, Any]:
+        task = state["task"]
+        review = state.get("review") or {}
+        concerns = [*review.get("concerns", []), *review.get("issues", [])]
+        request = AgentRequest(
+            mode="planning",
+            task=task,
+            prompt=prompts.planning_message(task, concerns),
+            system_prompt=_student_system_prompt(services, "planner"),
+            guidance=concerns,
+            tools=_tools(services),
+            max_tokens=services.config.student.max_plan_tokens,
+            metadata=_metadata(state),
+        )
+        notes: list[str] = []
+        update: dict[str, Any] = {"plan_drafts": 1}
+        try:
+            response = coerce_response(await services.agent(runtime).ainvoke(request))
+            update["usage"] = _usage(response)
+            steps = parse_plan(response.content)
+        except (AgentError, PlanParseError) as error:
+            notes.append(f"plan draft unusable, falling back to one step: {error}")
+            steps = single_step_plan(task)["steps"]
+        issues = plan_issues(steps)
+        update["plan_draft"] = {"steps": steps, "issues": issues}
+        update["plan_notes"] = notes
+        services.emit(
+            runtime, "plan_ready", session_id=state.get("session_id", ""), actor="student",
+            steps=steps, issues=issues, draft=state.get("plan_drafts", 0) + 1,
+        )  # fmt: skip
+        return update
+
+    return plan
+
+
+def _trace(response: AgentResponse) -> str:
+    if not response.tool_calls:
+        return response.content
+    calls = "\n".join(f"tool call: {json.dumps(call, default=str)}" for call in response.tool_calls)
+    return f"{calls}\n{response.content}".strip()
+
+
+def make_execute_node(services: Services) -> Node:
+    """One attempt at one step; agent errors and timeouts are failed attempts, not crashes."""
+    timeout = services.config.orchestration.step_timeout_seconds
+
+    async def execute(task: StepTask, runtime: Runtime[AtlasContext]) -> Command[Any]:
+        step, attempt = task["step"], task["attempt"]
+        session_id = task.get("session_id", "")
+        services.emit(
+            runtime, "step_attempt_started", session_id=session_id, actor="student",
+            step_id=step["id"], attempt=attempt, intermediate=True,
+            description=step["description"], guidance=task.get("guidance", []),
+        )  # fmt: skip
+        request = AgentRequest(
+            mode="execute",
+            task=task["task"],
+            prompt=prompts.execute_message(
+                task["task"], step, task.get("prior_results", {}), task.get("guidance", []),
+                services.config.orchestration.rim_guidance_tag,
+            ),
+            system_prompt=_student_system_prompt(services, "executor"),
+            step=dict(step),
+            attempt=attempt,
+            guidance=task.get("guidance", []),
+            prior_results=task.get("prior_results", {}),
+            tools=_tools(services),
+            max_tokens=services.config.student.max_step_tokens,
+            metadata=_metadata(task),
+        )  # fmt: skip
+        started = time.perf_counter()
+        response: AgentResponse | None = None
+        error: str | None = None
+        try:
+            async with asyncio.timeout(timeout):
+                response = coerce_response(await services.agent(runtime).ainvoke(request))
+        except TimeoutError:
+            error = f"attempt timed out after {timeout:g}s (orchestration.step_timeout_seconds)"
+        except Exception as exc:
+            error = f"agent failed: {type(exc).__name__}: {exc}"
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        output = response.content if response else ""
+        record: AttemptRecord = {
+            "attempt": attempt,
+            "output": output,
+            "error": error,
+            "deliverable": response.deliverable if response else None,
+            "artifacts": response.artifacts if response else {},
+            "trace": _trace(response) if response else (error or ""),
+            "timings_ms": {"execute": round(elapsed_ms, 3)},
+        }
+        services.emit(
+            runtime, "step_attempt_finished", session_id=session_id, actor="student",
+            step_id=step["id"], attempt=attempt, intermediate=True,
+            output=output, error=error, elapsed_ms=round(elapsed_ms, 3),
+        )  # fmt: skip
+        step_update: dict[str, Any] = {"attempts": [record], "output": output}
+        update: dict[str, Any] = {"steps": {str(step["id"]): step_update}}
+        if response is not None:
+            update["usage"] = _usage(response)
+        if services.policy(task["lane"]).validate:
+            payload = {**task, "output": output, "error": error, "execute_ms": elapsed_ms}
+            return Command(update=update, goto=Send("validate", payload))
+        step_update.update(
+            status="failed" if error else "succeeded", completed_at=utc_now(), validation=None
+        )
+        return Command(update=update, goto="dispatch")
+
+    return execute
+
+
+def make_synthesize_node(services: Services) -> Node:
+    """The final answer: the single step's output, or the student's synthesis of all steps."""
+
+    async def synthesize(state: AtlasState, runtime: Runtime[AtlasContext]) -> dict[str, Any]:
+        plan = state["plan"]
+        records = state.get("steps", {})
+        results = {
+            str(step["id"]): records.get(str(step["id"]), {}).get("output", "")
+            for step in plan["steps"]
+        }
+        if plan["execution_mode"] == "single_shot":
+            return {"final_answer": next(iter(results.values()), "")}
+        request = AgentRequest(
+            mode="synthesize",
+            task=state["task"],
+            prompt=prompts.synthesis_message(state["task"], results),
+            system_prompt=_student_system_prompt(services, "synthesizer"),
+            prior_results=results,
+            max_tokens=services.config.student.max_synthesis_tokens,
+            metadata=_metadata(state),
+        )
+        try:
+            response = coerce_response(await services.agent(runtime).ainvoke(request))
+        except Exception as exc:
+            joined = "\n\n".join(output for output in results.values() if output)
+            return {
+                "final_answer": joined,
+                "plan_notes": [f"synthesis failed ({type(exc).__name__}: {exc}); "
+                               "the answer joins the step outputs"],
+            }  # fmt: skip
+        return {"final_answer": response.content, "usage": _usage(response)}
+
+    return synthesize

@@ -1,0 +1,341 @@
+"""Teacher nodes: review the plan, validate each attempt, write guidance for retries.
+
+The teacher is an LLM (``teacher.llm``) or Python callables (``teacher.validator``,
+``teacher.plan_reviewer``) so that programmatic checks can supervise without a model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from typing import Any
+
+from langchain_core.messages import HumanMessage, SystemMessage
+from langgraph.runtime import Runtime
+from langgraph.types import Command, Send
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from atlas_graph import prompts
+from atlas_graph.callables import call_maybe_async
+from atlas_graph.events import utc_now
+from atlas_graph.lanes import passes, should_retry
+from atlas_graph.models import ModelConfigError, ModelOutputError, call_structured, usage_of
+from atlas_graph.plans import (
+    PlanParseError,
+    parse_plan,
+    plan_issues,
+    single_step_plan,
+    stepwise_plan,
+)
+from atlas_graph.services import AtlasContext, Services
+from atlas_graph.state import AtlasState, Plan, StepTask, Verdict
+from atlas_graph.student import Node
+
+
+class TeacherVerdict(BaseModel):
+    """The teacher's structured judgement of one attempt."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    valid: bool
+    score: float = Field(description="0 to 1")
+    rationale: str = ""
+    guidance: str = ""
+
+    @field_validator("score", mode="before")
+    @classmethod
+    def _clamp(cls, value: Any) -> float:
+        return min(1.0, max(0.0, float(value)))
+
+    @field_validator("rationale", "guidance", mode="before")
+    @classmethod
+    def _text(cls, value: Any) -> str:
+        return "" if value is None else str(value)
+
+
+class PlanReview(BaseModel):
+    """The teacher's structured review of a plan."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    approved: bool
+    concerns: list[str] = Field(default_factory=list)
+    revised_plan: Any = None
+
+
+class ValidationRequest(BaseModel):
+    """What a Python validator receives."""
+
+    task: str
+    step: dict[str, Any]
+    output: str
+    attempt: int
+    prior_results: dict[str, str]
+    guidance: list[str]
+
+
+class PlanReviewRequest(BaseModel):
+    """What a Python plan reviewer receives."""
+
+    task: str
+    steps: list[dict[str, Any]]
+    issues: list[str]
+
+
+def coerce_verdict(value: Any) -> TeacherVerdict:
+    """Accept what a Python validator returns: a verdict, a dict, a bool or a score."""
+    if isinstance(value, TeacherVerdict):
+        return value
+    if isinstance(value, bool):
+        return TeacherVerdict(valid=value, score=1.0 if value else 0.0)
+    if isinstance(value, int | float):
+        return TeacherVerdict(valid=True, score=float(value))
+    if isinstance(value, dict):
+        data = dict(value)
+        if "valid" not in data and "score" in data:
+            data["valid"] = True
+        if "score" not in data and "valid" in data:
+            data["score"] = 1.0 if data["valid"] else 0.0
+        return TeacherVerdict.model_validate(data)
+    raise TypeError(f"validator returned {type(value).__name__}; expected dict, bool or float")
+
+
+def _system(services: Services, duty: str, default: str) -> str:
+    teacher = services.config.teacher
+    template = getattr(teacher.prompts, duty) or default
+    text = prompts.system_prompt(
+        template, services.config.agent.system_prompt if services.config.agent else ""
+    )
+    extra = teacher.prompt_guidance.get(duty)  # type: ignore[call-overload]
+    return f"{text}\n\n{extra}" if extra else text
+
+
+def review_cache_key(state: AtlasState) -> str:
+    """Reviews are reused for the same task, lane, draft and redraft count."""
+    material = json.dumps(
+        [state.get("task"), state.get("lane"), state.get("plan_draft"), state.get("plan_drafts")],
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha256(material.encode()).hexdigest()
+
+
+def _choose_plan(
+    services: Services, state: AtlasState, review: PlanReview
+) -> tuple[Plan | None, list[str], list[str]]:
+    """Turn a review into the plan to run (or None to redraft), concerns and notes."""
+    task = state["task"]
+    draft = state["plan_draft"] or {"steps": [], "issues": []}
+    concerns = list(review.concerns)
+    notes: list[str] = []
+    if review.revised_plan:
+        try:
+            revised = parse_plan(review.revised_plan)
+        except PlanParseError as error:
+            concerns.append(f"revised plan unusable: {error}")
+        else:
+            revised_issues = plan_issues(revised)
+            if not revised_issues:
+                notes.append("teacher revised the plan")
+                return stepwise_plan(revised), concerns, notes
+            concerns.extend(f"revised plan: {issue}" for issue in revised_issues)
+    if review.approved and not draft["issues"]:
+        return stepwise_plan(draft["steps"]), concerns, notes
+    redrafts_left = state.get("plan_drafts", 1) <= services.config.orchestration.max_plan_revisions
+    if redrafts_left:
+        return None, concerns, notes
+    if not draft["issues"]:
+        notes.append(
+            "plan rejected and redrafts exhausted; running the last draft. Concerns: "
+            + "; ".join(concerns or ["none given"])
+        )
+        return stepwise_plan(draft["steps"]), concerns, notes
+    notes.append(
+        "plan cannot be scheduled (" + "; ".join(draft["issues"]) + "); collapsed into one step"
+    )
+    return single_step_plan(task, draft["steps"]), concerns, notes
+
+
+def make_review_node(services: Services) -> Node:
+    """The teacher approves, revises or rejects the draft; unschedulable drafts never run."""
+    teacher = services.config.teacher
+
+    async def review(state: AtlasState, runtime: Runtime[AtlasContext]) -> dict[str, Any]:
+        draft = state["plan_draft"] or {"steps": [], "issues": []}
+        update: dict[str, Any] = {}
+        if services.plan_reviewer is not None:
+            result = await call_maybe_async(
+                services.plan_reviewer,
+                PlanReviewRequest(task=state["task"], steps=draft["steps"], issues=draft["issues"]),
+            )
+            verdict = (
+                result if isinstance(result, PlanReview) else PlanReview.model_validate(result)
+            )
+        elif services.has_model("teacher", runtime):
+            messages = [
+                SystemMessage(_system(services, "plan_review", prompts.PLAN_REVIEW)),
+                HumanMessage(
+                    prompts.review_message(state["task"], draft["steps"], draft["issues"])
+                ),
+            ]
+            runnable = services.structured(
+                "teacher", PlanReview, runtime, max_tokens=teacher.max_review_tokens
+            )
+            try:
+                verdict, usage = await call_structured(
+                    runnable, PlanReview, messages, role="teacher"
+                )
+                update["usage"] = {"teacher": usage}
+            except ModelOutputError as error:
+                verdict = PlanReview(approved=True, concerns=[f"review unreadable: {error}"])
+        else:
+            raise ModelConfigError(
+                "the lane reviews plans but the teacher has neither llm nor plan_reviewer"
+            )
+        plan, concerns, notes = _choose_plan(services, state, verdict)
+        lane = state["lane"]
+        if plan is not None and services.policy(lane).single_step:
+            plan = single_step_plan(state["task"], plan["steps"])
+        update["review"] = {
+            "approved": verdict.approved,
+            "concerns": concerns,
+            "issues": draft["issues"],
+            "revised": bool(verdict.revised_plan),
+        }
+        update["plan_notes"] = notes
+        if plan is not None:
+            update["plan"] = plan
+        services.emit(
+            runtime, "review_verdict", session_id=state.get("session_id", ""), actor="teacher",
+            approved=verdict.approved, concerns=concerns, redraft=plan is None,
+            plan=plan,
+        )  # fmt: skip
+        return update
+
+    return review
+
+
+def _failed_verdict(reason: str) -> Verdict:
+    return {"valid": False, "score": 0.0, "rationale": reason, "guidance": ""}
+
+
+def make_validate_node(services: Services) -> Node:
+    """Judge one attempt, then retry through guide or hand the step back to the scheduler."""
+    teacher = services.config.teacher
+    threshold = services.config.rim.retry_threshold
+
+    async def validate(task: StepTask, runtime: Runtime[AtlasContext]) -> Command[Any]:
+        step, attempt = task["step"], task["attempt"]
+        started = time.perf_counter()
+        update: dict[str, Any] = {}
+        if task.get("error"):
+            verdict = _failed_verdict(f"attempt failed: {task['error']}")
+        elif services.validator is not None:
+            request = ValidationRequest(
+                task=task["task"], step=dict(step), output=task.get("output", ""), attempt=attempt,
+                prior_results=task.get("prior_results", {}), guidance=task.get("guidance", []),
+            )  # fmt: skip
+            try:
+                verdict = coerce_verdict(await call_maybe_async(services.validator, request))
+            except (TypeError, ValueError, ValidationError) as error:
+                raise TypeError(
+                    f"teacher.validator returned an unusable verdict: {error}"
+                ) from None
+            verdict = verdict.model_dump()  # type: ignore[assignment]
+        else:
+            messages = [
+                SystemMessage(_system(services, "validation", prompts.VALIDATION)),
+                HumanMessage(prompts.validation_message(
+                    task["task"], step, task.get("output", ""), task.get("prior_results", {})
+                )),
+            ]  # fmt: skip
+            runnable = services.structured(
+                "teacher", TeacherVerdict, runtime, max_tokens=teacher.validation_max_tokens
+            )
+            try:
+                parsed, usage = await call_structured(
+                    runnable, TeacherVerdict, messages, role="teacher"
+                )
+                verdict = parsed.model_dump()  # type: ignore[assignment]
+                update["usage"] = {"teacher": usage}
+            except ModelOutputError as error:
+                verdict = _failed_verdict(f"teacher verdict unreadable: {error}")
+        validate_ms = (time.perf_counter() - started) * 1000
+        policy = services.policy(task["lane"])
+        retry = should_retry(verdict, attempt, policy.max_retries, threshold)
+        services.emit(
+            runtime, "validation_verdict", session_id=task.get("session_id", ""), actor="teacher",
+            step_id=step["id"], attempt=attempt, intermediate=True, retry=retry, **verdict,
+        )  # fmt: skip
+        attempt_update = {
+            "attempt": attempt,
+            "validation": verdict,
+            "timings_ms": {
+                "execute": round(task.get("execute_ms", 0.0), 3),
+                "validate": round(validate_ms, 3),
+            },
+        }
+        step_update: dict[str, Any] = {"attempts": [attempt_update], "validation": verdict}
+        update["steps"] = {str(step["id"]): step_update}
+        if retry:
+            return Command(update=update, goto=Send("guide", {**task, "verdict": verdict}))
+        step_update["status"] = "succeeded" if passes(verdict, threshold) else "failed"
+        step_update["completed_at"] = utc_now()
+        services.emit(
+            runtime, "step_finished", session_id=task.get("session_id", ""), actor="system",
+            step_id=step["id"], attempt=attempt, status=step_update["status"],
+            score=verdict["score"], attempts=attempt,
+        )  # fmt: skip
+        return Command(update=update, goto="dispatch")
+
+    return validate
+
+
+def make_guide_node(services: Services) -> Node:
+    """Turn a failed verdict into guidance for the next attempt.
+
+    The verdict's own guidance is reused; a separate teacher call happens only with
+    ``teacher.guidance_call`` and a teacher model.
+    """
+    teacher = services.config.teacher
+
+    async def guide(task: StepTask, runtime: Runtime[AtlasContext]) -> Command[Any]:
+        step, verdict = task["step"], task["verdict"]
+        text = verdict.get("guidance", "").strip()
+        update: dict[str, Any] = {}
+        if teacher.guidance_call and services.has_model("teacher", runtime):
+            model = services.model("teacher", runtime, max_tokens=teacher.guidance_max_tokens)
+            reply = await model.ainvoke([
+                SystemMessage(_system(services, "guidance", prompts.GUIDANCE)),
+                HumanMessage(prompts.guidance_message(
+                    task["task"], step, task.get("output", ""), verdict["rationale"],
+                    verdict["score"],
+                )),
+            ])  # fmt: skip
+            content = reply.content if isinstance(reply.content, str) else str(reply.content)
+            text = content.strip() or text
+            update["usage"] = {"teacher": usage_of(reply)}
+        if not text:
+            text = f"The previous attempt fell short: {verdict['rationale'] or 'no reason given'}"
+        guidance = [*task.get("guidance", []), text]
+        update["steps"] = {
+            str(step["id"]): {
+                "guidance": guidance,
+                "attempts": [{"attempt": task["attempt"], "guidance": text}],
+            }
+        }
+        services.emit(
+            runtime, "guidance", session_id=task.get("session_id", ""), actor="teacher",
+            step_id=step["id"], attempt=task["attempt"], intermediate=True, guidance=text,
+        )  # fmt: skip
+        retry: StepTask = {
+            key: value  # type: ignore[misc]
+            for key, value in task.items()
+            if key not in ("output", "error", "execute_ms", "verdict")
+        }
+        retry["attempt"] = task["attempt"] + 1
+        retry["guidance"] = guidance
+        return Command(update=update, goto=Send("execute", retry))
+
+    return guide
