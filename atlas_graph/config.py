@@ -405,7 +405,12 @@ def _describe(error: Mapping[str, Any], model: type[BaseModel]) -> str:
     if kind == "missing":
         return f"{key}: required field is missing"
     if kind == "union_tag_invalid":
-        return f"{key}: {error['msg']}"
+        context = error.get("ctx", {})
+        field = str(context.get("discriminator", "type")).strip("'")
+        return (
+            f"{key}.{field}: '{context.get('tag')}' is not supported; "
+            f"expected one of {context.get('expected_tags')}"
+        )
     message = str(error["msg"]).removeprefix("Value error, ")
     return f"{key}: {message} (got {error.get('input')!r})"
 

@@ -1,0 +1,182 @@
+"""The ``atlas-graph`` command line.
+
+Exit codes: 0 the session succeeded (or the command did its job), 1 a session finished but
+failed, 2 bad usage or config, 3 the session stopped with an error (it can be resumed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ERROR = 0, 1, 2, 3
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="atlas-graph",
+        description="Supervise any agent with a teacher: plan review, step validation, "
+        "guided retries and rewards, as a LangGraph state machine.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="run one task")
+    run.add_argument("task", help="the task text")
+    run.add_argument("--config", "-c", required=True, help="YAML config file")
+    run.add_argument("--mode", choices=["auto", "paired", "coach", "escalate"], help="lane")
+    run.add_argument("--thread-id", help="session id (reuse an unfinished one to resume it)")
+    run.add_argument("--metadata", help="session metadata as a JSON object")
+    run.add_argument("--json", action="store_true", help="print the Result as JSON")
+    _stream_flags(run)
+
+    demo = commands.add_parser("demo", help="run the offline demo (no API key, no network)")
+    demo.add_argument("--json", action="store_true", help="print the Results as JSON lines")
+    _stream_flags(demo)
+
+    graph = commands.add_parser("graph", help="print the graph as a Mermaid drawing")
+    graph.add_argument("--config", "-c", help="YAML config file (default: the offline demo)")
+
+    config = commands.add_parser("config", help="work with config files")
+    config_commands = config.add_subparsers(dest="config_command", required=True)
+    validate = config_commands.add_parser("validate", help="check a config file")
+    validate.add_argument("file")
+    return parser
+
+
+def _stream_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--stream", dest="stream", action="store_true", default=None,
+                       help="print live progress (default: when stdout is a terminal)")  # fmt: skip
+    group.add_argument("--no-stream", dest="stream", action="store_false")
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"atlas-graph: {message}", file=sys.stderr)
+    return code
+
+
+def _summary(result: Any) -> str:
+    reward = f"{result.reward['score']:.2f}" if result.reward else "-"
+    return (
+        f"{result.status}: lane {result.lane}, {len(result.steps)} step(s), "
+        f"{result.retries} retr{'y' if result.retries == 1 else 'ies'}, reward {reward}, "
+        f"session {result.session_id}"
+    )
+
+
+def _print_result(result: Any, as_json: bool, streamed: bool) -> None:
+    if as_json:
+        print(result.model_dump_json())
+        return
+    if not streamed:
+        print(result.final_answer)
+    print(_summary(result))
+
+
+def _command_run(args: argparse.Namespace) -> int:
+    from atlas_graph.runner import run
+
+    metadata: dict[str, Any] = {}
+    if args.metadata:
+        try:
+            metadata = json.loads(args.metadata)
+        except json.JSONDecodeError as error:
+            return _fail(f"--metadata is not JSON: {error}", EXIT_USAGE)
+        if not isinstance(metadata, dict):
+            return _fail("--metadata must be a JSON object", EXIT_USAGE)
+    stream = args.stream if args.stream is not None else (sys.stdout.isatty() and not args.json)
+    result = run(
+        args.task,
+        config=args.config,
+        mode=args.mode,
+        thread_id=args.thread_id,
+        session_metadata=metadata,
+        stream_progress=stream,
+    )
+    _print_result(result, args.json, stream)
+    return EXIT_OK if result.success else EXIT_FAILED
+
+
+def _command_demo(args: argparse.Namespace) -> int:
+    from atlas_graph.demo import DEMO_TASKS, demo_config_path
+    from atlas_graph.runner import run
+
+    stream = args.stream if args.stream is not None else not args.json
+    if not args.json:
+        print("atlas-graph offline demo: a deterministic Python student, a programmatic "
+              "teacher and judge; no API key, no network.\n")  # fmt: skip
+    failed = 0
+    for lane, task in DEMO_TASKS:
+        if stream:
+            print(f"── {lane} lane " + "─" * 50)
+        result = run(
+            task,
+            config=demo_config_path(),
+            mode=lane,
+            session_metadata={"demo": True},
+            stream_progress=stream,
+        )
+        _print_result(result, args.json, stream)
+        if stream:
+            print()
+        failed += not result.success
+    return EXIT_OK if failed == 0 else EXIT_FAILED
+
+
+def _command_graph(args: argparse.Namespace) -> int:
+    from atlas_graph.demo import demo_config_path
+    from atlas_graph.graph import GRAPH_NAME, create_atlas_graph
+
+    builder = create_atlas_graph(args.config or demo_config_path())
+    print(builder.compile(name=GRAPH_NAME).get_graph().draw_mermaid())
+    return EXIT_OK
+
+
+def _command_config(args: argparse.Namespace) -> int:
+    from atlas_graph.config import load_config
+
+    config = load_config(args.file)
+    agent = config.agent.type if config.agent else "none (pass agent= in code)"
+    teacher = "llm" if config.teacher.llm else "python" if config.teacher.validator else "none"
+    print(
+        f"{args.file}: ok (agent: {agent}, teacher: {teacher}, storage: {config.storage.backend})"
+    )
+    return EXIT_OK
+
+
+_COMMANDS = {
+    "run": _command_run,
+    "demo": _command_demo,
+    "graph": _command_graph,
+    "config": _command_config,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``atlas-graph`` script."""
+    args = _parser().parse_args(argv)
+    from atlas_graph.callables import ImportReferenceError
+    from atlas_graph.config import ConfigError
+    from atlas_graph.models import ModelConfigError
+    from atlas_graph.runner import AtlasRunError
+
+    try:
+        return _COMMANDS[args.command](args)
+    except (ConfigError, ImportReferenceError, ModelConfigError, ValueError) as error:
+        return _fail(str(error).splitlines()[0], EXIT_USAGE)
+    except AtlasRunError as error:
+        return _fail(str(error), EXIT_ERROR)
+    except KeyboardInterrupt:
+        return _fail("interrupted", 130)
+    except BrokenPipeError:
+        # The reader (e.g. `head`) went away; stop quietly like other command-line tools.
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - must outlive this frame
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,105 @@
+"""``Result``: the public, validated view of a finished (or stopped) session."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class AttemptResult(BaseModel):
+    """One attempt at a step."""
+
+    attempt: int
+    output: str = ""
+    error: str | None = None
+    validation: dict[str, Any] | None = None
+    guidance: str | None = None
+    timings_ms: dict[str, float] = Field(default_factory=dict)
+
+
+class StepResult(BaseModel):
+    """One plan step: what ran, how often, and what the teacher said."""
+
+    step_id: int
+    description: str
+    depends_on: list[int] = Field(default_factory=list)
+    status: str = "pending"
+    output: str = ""
+    attempts: int = 0
+    validation: dict[str, Any] | None = None
+    guidance: list[str] = Field(default_factory=list)
+    attempt_history: list[AttemptResult] = Field(default_factory=list)
+    prior_results: dict[str, str] = Field(default_factory=dict)
+
+
+class Result(BaseModel):
+    """What ``run``/``arun`` return."""
+
+    session_id: str
+    task: str
+    final_answer: str = ""
+    status: str = "running"
+    lane: str | None = None
+    lane_decision: dict[str, Any] | None = None
+    plan: dict[str, Any] | None = None
+    steps: list[StepResult] = Field(default_factory=list)
+    reward: dict[str, Any] | None = None
+    usage: dict[str, dict[str, int]] = Field(default_factory=dict)
+    session_metadata: dict[str, Any] = Field(default_factory=dict)
+    notes: list[str] = Field(default_factory=list)
+    started_at: str | None = None
+    completed_at: str | None = None
+    checkpoint_id: str | None = None
+
+    @property
+    def success(self) -> bool:
+        """Whether the session finished and met its bar (see ``status``)."""
+        return self.status == "succeeded"
+
+    @property
+    def retries(self) -> int:
+        """Retries across all steps."""
+        return sum(max(0, step.attempts - 1) for step in self.steps)
+
+    @classmethod
+    def from_state(cls, values: dict[str, Any], *, checkpoint_id: str | None = None) -> Result:
+        """Build from graph state values (e.g. ``graph.get_state(config).values``)."""
+        plan = values.get("plan")
+        records = values.get("steps", {})
+        steps: list[StepResult] = []
+        for spec in (plan or {}).get("steps", []):
+            record = records.get(str(spec["id"]), {})
+            history = [AttemptResult(**entry) for entry in record.get("attempts", [])]
+            steps.append(
+                StepResult(
+                    step_id=spec["id"],
+                    description=spec["description"],
+                    depends_on=spec.get("depends_on", []),
+                    status=record.get("status", "pending"),
+                    output=record.get("output", ""),
+                    attempts=len(history),
+                    validation=record.get("validation"),
+                    guidance=record.get("guidance", []),
+                    attempt_history=history,
+                    prior_results=record.get("prior_results", {}),
+                )
+            )
+        decision = values.get("lane_decision")
+        return cls(
+            session_id=values.get("session_id", ""),
+            task=values.get("task", ""),
+            final_answer=values.get("final_answer", ""),
+            status=values.get("status", "running"),
+            lane=values.get("lane"),
+            lane_decision=dict(decision) if decision else None,
+            plan=dict(plan) if plan else None,
+            steps=steps,
+            reward=values.get("reward"),
+            usage=values.get("usage", {}),
+            session_metadata=values.get("session_metadata", {}),
+            notes=values.get("plan_notes", []),
+            started_at=values.get("started_at"),
+            completed_at=values.get("completed_at"),
+            checkpoint_id=checkpoint_id,
+        )

@@ -1,0 +1,154 @@
+"""``run`` and ``arun``: one call that wires config, graph, persistence and the console."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import sys
+import uuid
+from collections.abc import Callable, Mapping
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langgraph.cache.memory import InMemoryCache
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.graph.state import CompiledStateGraph
+
+from atlas_graph.config import AtlasConfig, load_config
+from atlas_graph.events import AtlasEvent, is_event
+from atlas_graph.graph import GRAPH_NAME, create_atlas_graph
+from atlas_graph.lanes import LANES
+from atlas_graph.persistence import open_persistence
+from atlas_graph.result import Result
+from atlas_graph.services import AtlasContext
+
+ConfigSource = AtlasConfig | Mapping[str, Any] | str | Path
+
+
+class AtlasRunError(RuntimeError):
+    """A session stopped before it finished; its checkpoints remain for ``resume``."""
+
+    def __init__(self, message: str, *, session_id: str | None = None) -> None:
+        super().__init__(message)
+        self.session_id = session_id
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
+
+
+async def arun(
+    task: str | None,
+    *,
+    config: ConfigSource | None = None,
+    mode: str | None = None,
+    thread_id: str | None = None,
+    session_metadata: Mapping[str, Any] | None = None,
+    models: Mapping[str, BaseChatModel] | None = None,
+    agent: Any = None,
+    checkpointer: BaseCheckpointSaver[Any] | None = None,
+    stream_progress: bool | None = False,
+    on_event: Callable[[AtlasEvent], None] | None = None,
+) -> Result:
+    """Run one supervised session, or continue an unfinished one, and return its ``Result``.
+
+    Args:
+        task: The task. ``None`` continues the unfinished session ``thread_id``.
+        config: Config path, mapping or ``AtlasConfig`` (default: an empty config).
+        mode: Lane for this run (``auto``, ``paired``, ``coach``, ``escalate``).
+        thread_id: Session id; reuse an unfinished one to resume it. Default: a new id.
+        session_metadata: Caller metadata kept with the session.
+        models: Chat models by role, in place of the config's LLM settings.
+        agent: The student's agent, in place of the config's ``agent`` section.
+        checkpointer: A LangGraph checkpointer; default: the one ``storage`` names.
+        stream_progress: Print live progress (``None``: only when stdout is a terminal).
+        on_event: Called with every event as it happens.
+
+    Raises:
+        AtlasRunError: The session stopped; the message says where and how to resume.
+        ConfigError: The config is invalid.
+    """
+    if mode is not None and mode not in LANES:
+        raise ValueError(f"unknown mode '{mode}'; expected one of {', '.join(LANES)}")
+    atlas_config = load_config(config if config is not None else {})
+    builder = create_atlas_graph(atlas_config, models=models, agent=agent)
+    thread_id = thread_id or uuid.uuid4().hex
+    if stream_progress is None:
+        stream_progress = sys.stdout.isatty()
+    renderer = None
+    if stream_progress:
+        from atlas_graph.console import ConsoleRenderer
+
+        renderer = ConsoleRenderer()
+
+    async with AsyncExitStack() as stack:
+        if checkpointer is None:
+            persistence = await stack.enter_async_context(open_persistence(atlas_config.storage))
+            checkpointer, cache = persistence.checkpointer, persistence.cache
+        else:
+            cache = InMemoryCache()
+        graph: CompiledStateGraph[Any, Any, Any, Any] = builder.compile(
+            checkpointer=checkpointer, cache=cache, name=GRAPH_NAME
+        )
+        run_config: dict[str, Any] = {
+            "configurable": {"thread_id": thread_id},
+            "run_name": GRAPH_NAME,
+            "tags": ["atlas-graph"],
+            "metadata": {"session_id": thread_id},
+        }
+        existing = await graph.aget_state(run_config)
+        graph_input: dict[str, Any] | None
+        if existing.values and existing.next:
+            graph_input = None  # an unfinished session continues from its last checkpoint
+        elif existing.values:
+            raise AtlasRunError(
+                f"session {thread_id} already finished; start a new session (omit thread_id)",
+                session_id=thread_id,
+            )
+        elif task is None:
+            raise AtlasRunError(f"no session {thread_id} to resume", session_id=thread_id)
+        else:
+            graph_input = {"task": task, "session_metadata": dict(session_metadata or {})}
+            if mode is not None:
+                graph_input["mode"] = mode
+        try:
+            async for _, chunk in graph.astream(
+                graph_input,
+                run_config,
+                context=AtlasContext(),
+                stream_mode=["custom", "updates"],
+                durability=atlas_config.storage.durability,
+            ):
+                if is_event(chunk):
+                    if renderer is not None:
+                        renderer.handle(chunk)
+                    if on_event is not None:
+                        on_event(chunk)
+        except Exception as error:
+            snapshot = await graph.aget_state(run_config)
+            where = ", ".join(task.name for task in snapshot.tasks) or "start"
+            raise AtlasRunError(
+                f"session {thread_id} stopped in {where}: {_one_line(error)}; "
+                f"continue it with thread_id={thread_id!r}",
+                session_id=thread_id,
+            ) from error
+        snapshot = await graph.aget_state(run_config)
+    checkpoint_id = snapshot.config.get("configurable", {}).get("checkpoint_id")
+    return Result.from_state(snapshot.values, checkpoint_id=checkpoint_id)
+
+
+def run(task: str | None, **kwargs: Any) -> Result:
+    """Synchronous ``arun``; works inside a running event loop (Jupyter) too.
+
+    Takes the same arguments as ``arun``.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(arun(task, **kwargs))
+    # A loop is already running in this thread (a notebook): run on a private loop elsewhere.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, arun(task, **kwargs)).result()
