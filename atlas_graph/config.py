@@ -319,10 +319,16 @@ class AtlasConfig(_Strict):
         default_factory=dict, description="defaults merged under every session's metadata"
     )
 
-    @field_validator("storage", mode="before")
+    @model_validator(mode="before")
     @classmethod
-    def _null_storage(cls, value: Any) -> Any:
-        return {} if value is None else value
+    def _empty_sections(cls, data: Any) -> Any:
+        # `teacher:` with nothing under it is YAML null; it means "all defaults".
+        if isinstance(data, dict):
+            return {
+                key: {} if value is None and key != "agent" else value
+                for key, value in data.items()
+            }
+        return data
 
 
 # Atlas keys that atlas-graph knows but does not implement yet: a precise error beats a
@@ -352,8 +358,12 @@ _NOT_YET_SUPPORTED = {
     "agent.allow_generator": "generator agents",
     "agent.response_format": "agent response formats",
     "runtime_safety": "drift detection and export review",
+    "learning": "persona memory and learning notes",
     "prompt_rewrite": "prompt rewriting",
 }
+
+_AGENT_TAGS = ("python", "openai", "litellm")
+_ATLAS_AGENT_TYPES_NOT_YET = {"http_api": "the HTTP agent adapter"}
 
 _ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -383,11 +393,13 @@ def _interpolate(value: Any, path: str, environ: Mapping[str, str]) -> Any:
 
 def _location(loc: tuple[int | str, ...]) -> str:
     parts: list[str] = []
-    for item in loc:
+    for index, item in enumerate(loc):
+        if item == "[key]":
+            continue  # pydantic's marker for "the key itself" adds nothing a person needs
+        if index == 1 and loc[0] == "agent" and item in _AGENT_TAGS:
+            continue  # the discriminator tag pydantic inserts is not a key in the file
         if isinstance(item, int):
             parts.append(f"[{item}]")
-        elif item in ("python", "openai", "litellm") and parts == ["agent"]:
-            continue  # the discriminator tag is noise in a key path
         else:
             parts.append(f".{item}" if parts else str(item))
     return "".join(parts) or "(top level)"
@@ -398,21 +410,34 @@ def _describe(error: Mapping[str, Any], model: type[BaseModel]) -> str:
     kind = error["type"]
     if kind == "extra_forbidden":
         plain_key = re.sub(r"\[\d+\]", "", key)
-        feature = _NOT_YET_SUPPORTED.get(plain_key)
+        feature = _NOT_YET_SUPPORTED.get(plain_key) or _NOT_YET_SUPPORTED.get(
+            plain_key.split(".")[0]
+        )
         if feature:
-            return f"{key}: not supported by atlas-graph yet ({feature}); remove it"
-        return f"{key}: unknown field; expected one of {_allowed_fields(model, error['loc'])}"
+            return f"{key}: not supported by atlas-graph yet ({feature}), remove it"
+        return f"{key}: unknown field, expected one of {_allowed_fields(model, error['loc'])}"
     if kind == "missing":
         return f"{key}: required field is missing"
-    if kind == "union_tag_invalid":
+    if kind in ("union_tag_invalid", "union_tag_not_found"):
         context = error.get("ctx", {})
         field = str(context.get("discriminator", "type")).strip("'")
-        return (
-            f"{key}.{field}: '{context.get('tag')}' is not supported; "
-            f"expected one of {context.get('expected_tags')}"
-        )
+        expected = ", ".join(f"'{tag}'" for tag in _AGENT_TAGS)
+        tag = context.get("tag")
+        if tag is None:
+            return f"{key}.{field}: required field is missing (one of {expected})"
+        if tag in _ATLAS_AGENT_TYPES_NOT_YET:
+            feature = _ATLAS_AGENT_TYPES_NOT_YET[tag]
+            return (
+                f"{key}.{field}: '{tag}' is not supported by atlas-graph yet ({feature}), "
+                f"use one of {expected}"
+            )
+        return f"{key}.{field}: '{tag}' is not supported, expected one of {expected}"
     message = str(error["msg"]).removeprefix("Value error, ")
-    return f"{key}: {message} (got {error.get('input')!r})"
+    value = error.get("input")
+    if isinstance(value, dict | list):
+        return f"{key}: {message}"
+    shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+    return f"{key}: {message} (got {shown})"
 
 
 def _allowed_fields(model: type[BaseModel], loc: tuple[Any, ...]) -> str:

@@ -29,7 +29,7 @@ from atlas_graph.plans import (
     stepwise_plan,
 )
 from atlas_graph.services import AtlasContext, Services
-from atlas_graph.state import AtlasState, Plan, StepTask, Verdict
+from atlas_graph.state import AtlasState, Plan, StepSpec, StepTask, Verdict
 from atlas_graph.student import Node
 
 
@@ -121,6 +121,13 @@ def review_cache_key(state: AtlasState) -> str:
     return hashlib.sha256(material.encode()).hexdigest()
 
 
+def _runnable_plan(steps: list[StepSpec]) -> Plan:
+    """A one-step plan needs no synthesis; anything longer runs stepwise."""
+    if len(steps) == 1:
+        return {"steps": steps, "execution_mode": "single_shot"}
+    return stepwise_plan(steps)  # type: ignore[return-value]
+
+
 def _choose_plan(
     services: Services, state: AtlasState, review: PlanReview
 ) -> tuple[Plan | None, list[str], list[str]]:
@@ -138,10 +145,10 @@ def _choose_plan(
             revised_issues = plan_issues(revised)
             if not revised_issues:
                 notes.append("teacher revised the plan")
-                return stepwise_plan(revised), concerns, notes
+                return _runnable_plan(revised), concerns, notes
             concerns.extend(f"revised plan: {issue}" for issue in revised_issues)
     if review.approved and not draft["issues"]:
-        return stepwise_plan(draft["steps"]), concerns, notes
+        return _runnable_plan(draft["steps"]), concerns, notes
     redrafts_left = state.get("plan_drafts", 1) <= services.config.orchestration.max_plan_revisions
     if redrafts_left:
         return None, concerns, notes
@@ -150,7 +157,7 @@ def _choose_plan(
             "plan rejected and redrafts exhausted; running the last draft. Concerns: "
             + "; ".join(concerns or ["none given"])
         )
-        return stepwise_plan(draft["steps"]), concerns, notes
+        return _runnable_plan(draft["steps"]), concerns, notes
     notes.append(
         "plan cannot be scheduled (" + "; ".join(draft["issues"]) + "); collapsed into one step"
     )

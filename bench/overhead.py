@@ -361,9 +361,11 @@ def profile(name: str, sessions: int) -> None:
     ):
         out = io.StringIO()
         stats = pstats.Stats(profiler, stream=out).sort_stats("cumulative")
-        stats.print_stats(pattern, limit) if pattern else stats.print_stats(limit)
+        restrictions: tuple[str | int, ...] = (pattern, limit) if pattern else (limit,)
+        stats.print_stats(*restrictions)
+        body = out.getvalue()
         print(f"===== {name} x{sessions}: top {limit} cumulative ({label}) =====")
-        print(out.getvalue().split("   ncalls", 1)[-1].join(["   ncalls", ""]))
+        print(body[body.find("   ncalls") :].rstrip(), end="\n\n")
 
 
 # -- main ------------------------------------------------------------------------------------
