@@ -36,8 +36,11 @@ def load_object(
             sys.path.insert(0, folder)
     try:
         target: Any = importlib.import_module(module_name)
-    except ImportError as error:
-        raise ImportReferenceError(f"cannot import module '{module_name}': {error}") from error
+    except Exception as error:  # a syntax error or a failing import in user code, too
+        detail = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ImportReferenceError(
+            f"cannot import module '{module_name}': {type(error).__name__}: {detail}"
+        ) from error
     for part in attribute.split("."):
         try:
             target = getattr(target, part)

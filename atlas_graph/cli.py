@@ -10,7 +10,7 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ERROR = 0, 1, 2, 3
@@ -68,11 +68,20 @@ def _summary(result: Any) -> str:
     )
 
 
+def _progress(stream: bool, as_json: bool) -> Callable[[Any], None] | None:
+    """Live progress lines; on stderr when stdout carries JSON."""
+    if not stream:
+        return None
+    from atlas_graph.console import ConsoleRenderer
+
+    return ConsoleRenderer(sys.stderr if as_json else sys.stdout).handle
+
+
 def _print_result(result: Any, as_json: bool, streamed: bool) -> None:
     if as_json:
         print(result.model_dump_json())
         return
-    if not streamed:
+    if not streamed and result.final_answer:
         print(result.final_answer)
     print(_summary(result))
 
@@ -95,7 +104,7 @@ def _command_run(args: argparse.Namespace) -> int:
         mode=args.mode,
         thread_id=args.thread_id,
         session_metadata=metadata,
-        stream_progress=stream,
+        on_event=_progress(stream, args.json),
     )
     _print_result(result, args.json, stream)
     return EXIT_OK if result.success else EXIT_FAILED
@@ -112,13 +121,13 @@ def _command_demo(args: argparse.Namespace) -> int:
     failed = 0
     for lane, task in DEMO_TASKS:
         if stream:
-            print(f"── {lane} lane " + "─" * 50)
+            print(f"── {lane} lane " + "─" * 50, file=sys.stderr if args.json else sys.stdout)
         result = run(
             task,
             config=demo_config_path(),
             mode=lane,
             session_metadata={"demo": True},
-            stream_progress=stream,
+            on_event=_progress(stream, args.json),
         )
         _print_result(result, args.json, stream)
         if stream:

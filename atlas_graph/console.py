@@ -37,7 +37,8 @@ class ConsoleRenderer:
         step = f"[step {event['step_id']}]" if event.get("step_id") is not None else ""
         if kind == "session_started":
             self._started[event["session_id"]] = time.monotonic()
-            self._line(f"task started {event['at']}: {_short(data['task'])}")
+            at = event["at"][:19].replace("T", " ")
+            self._line(f"task started {at} UTC: {_short(data['task'])}")
         elif kind == "lane_decided":
             self._line(self._paint(f"lane: {data['lane']} ({data['reason']})", "note"))
         elif kind == "plan_ready":
@@ -57,9 +58,8 @@ class ConsoleRenderer:
             concerns = f": {'; '.join(data['concerns'])}" if data["concerns"] else ""
             self._line(self._paint(f"review: {verdict}{concerns}", tone))
         elif kind == "step_attempt_started":
-            self._line(
-                f"{step} attempt {event['attempt']} started: {_short(data['description'], 100)}"
-            )
+            first_line = data["description"].strip().splitlines()[0]
+            self._line(f"{step} attempt {event['attempt']} started: {_short(first_line, 100)}")
         elif kind == "step_attempt_finished":
             if data.get("error"):
                 self._line(self._paint(f"{step} attempt {event['attempt']} error: "

@@ -84,6 +84,7 @@ async def arun(
 
         renderer = ConsoleRenderer()
 
+    own_checkpointer = checkpointer is not None
     async with AsyncExitStack() as stack:
         if checkpointer is None:
             persistence = await stack.enter_async_context(open_persistence(atlas_config.storage))
@@ -105,7 +106,7 @@ async def arun(
             graph_input = None  # an unfinished session continues from its last checkpoint
         elif existing.values:
             raise AtlasRunError(
-                f"session {thread_id} already finished; start a new session (omit thread_id)",
+                f"session {thread_id} already finished; start a new session with another thread id",
                 session_id=thread_id,
             )
         elif task is None:
@@ -130,9 +131,14 @@ async def arun(
         except Exception as error:
             snapshot = await graph.aget_state(run_config)
             where = ", ".join(task.name for task in snapshot.tasks) or "start"
+            kept = own_checkpointer or atlas_config.storage.backend != "memory"
+            hint = (
+                f"run thread {thread_id} again to continue from its last checkpoint"
+                if kept
+                else "nothing was kept (storage.backend is memory)"
+            )
             raise AtlasRunError(
-                f"session {thread_id} stopped in {where}: {_one_line(error)}; "
-                f"continue it with thread_id={thread_id!r}",
+                f"session {thread_id} stopped in {where}: {_one_line(error)}; {hint}",
                 session_id=thread_id,
             ) from error
         snapshot = await graph.aget_state(run_config)
@@ -148,6 +154,10 @@ def run(task: str | None, **kwargs: Any) -> Result:
     try:
         asyncio.get_running_loop()
     except RuntimeError:
+        loop_running = False
+    else:
+        loop_running = True
+    if not loop_running:
         return asyncio.run(arun(task, **kwargs))
     # A loop is already running in this thread (a notebook): run on a private loop elsewhere.
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:

@@ -12,9 +12,9 @@ from langgraph.runtime import Runtime
 from langgraph.types import Command, Send
 
 from atlas_graph import prompts
-from atlas_graph.agents import AgentError, AgentRequest, AgentResponse, coerce_response
+from atlas_graph.agents import AgentRequest, AgentResponse, coerce_response
 from atlas_graph.events import utc_now
-from atlas_graph.plans import PlanParseError, parse_plan, plan_issues, single_step_plan
+from atlas_graph.plans import parse_plan, plan_issues, single_step_plan
 from atlas_graph.services import AtlasContext, Services
 from atlas_graph.state import AtlasState, AttemptRecord, StepTask
 
@@ -73,8 +73,10 @@ def make_plan_node(services: Services) -> Node:
             response = coerce_response(await services.agent(runtime).ainvoke(request))
             update["usage"] = _usage(response)
             steps = parse_plan(response.content)
-        except (AgentError, PlanParseError) as error:
-            notes.append(f"plan draft unusable, falling back to one step: {error}")
+        except Exception as error:
+            notes.append(
+                f"plan draft unusable, falling back to one step: {type(error).__name__}: {error}"
+            )
             steps = single_step_plan(task)["steps"]
         issues = plan_issues(steps)
         update["plan_draft"] = {"steps": steps, "issues": issues}
