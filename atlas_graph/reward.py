@@ -102,13 +102,16 @@ def make_reward_node(services: Services) -> Node:
                 lane=state["lane"], plan=dict(state["plan"]), steps=dict(state.get("steps", {})),
                 session_metadata=state.get("session_metadata", {}),
             )  # fmt: skip
-            result = await call_maybe_async(python_judges[judge.identifier], request)
             try:
+                result = await call_maybe_async(python_judges[judge.identifier], request)
                 score = JudgeScore.model_validate(
                     result if isinstance(result, dict) else {"score": result}
                 )
             except ValidationError as error:
                 message = f"judge returned an unusable score: {error.errors()[0]['msg']}"
+                return _judge_entry(judge, 0.0, message, valid=False), None
+            except Exception as error:  # a broken judge is an invalid sample, not a crash
+                message = f"judge raised {type(error).__name__}: {error}"
                 return _judge_entry(judge, 0.0, message, valid=False), None
             return _judge_entry(judge, score.score, score.rationale, valid=True), None
         prompt = judge.prompt or rim.judge_prompt or prompts.JUDGE

@@ -501,3 +501,30 @@ async def test_context_swaps_models_for_one_run() -> None:
     )
     assert state["reward"]["score"] == 0.65
     assert default_teacher.call_count == 0 and other.call_count == 1
+
+
+def broken_judge(request: Any) -> float:
+    raise RuntimeError("judge bug")
+
+
+def half_judge(request: Any) -> dict[str, Any]:
+    return {"score": 7, "rationale": "out of range is clamped"}
+
+
+async def test_python_judge_errors_are_invalid_samples_not_crashes(make_run: Any) -> None:
+    config = {
+        "rim": {
+            "judges": [
+                {"identifier": "broken", "kind": "python",
+                 "import_path": "test_graph:broken_judge"},
+                {"identifier": "high", "kind": "python", "import_path": "test_graph:half_judge"},
+            ]
+        }
+    }  # fmt: skip
+    run = make_run(config, agent=ScriptedAgent(), models={"teacher": scripted_teacher()})
+    state = await run("x", mode="coach")
+    broken, high = state["reward"]["judges"]
+    assert broken["score"] == 0.0 and "judge raised RuntimeError: judge bug" in broken["rationale"]
+    assert broken["samples"][0]["valid"] is False
+    assert high["score"] == 1.0
+    assert state["reward"]["score"] == 0.5
