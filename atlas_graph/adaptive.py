@@ -15,9 +15,9 @@ from langgraph.runtime import Runtime
 from atlas_graph.callables import call_maybe_async, load_object
 from atlas_graph.events import utc_now
 from atlas_graph.lanes import LANES
-from atlas_graph.services import AtlasContext, Services
+from atlas_graph.plans import single_step_plan
+from atlas_graph.services import AtlasContext, Node, Services
 from atlas_graph.state import AtlasState, LaneDecision
-from atlas_graph.student import Node
 
 
 def default_dossier(task: str, metadata: dict[str, Any], default_tags: list[str]) -> dict[str, Any]:
@@ -104,6 +104,9 @@ def make_probe_node(services: Services) -> Node:
             runtime, "lane_decided", session_id=state.get("session_id", ""), actor="probe",
             **decision,
         )  # fmt: skip
-        return {"lane": decision["lane"], "lane_decision": decision}
+        update: dict[str, Any] = {"lane": decision["lane"], "lane_decision": decision}
+        if not services.policy(decision["lane"]).plan:
+            update["plan"] = single_step_plan(state["task"])  # the task is the one step
+        return update
 
     return probe

@@ -7,9 +7,8 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from atlas_graph.events import utc_now
-from atlas_graph.services import AtlasContext, Services
+from atlas_graph.services import AtlasContext, Node, Services
 from atlas_graph.state import AtlasState
-from atlas_graph.student import Node
 
 
 def session_status(state: AtlasState, success_threshold: float) -> str:

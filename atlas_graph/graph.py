@@ -12,14 +12,14 @@ from typing import Any, Literal
 
 from langchain_core.language_models import BaseChatModel
 from langgraph.graph import END, START, StateGraph
-from langgraph.types import CachePolicy, RetryPolicy
+from langgraph.types import CachePolicy, RetryPolicy, Send
 
 from atlas_graph.adaptive import make_probe_node, make_triage_node
 from atlas_graph.config import AtlasConfig, load_config
 from atlas_graph.finalize import make_finalize_node
 from atlas_graph.models import is_transient
 from atlas_graph.reward import make_reward_node
-from atlas_graph.scheduler import make_dispatch_node
+from atlas_graph.scheduler import make_dispatch_node, ready_sends
 from atlas_graph.services import AtlasContext, Services
 from atlas_graph.state import AtlasInput, AtlasOutput, AtlasState
 from atlas_graph.student import make_execute_node, make_plan_node, make_synthesize_node
@@ -74,10 +74,13 @@ def create_atlas_graph(
     builder.add_node(
         "dispatch", make_dispatch_node(services), destinations=("execute", "synthesize")
     )
-    builder.add_node("execute", make_execute_node(services), destinations=("validate", "dispatch"))
+    builder.add_node(
+        "execute", make_execute_node(services),
+        destinations=("validate", "dispatch", "reward", "finalize"),
+    )  # fmt: skip
     builder.add_node(
         "validate", make_validate_node(services), retry_policy=llm_retry,
-        destinations=("guide", "dispatch"),
+        destinations=("guide", "dispatch", "reward", "finalize"),
     )  # fmt: skip
     builder.add_node(
         "guide", make_guide_node(services), retry_policy=llm_retry, destinations=("execute",)
@@ -86,20 +89,27 @@ def create_atlas_graph(
     builder.add_node("reward", make_reward_node(services), retry_policy=llm_retry)
     builder.add_node("finalize", make_finalize_node(services))
 
-    def after_probe(state: AtlasState) -> Literal["plan", "dispatch"]:
-        return "plan" if services.policy(state["lane"]).plan else "dispatch"
+    parallel = services.config.orchestration.max_parallel_steps
 
-    def after_review(state: AtlasState) -> Literal["plan", "dispatch"]:
-        return "dispatch" if state.get("plan") else "plan"
+    def start_steps(state: AtlasState) -> list[Send]:
+        after_single = "reward" if services.policy(state["lane"]).reward else "finalize"
+        return ready_sends(state, parallel, after_single)[0]
 
-    def after_synthesize(state: AtlasState) -> Literal["reward", "finalize"]:
+    async def after_probe(state: AtlasState) -> str | list[Send]:
+        # lanes without planning already have their one-step plan: start it
+        return "plan" if services.policy(state["lane"]).plan else start_steps(state)
+
+    async def after_review(state: AtlasState) -> str | list[Send]:
+        return start_steps(state) if state.get("plan") else "plan"
+
+    async def after_synthesize(state: AtlasState) -> Literal["reward", "finalize"]:
         return "reward" if services.policy(state["lane"]).reward else "finalize"
 
     builder.add_edge(START, "triage")
     builder.add_edge("triage", "probe")
-    builder.add_conditional_edges("probe", after_probe)
+    builder.add_conditional_edges("probe", after_probe, ["plan", "execute"])
     builder.add_edge("plan", "review")
-    builder.add_conditional_edges("review", after_review)
+    builder.add_conditional_edges("review", after_review, ["plan", "execute"])
     builder.add_conditional_edges("synthesize", after_synthesize)
     builder.add_edge("reward", "finalize")
     builder.add_edge("finalize", END)

@@ -106,14 +106,18 @@ def with_max_tokens(model: BaseChatModel, max_tokens: int | None) -> BaseChatMod
     return model.model_copy(update={"max_tokens": max_tokens})
 
 
-def structured(model: BaseChatModel, schema: type[BaseModel]) -> Runnable[Any, dict[str, Any]]:
-    """The model bound to a schema, returning raw reply, parsed value and parse error."""
-    kwargs: dict[str, Any] = {"include_raw": True}
-    if type(model).__module__.startswith("langchain_openai"):
-        # Function calling is what OpenAI-compatible servers (vLLM, Ollama, LM Studio) support
-        # most widely; strict JSON schema is OpenAI-only.
-        kwargs["method"] = "function_calling"
-    return model.with_structured_output(schema, **kwargs)
+def structured(model: BaseChatModel, schema: type[BaseModel]) -> Runnable[Any, BaseMessage]:
+    """The model forced to call ``schema`` as a tool; ``call_structured`` parses the reply.
+
+    Function calling is what OpenAI-compatible servers (vLLM, Ollama, LM Studio) support most
+    widely. Parsing here rather than in ``with_structured_output``'s parser chain keeps the
+    call on the event loop (that chain's sync steps hop to a worker thread per call) and lets
+    one lenient parser cover tool calls, JSON text and fenced JSON alike.
+    """
+    try:
+        return model.bind_tools([schema], tool_choice=schema.__name__)
+    except NotImplementedError:  # models without tool calling answer in JSON text
+        return model
 
 
 _FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)
@@ -152,30 +156,30 @@ def usage_of(message: BaseMessage | None) -> dict[str, int]:
 
 
 async def call_structured(
-    runnable: Runnable[Any, dict[str, Any]],
+    runnable: Runnable[Any, BaseMessage],
     schema: type[SchemaT],
     messages: list[BaseMessage],
     *,
     role: Role,
     config: RunnableConfig | None = None,
 ) -> tuple[SchemaT, dict[str, int]]:
-    """Call a structured runnable; fall back to lenient parsing of the raw text.
+    """Call a model bound by ``structured`` and validate its reply against ``schema``.
+
+    The tool call's arguments are used when the model made one; otherwise JSON is looked for
+    in the text (plain, fenced or inside prose).
 
     Raises:
         ModelOutputError: the reply holds no JSON matching ``schema``.
     """
     reply = await runnable.ainvoke(messages, config=config)
-    raw = reply.get("raw") if isinstance(reply, dict) else None
-    parsed = reply.get("parsed") if isinstance(reply, dict) else reply
-    usage = usage_of(raw)
-    if isinstance(parsed, schema):
-        return parsed, usage
-    if isinstance(parsed, dict):
-        try:
-            return schema.model_validate(parsed), usage
-        except ValidationError:
-            pass
-    text = raw.content if isinstance(raw, AIMessage) else ""
+    usage = usage_of(reply)
+    for call in getattr(reply, "tool_calls", None) or []:
+        if call.get("name") == schema.__name__:
+            try:
+                return schema.model_validate(call.get("args") or {}), usage
+            except ValidationError:
+                break
+    text = reply.content if isinstance(reply, AIMessage) else ""
     if not isinstance(text, str):
         text = json.dumps(text)
     try:

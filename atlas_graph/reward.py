@@ -19,9 +19,8 @@ from atlas_graph import prompts
 from atlas_graph.callables import call_maybe_async, load_object
 from atlas_graph.config import JudgeConfig
 from atlas_graph.models import ModelOutputError, call_structured
-from atlas_graph.services import AtlasContext, Services
+from atlas_graph.services import AtlasContext, Node, Services
 from atlas_graph.state import AtlasState
-from atlas_graph.student import Node
 
 
 class JudgeScore(BaseModel):

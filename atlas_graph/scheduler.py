@@ -1,21 +1,21 @@
 """The step scheduler: send every ready step to its own execute → validate → guide branch.
 
 Steps whose dependencies have finished run concurrently (``Send``), bounded by
-``orchestration.max_parallel_steps``; each branch returns here when its step is done, so a
-plan costs its critical path rather than the sum of its steps.
+``orchestration.max_parallel_steps``. The first ready steps start straight from the node that
+settled the plan; in a stepwise plan each branch returns to ``dispatch`` when its step is done,
+so a plan costs its critical path rather than the sum of its steps. A single-shot plan's step
+is the answer itself and its branch goes straight on to the reward (or finalize).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from langgraph.types import Command, Send
 
-from atlas_graph.events import utc_now
-from atlas_graph.plans import ready_step_ids, single_step_plan
-from atlas_graph.services import Services
+from atlas_graph.plans import ready_step_ids
+from atlas_graph.services import Node, Services
 from atlas_graph.state import AtlasState, StepSpec, StepTask
-from atlas_graph.student import Node
 
 FINISHED = ("succeeded", "failed")
 
@@ -33,53 +33,59 @@ def ancestors(steps: list[StepSpec], step_id: int) -> list[int]:
     return sorted(seen)
 
 
+def ready_sends(
+    state: AtlasState, limit: int, after_single: Literal["reward", "finalize"]
+) -> tuple[list[Send], int]:
+    """Branches for the steps that can start now, and how many steps are still running.
+
+    Each branch writes its own step record when it starts (see ``execute``), so starting steps
+    needs no state write here and routers can start them straight after planning.
+    """
+    plan = state["plan"]
+    records = state.get("steps", {})
+    started = {int(step_id) for step_id in records}
+    finished = {
+        int(step_id) for step_id, record in records.items() if record.get("status") in FINISHED
+    }
+    running = len(started - finished)
+    ready = ready_step_ids(plan["steps"], finished, started)[: max(0, limit - running)]
+    by_id = {step["id"]: step for step in plan["steps"]}
+    # a single-shot plan's one step is the answer: no synthesis, straight on to the reward
+    single = plan["execution_mode"] == "single_shot"
+    sends = []
+    for step_id in ready:
+        payload: StepTask = {
+            "task": state["task"],
+            "lane": state["lane"],
+            "session_id": state.get("session_id", ""),
+            "session_metadata": state.get("session_metadata", {}),
+            "step": by_id[step_id],
+            "attempt": 1,
+            "guidance": [],
+            "prior_results": {
+                str(dep): records.get(str(dep), {}).get("output", "")
+                for dep in ancestors(plan["steps"], step_id)
+            },
+            "then": after_single if single else "dispatch",
+        }
+        sends.append(Send("execute", payload))
+    return sends, running
+
+
+def step_finished(task: StepTask, output: str) -> tuple[dict[str, Any], str]:
+    """The state update and next node when a step's branch ends."""
+    then = task.get("then", "dispatch")
+    return ({} if then == "dispatch" else {"final_answer": output}), then
+
+
 def make_dispatch_node(services: Services) -> Node:
-    """Start ready steps; move on to synthesis once every step has finished."""
+    """Start steps that became ready; move on to synthesis once every step has finished."""
     limit = services.config.orchestration.max_parallel_steps
 
     async def dispatch(state: AtlasState) -> Command[Any]:
-        update: dict[str, Any] = {}
-        plan = state.get("plan")
-        if plan is None:  # lanes without planning run the task as one step
-            plan = single_step_plan(state["task"])
-            update["plan"] = plan
-        records = state.get("steps", {})
-        started = {int(step_id) for step_id in records}
-        finished = {
-            int(step_id) for step_id, record in records.items() if record.get("status") in FINISHED
-        }
-        running = len(started - finished)
-        ready = ready_step_ids(plan["steps"], finished, started)[: max(0, limit - running)]
-        if not ready:
-            return Command(update=update, goto=[] if running else "synthesize")
-        by_id = {step["id"]: step for step in plan["steps"]}
-        new_records: dict[str, Any] = {}
-        sends: list[Send] = []
-        for step_id in ready:
-            prior = {
-                str(dep): records.get(str(dep), {}).get("output", "")
-                for dep in ancestors(plan["steps"], step_id)
-            }
-            new_records[str(step_id)] = {
-                "step_id": step_id,
-                "status": "running",
-                "attempts": [],
-                "guidance": [],
-                "prior_results": prior,
-                "started_at": utc_now(),
-            }
-            payload: StepTask = {
-                "task": state["task"],
-                "lane": state["lane"],
-                "session_id": state.get("session_id", ""),
-                "session_metadata": state.get("session_metadata", {}),
-                "step": by_id[step_id],
-                "attempt": 1,
-                "guidance": [],
-                "prior_results": prior,
-            }
-            sends.append(Send("execute", payload))
-        update["steps"] = new_records
-        return Command(update=update, goto=sends)
+        sends, running = ready_sends(state, limit, "finalize")
+        if sends:
+            return Command(goto=sends)
+        return Command(goto=[] if running else "synthesize")
 
     return dispatch

@@ -8,7 +8,7 @@ reuse one compiled graph with different models.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +23,9 @@ from atlas_graph.config import AtlasConfig, LLMParameters
 from atlas_graph.events import Actor, EventType, emit
 from atlas_graph.lanes import Lane, LanePolicy, lane_policies
 from atlas_graph.models import ModelConfigError, chat_model_from_params, structured, with_max_tokens
+
+Node = Callable[..., Awaitable[Any]]
+"""A graph node function, built by a ``make_*_node(services)`` factory."""
 
 
 @dataclass(frozen=True)

@@ -207,3 +207,4 @@ class StepTask(TypedDict, total=False):
     error: str | None
     execute_ms: float
     verdict: Verdict
+    then: Literal["dispatch", "synthesize"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from langgraph.runtime import Runtime
@@ -15,10 +14,9 @@ from atlas_graph import prompts
 from atlas_graph.agents import AgentRequest, AgentResponse, coerce_response
 from atlas_graph.events import utc_now
 from atlas_graph.plans import parse_plan, plan_issues, single_step_plan
-from atlas_graph.services import AtlasContext, Services
+from atlas_graph.scheduler import step_finished
+from atlas_graph.services import AtlasContext, Node, Services
 from atlas_graph.state import AtlasState, AttemptRecord, StepTask
-
-Node = Callable[..., Awaitable[Any]]
 
 
 def _student_system_prompt(services: Services, mode: str) -> str:
@@ -125,6 +123,7 @@ def make_execute_node(services: Services) -> Node:
             max_tokens=services.config.student.max_step_tokens,
             metadata=_metadata(task),
         )  # fmt: skip
+        started_at = utc_now()
         started = time.perf_counter()
         response: AgentResponse | None = None
         error: str | None = None
@@ -152,6 +151,11 @@ def make_execute_node(services: Services) -> Node:
             output=output, error=error, elapsed_ms=round(elapsed_ms, 3),
         )  # fmt: skip
         step_update: dict[str, Any] = {"attempts": [record], "output": output}
+        if attempt == 1:
+            step_update.update(
+                step_id=step["id"], status="running", guidance=[], started_at=started_at,
+                prior_results=task.get("prior_results", {}),
+            )  # fmt: skip
         update: dict[str, Any] = {"steps": {str(step["id"]): step_update}}
         if response is not None:
             update["usage"] = _usage(response)
@@ -161,23 +165,21 @@ def make_execute_node(services: Services) -> Node:
         step_update.update(
             status="failed" if error else "succeeded", completed_at=utc_now(), validation=None
         )
-        return Command(update=update, goto="dispatch")
+        answer, then = step_finished(task, output)
+        return Command(update={**update, **answer}, goto=then)
 
     return execute
 
 
 def make_synthesize_node(services: Services) -> Node:
-    """The final answer: the single step's output, or the student's synthesis of all steps."""
+    """The student's synthesis of a stepwise plan's results into the final answer."""
 
     async def synthesize(state: AtlasState, runtime: Runtime[AtlasContext]) -> dict[str, Any]:
-        plan = state["plan"]
         records = state.get("steps", {})
         results = {
             str(step["id"]): records.get(str(step["id"]), {}).get("output", "")
-            for step in plan["steps"]
+            for step in state["plan"]["steps"]
         }
-        if plan["execution_mode"] == "single_shot":
-            return {"final_answer": next(iter(results.values()), "")}
         request = AgentRequest(
             mode="synthesize",
             task=state["task"],

@@ -28,9 +28,9 @@ from atlas_graph.plans import (
     single_step_plan,
     stepwise_plan,
 )
-from atlas_graph.services import AtlasContext, Services
+from atlas_graph.scheduler import step_finished
+from atlas_graph.services import AtlasContext, Node, Services
 from atlas_graph.state import AtlasState, Plan, StepSpec, StepTask, Verdict
-from atlas_graph.student import Node
 
 
 class TeacherVerdict(BaseModel):
@@ -294,7 +294,8 @@ def make_validate_node(services: Services) -> Node:
             step_id=step["id"], attempt=attempt, status=step_update["status"],
             score=verdict["score"], attempts=attempt,
         )  # fmt: skip
-        return Command(update=update, goto="dispatch")
+        answer, then = step_finished(task, task.get("output", ""))
+        return Command(update={**update, **answer}, goto=then)
 
     return validate
 
