@@ -34,7 +34,14 @@ class ModelConfigError(ValueError):
 
 
 class ModelOutputError(ValueError):
-    """A model's reply could not be parsed into the expected schema, even leniently."""
+    """A model's reply could not be parsed into the expected schema, even leniently.
+
+    ``usage`` keeps the tokens the unreadable reply still cost.
+    """
+
+    def __init__(self, message: str, usage: dict[str, int] | None = None) -> None:
+        super().__init__(message)
+        self.usage = usage or {}
 
 
 def model_name_for(params: LLMParameters) -> str:
@@ -188,7 +195,8 @@ async def call_structured(
         first_line = str(error).splitlines()[0]
         raise ModelOutputError(
             f"{role} reply is not a valid {schema.__name__} ({first_line}); "
-            f"reply began: {text[:120]!r}"
+            f"reply began: {text[:120]!r}",
+            usage,
         ) from error
 
 

@@ -130,7 +130,8 @@ def make_reward_node(services: Services) -> Node:
         try:
             parsed, usage = await call_structured(runnable, JudgeScore, messages, role="judge")
         except ModelOutputError as error:
-            return _judge_entry(judge, 0.0, f"invalid judge reply: {error}", valid=False), None
+            entry = _judge_entry(judge, 0.0, f"invalid judge reply: {error}", valid=False)
+            return entry, error.usage
         return _judge_entry(judge, parsed.score, parsed.rationale, valid=True), usage
 
     async def reward(state: AtlasState, runtime: Runtime[AtlasContext]) -> dict[str, Any]:

@@ -196,6 +196,7 @@ def make_review_node(services: Services) -> Node:
                 update["usage"] = {"teacher": usage}
             except ModelOutputError as error:
                 verdict = PlanReview(approved=True, concerns=[f"review unreadable: {error}"])
+                update["usage"] = {"teacher": error.usage}
         else:
             raise ModelConfigError(
                 "the lane reviews plans but the teacher has neither llm nor plan_reviewer"
@@ -268,6 +269,7 @@ def make_validate_node(services: Services) -> Node:
                 update["usage"] = {"teacher": usage}
             except ModelOutputError as error:
                 verdict = _failed_verdict(f"teacher verdict unreadable: {error}")
+                update["usage"] = {"teacher": error.usage}
         validate_ms = (time.perf_counter() - started) * 1000
         policy = services.policy(task["lane"])
         retry = should_retry(verdict, attempt, policy.max_retries, threshold)
