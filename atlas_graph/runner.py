@@ -70,6 +70,7 @@ async def arun(
     Raises:
         AtlasRunError: The session stopped; the message says where and how to resume.
         ConfigError: The config is invalid.
+        ModelConfigError: A model named in config cannot be built (e.g. its key is unset).
     """
     if mode is not None and mode not in LANES:
         raise ValueError(f"unknown mode '{mode}'; expected one of {', '.join(LANES)}")

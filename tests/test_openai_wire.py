@@ -130,8 +130,8 @@ async def test_paired_session_goes_over_the_wire(openai_server: wire.OpenAIServe
     assert "Carry out the step" in messages[0]["content"]
     assert messages[-1]["role"] == "user" and "question" in messages[-1]["content"]
     # ChatOpenAI renames max_tokens to max_completion_tokens on the wire; the step budget
-    # (student.max_step_tokens, default 2048) wins over the agent's max_output_tokens (64).
-    assert student.body["max_completion_tokens"] == 2048
+    # (student.max_step_tokens, default 2048) applies but never above the model's own cap (64).
+    assert student.body["max_completion_tokens"] == 64
     assert "max_tokens" not in student.body
     assert not student.body.get("stream")
     assert "tools" not in student.body
@@ -411,7 +411,7 @@ async def test_escalate_plan_runs_over_the_wire(openai_server: wire.OpenAIServer
     assert review.model == "teacher-test"
     assert by_kind["JudgeScore"].model == "judge-test"
     assert by_kind["plan"].body is not None
-    assert by_kind["plan"].body["max_completion_tokens"] == 2048  # student.max_plan_tokens
+    assert by_kind["plan"].body["max_completion_tokens"] == 64  # llm cap below max_plan_tokens
     step_3 = by_kind["execute 3"].text("user")
     assert "- step 1: result 1" in step_3 and "- step 2: result 2" in step_3
     synthesis = by_kind["synthesize"].text("user")
@@ -422,3 +422,10 @@ async def test_escalate_plan_runs_over_the_wire(openai_server: wire.OpenAIServer
     assert result.usage["teacher"]["calls"] == 4  # review, 3 validations
     assert result.usage["teacher"]["prompt_tokens"] == 4 * 11
     assert result.usage["judge"] == PER_CALL
+
+
+async def test_step_budget_below_the_model_cap_is_sent(openai_server: wire.OpenAIServer) -> None:
+    config = {**wire_config(openai_server), "student": {"max_step_tokens": 32}}
+    await arun("question", config=config, mode="paired")
+    student_requests, _ = split(openai_server)
+    assert student_requests[0].body["max_completion_tokens"] == 32

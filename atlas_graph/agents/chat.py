@@ -28,8 +28,10 @@ class ChatModelAgent:
         runnable: Any = self.model
         if request.tools:
             runnable = self.model.bind_tools(request.tools, tool_choice=self.tool_choice)
-        if request.max_tokens is not None:
-            runnable = runnable.bind(max_tokens=request.max_tokens)
+        # The mode's budget applies, but never above a cap set on the model itself.
+        budgets = [b for b in (request.max_tokens, getattr(self.model, "max_tokens", None)) if b]
+        if budgets:
+            runnable = runnable.bind(max_tokens=min(budgets))
         messages = [HumanMessage(request.prompt)]
         if request.system_prompt:
             messages.insert(0, SystemMessage(request.system_prompt))
