@@ -212,7 +212,7 @@ class OrchestrationConfig(_Strict):
 
     max_retries: int = Field(default=1, ge=0)
     step_timeout_seconds: float = Field(default=900.0, gt=0)
-    max_parallel_steps: int = Field(default=4, ge=1)
+    max_parallel_steps: int = Field(default=8, ge=1)
     max_plan_revisions: int = Field(
         default=1, ge=0, description="redrafts after a rejected plan before the last draft runs"
     )

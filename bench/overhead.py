@@ -269,25 +269,22 @@ async def run_concurrency(repeats: int) -> list[Row]:
 
 
 async def run_parallel_steps(repeats: int) -> list[Row]:
-    """Escalate with 5 independent steps vs its critical path, in three variants.
+    """Escalate with 5 independent steps vs its critical path, in two variants.
+
+    The default ``orchestration.max_parallel_steps`` (8) lets all five steps run at once.
 
     * ``exec+validate latency`` (the headline): only execute calls (agent) and validation calls
       (teacher) sleep 50 ms; planning, plan review and synthesis are instant. Critical path =
-      one step's execute + validate = 100 ms. ``orchestration.max_parallel_steps`` is 5 so
-      that all five steps may run at once.
-    * ``same, default max_parallel_steps``: as above with the default limit (4): the fifth step
-      waits for a slot, so about two rounds (~200 ms) are expected. Informational.
+      one step's execute + validate = 100 ms.
     * ``uniform latency``: every agent call (plan, execute, synthesize) and every teacher call
       (review, validate) sleeps 50 ms. Critical path = plan + review + execute + validate +
-      synthesize = 250 ms. Limit 5 as in the headline.
+      synthesize = 250 ms.
     """
-    parallel5 = {"orchestration": {"max_parallel_steps": 5}}
     split = {"outputs": slow_step_output, "responder": slow_validation_reply}
     uniform = {"agent_latency": LATENCY, "teacher_latency": LATENCY}
     variants: list[tuple[str, dict[str, Any], float, float | None]] = [
-        ("exec+validate latency", {**split, "config": parallel5}, 2 * LATENCY, 1.3),
-        ("same, default max_parallel_steps", split, 2 * LATENCY, None),
-        ("uniform latency", {**uniform, "config": parallel5}, 5 * LATENCY, 1.3),
+        ("exec+validate latency", split, 2 * LATENCY, 1.3),
+        ("uniform latency", uniform, 5 * LATENCY, 1.3),
     ]
     rows: list[Row] = []
     for label, options, critical_s, target in variants:

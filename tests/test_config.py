@@ -187,7 +187,7 @@ def test_empty_config_defaults() -> None:
     assert config.teacher.guidance_call is False
     assert config.orchestration.max_retries == 1
     assert config.orchestration.step_timeout_seconds == 900.0
-    assert config.orchestration.max_parallel_steps == 4
+    assert config.orchestration.max_parallel_steps == 8
     assert config.orchestration.max_plan_revisions == 1
     assert config.orchestration.rim_guidance_tag == "rim_feedback"
     assert config.orchestration.emit_intermediate_steps is True
