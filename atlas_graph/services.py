@@ -54,7 +54,7 @@ class Services:
         self.config = config
         self.policies: dict[Lane, LanePolicy] = lane_policies(config)
         self._models: dict[str, BaseChatModel] = dict(models or {})
-        self._built: dict[tuple[str, int | None], BaseChatModel] = {}
+        self._built: dict[tuple[str, int | None], BaseChatModel] = {}  # by role/params, cap
         self._structured: dict[tuple[str, str, int | None], Runnable[Any, Any]] = {}
         self._agent: Agent | None = self._resolve_agent(agent)
         teacher = config.teacher
@@ -101,11 +101,13 @@ class Services:
         Raises:
             ModelConfigError: no agent anywhere (argument, config, context or student model).
         """
+        tool_choice = self.config.student.tool_choice
         context = runtime.context if runtime is not None else None
         if context is not None and context.agent is not None:
-            return as_agent(context.agent, tool_choice=self.config.student.tool_choice)
-        if context is not None and context.models and "student" in context.models:
-            return as_agent(context.models["student"])
+            return as_agent(context.agent, tool_choice=tool_choice)
+        student = _run_model(runtime, "student")
+        if student is not None:
+            return as_agent(student, tool_choice=tool_choice)
         if self._agent is None:
             raise ModelConfigError(
                 "no student agent: set `agent` in the config or pass agent= to the graph"
@@ -121,8 +123,7 @@ class Services:
 
     def has_model(self, role: str, runtime: Runtime[AtlasContext] | None = None) -> bool:
         """Whether ``role`` has a chat model from context, arguments or config."""
-        context = runtime.context if runtime is not None else None
-        if context is not None and context.models and role in context.models:
+        if _run_model(runtime, role) is not None:
             return True
         return role in self._models or self._params(role) is not None
 
@@ -135,10 +136,10 @@ class Services:
         params: LLMParameters | None = None,
     ) -> BaseChatModel:
         """The chat model of ``role``: run context, then graph arguments, then config."""
-        context = runtime.context if runtime is not None else None
-        if context is not None and context.models and role in context.models:
-            return with_max_tokens(context.models[role], max_tokens)
-        key = (role if params is None else f"{role}:{params.model_dump_json()}", max_tokens)
+        override = _run_model(runtime, role)
+        if override is not None:
+            return with_max_tokens(override, max_tokens)
+        key = (_cache_key(role, params), max_tokens)
         if key not in self._built:
             if role in self._models and params is None:
                 base = self._models[role]
@@ -162,15 +163,22 @@ class Services:
         params: LLMParameters | None = None,
     ) -> Runnable[Any, Any]:
         """The role's model bound to ``schema``; cached per graph unless the run overrides it."""
-        context = runtime.context if runtime is not None else None
-        if context is not None and context.models and role in context.models:
+        if _run_model(runtime, role) is not None:
             return structured(self.model(role, runtime, max_tokens=max_tokens), schema)
-        key = (
-            role if params is None else f"{role}:{params.model_dump_json()}",
-            schema.__name__,
-            max_tokens,
-        )
+        key = (_cache_key(role, params), schema.__name__, max_tokens)
         if key not in self._structured:
             model = self.model(role, max_tokens=max_tokens, params=params)
             self._structured[key] = structured(model, schema)
         return self._structured[key]
+
+
+def _run_model(runtime: Runtime[AtlasContext] | None, role: str) -> BaseChatModel | None:
+    """The model this run's context sets for ``role``, if any."""
+    context = runtime.context if runtime is not None else None
+    models = context.models if context is not None else None
+    return models.get(role) if models else None
+
+
+def _cache_key(role: str, params: LLMParameters | None) -> str:
+    """Models built from explicit parameters (a judge's own ``llm``) are cached apart."""
+    return role if params is None else f"{role}:{params.model_dump_json()}"
