@@ -24,8 +24,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = commands.add_parser("run", help="run one task")
-    run.add_argument("task", help="the task text")
+    run = commands.add_parser("run", help="run one task, or continue an unfinished session")
+    run.add_argument("task", nargs="?", help="the task text (omit to continue --thread-id)")
     run.add_argument("--config", "-c", required=True, help="YAML config file")
     run.add_argument("--mode", choices=["auto", "paired", "coach", "escalate"], help="lane")
     run.add_argument("--thread-id", help="session id (reuse an unfinished one to resume it)")
@@ -89,6 +89,8 @@ def _print_result(result: Any, as_json: bool, streamed: bool) -> None:
 def _command_run(args: argparse.Namespace) -> int:
     from atlas_graph.runner import run
 
+    if args.task is None and args.thread_id is None:
+        return _fail("run needs a TASK, or --thread-id of an unfinished session", EXIT_USAGE)
     metadata: dict[str, Any] = {}
     if args.metadata:
         try:

@@ -493,3 +493,21 @@ def test_graph_with_bad_config_is_usage_error(
 ) -> None:
     assert main(["graph", "-c", str(tmp_path / "nope.yaml")]) == EXIT_USAGE
     assert_one_line_error(capsys.readouterr().err, "nope.yaml", "file not found")
+
+
+def test_run_without_task_needs_a_thread_id(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["run", "-c", "whatever.yaml"])
+    _, err = capsys.readouterr()
+    assert code == 2
+    assert err.strip() == "atlas-graph: run needs a TASK, or --thread-id of an unfinished session"
+
+
+def test_run_without_task_for_unknown_thread_is_an_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from atlas_graph.demo import demo_config_path
+
+    code = main(["run", "-c", str(demo_config_path()), "--thread-id", "nope"])
+    _, err = capsys.readouterr()
+    assert code == 3
+    assert "no session nope to resume" in err

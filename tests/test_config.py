@@ -741,3 +741,12 @@ def test_config_is_frozen() -> None:
     config = parse_config({})
     with pytest.raises(ValueError):
         config.orchestration.max_retries = 5  # type: ignore[misc]
+
+
+def test_duplicate_yaml_keys_are_an_error_with_their_line(tmp_path: Path) -> None:
+    path = write(
+        tmp_path, "orchestration:\n  max_retries: 1\nrim: {}\norchestration:\n  max_retries: 3\n"
+    )
+    message = file_error(path)
+    assert message.startswith(f"{path}: invalid YAML at line 4")
+    assert "duplicate key 'orchestration'" in message
