@@ -8,7 +8,7 @@ from typing import TextIO
 
 from atlas_graph.events import AtlasEvent
 
-_COLORS = {"ok": "\033[32m", "bad": "\033[31m", "note": "\033[36m", "dim": "\033[2m"}
+_COLORS = {"ok": "\033[32m", "bad": "\033[31m", "note": "\033[36m"}
 _RESET = "\033[0m"
 
 

@@ -89,21 +89,17 @@ def create_atlas_graph(
     builder.add_node("reward", make_reward_node(services), retry_policy=llm_retry)
     builder.add_node("finalize", make_finalize_node(services))
 
-    parallel = services.config.orchestration.max_parallel_steps
-
-    def start_steps(state: AtlasState) -> list[Send]:
-        after_single = "reward" if services.policy(state["lane"]).reward else "finalize"
-        return ready_sends(state, parallel, after_single)[0]
-
     async def after_probe(state: AtlasState) -> str | list[Send]:
         # lanes without planning already have their one-step plan: start it
-        return "plan" if services.policy(state["lane"]).plan else start_steps(state)
+        if services.policy(state["lane"]).plan:
+            return "plan"
+        return ready_sends(state, services)[0]
 
     async def after_review(state: AtlasState) -> str | list[Send]:
-        return start_steps(state) if state.get("plan") else "plan"
+        return ready_sends(state, services)[0] if state.get("plan") else "plan"
 
     async def after_synthesize(state: AtlasState) -> Literal["reward", "finalize"]:
-        return "reward" if services.policy(state["lane"]).reward else "finalize"
+        return services.after_answer(state["lane"])
 
     builder.add_edge(START, "triage")
     builder.add_edge("triage", "probe")

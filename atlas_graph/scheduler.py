@@ -9,7 +9,7 @@ is the answer itself and its branch goes straight on to the reward (or finalize)
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from langgraph.types import Command, Send
 
@@ -33,9 +33,7 @@ def ancestors(steps: list[StepSpec], step_id: int) -> list[int]:
     return sorted(seen)
 
 
-def ready_sends(
-    state: AtlasState, limit: int, after_single: Literal["reward", "finalize"]
-) -> tuple[list[Send], int]:
+def ready_sends(state: AtlasState, services: Services) -> tuple[list[Send], int]:
     """Branches for the steps that can start now, and how many steps are still running.
 
     Each branch writes its own step record when it starts (see ``execute``), so starting steps
@@ -48,10 +46,13 @@ def ready_sends(
         int(step_id) for step_id, record in records.items() if record.get("status") in FINISHED
     }
     running = len(started - finished)
+    limit = services.config.orchestration.max_parallel_steps
     ready = ready_step_ids(plan["steps"], finished, started)[: max(0, limit - running)]
     by_id = {step["id"]: step for step in plan["steps"]}
     # a single-shot plan's one step is the answer: no synthesis, straight on to the reward
-    single = plan["execution_mode"] == "single_shot"
+    then = "dispatch"
+    if plan["execution_mode"] == "single_shot":
+        then = services.after_answer(state["lane"])
     sends = []
     for step_id in ready:
         payload: StepTask = {
@@ -66,7 +67,7 @@ def ready_sends(
                 str(dep): records.get(str(dep), {}).get("output", "")
                 for dep in ancestors(plan["steps"], step_id)
             },
-            "then": after_single if single else "dispatch",
+            "then": then,
         }
         sends.append(Send("execute", payload))
     return sends, running
@@ -80,10 +81,9 @@ def step_finished(task: StepTask, output: str) -> tuple[dict[str, Any], str]:
 
 def make_dispatch_node(services: Services) -> Node:
     """Start steps that became ready; move on to synthesis once every step has finished."""
-    limit = services.config.orchestration.max_parallel_steps
 
     async def dispatch(state: AtlasState) -> Command[Any]:
-        sends, running = ready_sends(state, limit, "finalize")
+        sends, running = ready_sends(state, services)
         if sends:
             return Command(goto=sends)
         return Command(goto=[] if running else "synthesize")

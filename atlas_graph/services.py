@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.runnables import Runnable
@@ -94,6 +94,10 @@ class Services:
     def policy(self, lane: Lane) -> LanePolicy:
         """The lane table row of ``lane``."""
         return self.policies[lane]
+
+    def after_answer(self, lane: Lane) -> Literal["reward", "finalize"]:
+        """Where a session goes once it has its answer: the reward, if its lane scores."""
+        return "reward" if self.policies[lane].reward else "finalize"
 
     def agent(self, runtime: Runtime[AtlasContext] | None) -> Agent:
         """The student's agent for this run.
