@@ -334,6 +334,7 @@ class AtlasConfig(_Strict):
 # Atlas keys that atlas-graph knows but does not implement yet: a precise error beats a
 # generic "unknown field" for someone bringing an Atlas config.
 _NOT_YET_SUPPORTED = {
+    # reward system
     "rim.large_model": "arbiter escalation",
     "rim.arbiter": "arbiter escalation",
     "rim.variance_threshold": "arbiter escalation",
@@ -342,6 +343,7 @@ _NOT_YET_SUPPORTED = {
     "rim.active_judges": "built-in judge presets",
     "rim.parallel_workers": "judge worker pools",
     "rim.aggregation_strategy": "judge aggregation strategies",
+    # adaptive teaching
     "adaptive_teaching.enabled": "the capability probe",
     "adaptive_teaching.certify_first_run": "fingerprint certification",
     "adaptive_teaching.learning_history_limit": "the capability probe",
@@ -350,13 +352,16 @@ _NOT_YET_SUPPORTED = {
     "adaptive_teaching.probe.thresholds": "the capability probe",
     "adaptive_teaching.probe.evidence_limit": "the capability probe",
     "adaptive_teaching.probe.timeout_seconds": "the capability probe",
+    # persistence
     "storage.database_url": "PostgreSQL storage",
     "storage.min_connections": "PostgreSQL storage",
     "storage.max_connections": "PostgreSQL storage",
     "storage.statement_timeout_seconds": "PostgreSQL storage",
     "storage.apply_schema_on_connect": "PostgreSQL storage",
+    # agent adapters
     "agent.allow_generator": "generator agents",
     "agent.response_format": "agent response formats",
+    # drift, review and learning
     "runtime_safety": "drift detection and export review",
     "learning": "persona memory and learning notes",
     "prompt_rewrite": "prompt rewriting",

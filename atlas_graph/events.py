@@ -12,19 +12,28 @@ from typing import Any, Literal, TypedDict
 
 EventType = Literal[
     "session_started",
+    "triage_done",
     "lane_decided",
     "plan_ready",
     "review_verdict",
+    "plan_approval_requested",
     "step_attempt_started",
+    "tool_call",
+    "tool_result",
     "step_attempt_finished",
     "validation_verdict",
     "guidance",
+    "retry",
     "step_finished",
+    "reward_tier1",
+    "arbiter_escalation",
     "reward",
+    "memory_update",
     "final_answer",
     "session_finished",
+    "session_failed",
 ]
-Actor = Literal["system", "student", "teacher", "judge", "probe"]
+Actor = Literal["system", "student", "teacher", "judge", "arbiter", "probe", "tool"]
 
 
 class AtlasEvent(TypedDict):

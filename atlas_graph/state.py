@@ -190,6 +190,21 @@ class AtlasState(TypedDict, total=False):
     final_answer: str
     reward: dict[str, Any] | None
     usage: Annotated[dict[str, Usage], merge_usage]
+    # reward system: the spec's reward_stats and reward_audit
+    reward_stats: dict[str, Any] | None
+    reward_audit: list[dict[str, Any]]
+    # adaptive teaching and learning
+    fingerprint: str | None
+    adaptive_summary: dict[str, Any]
+    learning_history: dict[str, Any] | None
+    personas_used: list[dict[str, Any]]
+    persona_updates: list[dict[str, Any]]
+    student_learning: str | None
+    teacher_learning: str | None
+    review_status: Literal["pending", "approved", "quarantined"] | None
+    review_notes: str | None
+    # human plan approval
+    plan_approval: dict[str, Any] | None
 
 
 class StepTask(TypedDict, total=False):
