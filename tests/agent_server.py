@@ -4,7 +4,7 @@ Standard library only. Each POST is answered by the next entry of a script, then
 ``default``. An entry is one of:
 
 - a dict: HTTP 200 with that JSON body;
-- ``status(code)``: that HTTP status with a small JSON error body;
+- ``status(code, body=None)``: that HTTP status with ``body`` or a small JSON error body;
 - ``sleep(seconds)``: wait, then answer ``default`` (for timeouts);
 - ``CLOSE``: drop the connection without answering;
 - a callable taking the request body and returning any of the above.
@@ -31,6 +31,7 @@ class status:
     """Answer with this HTTP status."""
 
     code: int
+    body: Any = None
 
 
 @dataclass(frozen=True)
@@ -140,7 +141,8 @@ class AgentServer:
                     self.close_connection = True
                     return
                 if isinstance(entry, status):
-                    self._json(entry.code, {"error": f"scripted HTTP {entry.code}"})
+                    payload = entry.body or {"error": f"scripted HTTP {entry.code}"}
+                    self._json(entry.code, payload)
                     return
                 self._json(200, entry)
 

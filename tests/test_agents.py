@@ -301,7 +301,8 @@ async def test_http_headers_come_from_env_and_stay_out_of_errors(
 ) -> None:
     secret = "Bearer tok-very-secret"
     monkeypatch.setenv("AGENT_TOKEN", secret)
-    with AgentServer(status(401)) as server:
+    echoed = status(401, {"error": f"bad credentials: {secret} / key-also-secret"})
+    with AgentServer(echoed) as server:
         agent = http_agent(
             server, headers={"X-Api-Key": "key-also-secret"},
             headers_env={"Authorization": "AGENT_TOKEN"},
@@ -311,6 +312,7 @@ async def test_http_headers_come_from_env_and_stay_out_of_errors(
         await agent.aclose()
     headers = server.received[0].headers
     assert headers["authorization"] == secret and headers["x-api-key"] == "key-also-secret"
+    assert "bad credentials: [redacted] / [redacted]" in str(info.value)
     for text in (str(info.value), repr(agent)):
         assert "very-secret" not in text and "also-secret" not in text
 

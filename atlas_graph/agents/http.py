@@ -29,6 +29,14 @@ def _safe_url(url: str) -> str:
     return f"{parts.scheme}://{host}{port}{parts.path}"
 
 
+def _scrub(text: str, headers: Mapping[str, str]) -> str:
+    """Hide header values a server echoes back (e.g. an auth error quoting the token)."""
+    for value in headers.values():
+        if len(value) >= 4:
+            text = text.replace(value, "[redacted]")
+    return text
+
+
 class HttpAgent:
     """POST each request to ``url`` and read the answer from the JSON reply.
 
@@ -162,7 +170,7 @@ class HttpAgent:
             if response.status_code >= 400:
                 raise AgentError(
                     f"{where} answered HTTP {response.status_code} (not retried): "
-                    f"{response.text[:200]}"
+                    f"{_scrub(response.text[:200], headers)}"
                 )
             try:
                 data = response.json()
