@@ -79,6 +79,30 @@ async def test_openai_agent_tool_round_trip(monkeypatch: pytest.MonkeyPatch) -> 
     assert result.usage["teacher"]["calls"] == 1
 
 
+async def test_planning_lists_tools_and_only_execution_binds_them() -> None:
+    plan = json.dumps({"steps": [{"id": 1, "description": "Multiply 17 by 23",
+                                  "depends_on": [], "tool": "calculate"}]})  # fmt: skip
+
+    def handler(body: dict[str, Any]) -> wire.Reply:
+        if "smallest set of concrete steps" in wire.message_text(body, "system"):
+            return plan
+        return student_with_calculator(body)
+
+    with wire.OpenAIServer(handler) as server:
+        data = wire_config(server, student={**llm(server, "gpt-test")})
+        data["agent"]["tools"] = [CALCULATE]
+        data["student"] = {"tool_choice": "required"}
+        result = await arun("Multiply 17 by 23.", config=data, mode="coach")
+    assert not server.errors
+    planning = server.chat_requests[0]
+    assert planning.tool_names == [] and planning.body.get("tool_choice") is None
+    assert "- calculate: Evaluate arithmetic." in planning.text("system")
+    executing = [r for r in server.chat_requests if r.tool_names == ["calculate"]]
+    assert executing[0].body["tool_choice"] == "required"
+    assert executing[1].body["tool_choice"] == "auto"  # with results in hand it may answer
+    assert result.final_answer == "17 * 23 = 391"
+
+
 async def test_openai_agent_sends_response_format_and_gets_json() -> None:
     schema = {
         "type": "json_schema",

@@ -18,8 +18,10 @@ from atlas_graph.models import usage_of
 class ChatModelAgent:
     """Send each request to a chat model: system prompt, user message, then tool rounds.
 
-    Tools from config are offered with ``bind_tools``. ``tool_choice="required"`` forces a
-    tool call only before the first tool round, so the model can answer once it has results.
+    Tools from config are offered with ``bind_tools`` when executing a step; a planning
+    request lists them in the system prompt instead, so a plan can name them.
+    ``tool_choice="required"`` forces a tool call only before the first tool round, so the
+    model can answer once it has results.
     ``response_format`` (an OpenAI ``response_format`` such as a JSON schema) applies to
     execute and synthesize requests; plans keep their own format.
     """
@@ -38,7 +40,7 @@ class ChatModelAgent:
 
     def _runnable(self, request: AgentRequest) -> Any:
         runnable: Any = self.model
-        if request.tools:
+        if request.tools and request.mode == "execute":
             choice = self.tool_choice if not request.tool_rounds else "auto"
             runnable = self.model.bind_tools(request.tools, tool_choice=choice)
         # The mode's budget applies, but never above a cap set on the model itself.
@@ -52,6 +54,16 @@ class ChatModelAgent:
 
     async def ainvoke(self, request: AgentRequest) -> AgentResponse:
         """Ask the model; cap the reply at the request's token budget."""
+        if request.tools and request.mode == "planning":
+            # A plan names tools for its steps; it does not call them. Listing them in the
+            # system prompt keeps a `tool_choice: required` model from calling one here.
+            listing = "\n".join(
+                f"- {tool['function']['name']}: {tool['function'].get('description', '')}"
+                for tool in request.tools
+                if isinstance(tool.get("function"), dict)
+            )
+            system = f"{request.system_prompt}\n\nTools the steps can use:\n{listing}".strip()
+            request = request.model_copy(update={"system_prompt": system})
         reply = await self._runnable(request).ainvoke(request_messages(request))
         usage = usage_of(reply)
         usage.pop("calls")
