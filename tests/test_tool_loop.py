@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -181,3 +182,43 @@ def test_a_tool_implementation_that_does_not_import_fails_at_build() -> None:
 def test_tool_names_are_checked_in_config() -> None:
     with pytest.raises(ConfigError, match=r"agent\.tools\[0\]\.name"):
         parse_config(config(tools=[{**CALCULATE, "name": "has spaces"}]))
+
+
+class FailsAfterOneRound:
+    """Calls the tool once (reporting usage), then breaks or hangs on the second call."""
+
+    def __init__(self, hang: bool) -> None:
+        self.hang = hang
+
+    async def ainvoke(self, request: AgentRequest) -> AgentResponse:
+        if request.mode == "planning":
+            return AgentResponse(content="no plan")
+        if not request.tool_rounds:
+            call = {"id": "c1", "name": "calculate", "args": {"expression": "2 + 2"}}
+            return AgentResponse(
+                content="", tool_calls=[call],
+                usage={"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10},
+            )  # fmt: skip
+        if self.hang:
+            await asyncio.Event().wait()  # never answers: the step timeout ends the attempt
+        raise ConnectionError("agent backend went away")
+
+
+@pytest.mark.parametrize("hang", [False, True])
+async def test_an_attempt_that_breaks_mid_loop_keeps_its_tool_calls_and_usage(
+    make_run: Any, hang: bool
+) -> None:
+    data = config()
+    data["orchestration"] = {"step_timeout_seconds": 0.5}
+    run = make_run(data, agent=FailsAfterOneRound(hang), models=teacher())
+    state = await run("Add 2 and 2.", mode="paired")
+
+    attempt = state["steps"]["1"]["attempts"][0]
+    expected = "timed out after 0.5s" if hang else "ConnectionError: agent backend went away"
+    assert expected in attempt["error"]
+    assert attempt["tool_calls"][0]["output"] == "4"
+    assert "tool result [round 1] calculate: 4" in attempt["trace"]
+    assert expected in attempt["trace"]
+    assert state["usage"]["student"] == {
+        "prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10, "calls": 1,
+    }  # fmt: skip
