@@ -440,6 +440,7 @@ _NOT_YET_SUPPORTED = {
     "storage.statement_timeout_seconds": "PostgreSQL storage",
     "storage.apply_schema_on_connect": "PostgreSQL storage",
     # agent adapters
+    "agent.metadata_digest": "metadata digests in agent prompts",
     # drift, review and learning
     "runtime_safety": "drift detection and export review",
     "learning": "persona memory and learning notes",

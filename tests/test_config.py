@@ -460,6 +460,11 @@ def test_fixture_with_large_model_is_not_supported(tmp_path: Path) -> None:
         ({"rim": {"temperatures": [0.0, 0.3]}}, "rim.temperatures", "multi-temperature"),
         ({"storage": {"database_url": "postgresql://x"}}, "storage.database_url", "PostgreSQL"),
         ({"adaptive_teaching": {"probe": {"llm": {}}}}, "adaptive_teaching.probe.llm", "probe"),
+        (
+            {"agent": {"type": "openai", "llm": {"model": "m"}, "metadata_digest": {}}},
+            "agent.metadata_digest",
+            "metadata digests",
+        ),
         ({"runtime_safety": {"drift": {}}}, "runtime_safety", "drift detection"),
         ({"prompt_rewrite": {"llm": {}}}, "prompt_rewrite", "prompt rewriting"),
     ],
