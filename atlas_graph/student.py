@@ -159,7 +159,7 @@ def make_execute_node(services: Services) -> Node:
             "error": error,
             "deliverable": response.deliverable if response else None,
             "artifacts": response.artifacts if response else {},
-            "trace": f"{trace}\n{error}" if error and error not in trace else trace,
+            "trace": f"{trace}\n{error}".strip() if error and error not in trace else trace,
             "tool_calls": loop.records(),
             "timings_ms": {"execute": round(elapsed_ms, 3)},
         }
