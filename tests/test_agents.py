@@ -323,12 +323,12 @@ async def test_http_headers_come_from_env_and_stay_out_of_errors(
 
 async def test_http_agent_reuses_one_pooled_connection() -> None:
     with AgentServer() as server:
-        agent = http_agent(server)
-        await agent.ainvoke(request())
-        client = agent._client()
-        await agent.ainvoke(request())
-        assert agent._client() is client
-        await agent.aclose()
+        async with http_agent(server) as agent:
+            await agent.ainvoke(request())
+            client = agent._client()
+            await agent.ainvoke(request())
+            assert agent._client() is client
+        assert client.is_closed
     ports = {received.client_port for received in server.received}
     assert len(server.received) == 2 and len(ports) == 1
 

@@ -102,6 +102,12 @@ class HttpAgent:
         if client is not None:
             await client.aclose()
 
+    async def __aenter__(self) -> HttpAgent:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
     # ------------------------------------------------------------------ request and reply
 
     def _resolved_headers(self) -> dict[str, str]:
