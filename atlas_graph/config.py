@@ -86,15 +86,24 @@ class ToolParameters(_Strict):
         return self
 
 
+_IMPORT_REFERENCE = r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$"
+
+
 class ToolDefinition(_Strict):
-    """A tool the agent may call, offered to chat-model students with ``bind_tools``."""
+    """A tool the agent may call; ``implementation`` (``module:function``) lets the runtime run it.
+
+    The step's tool loop calls the implementation with the arguments as keyword arguments and
+    sends its result back to the agent; a tool without one answers with an error the agent
+    can read.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
-    name: str
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
     description: str
     parameters: ToolParameters = Field(default_factory=ToolParameters)
     output_schema: dict[str, Any] | None = Field(default=None, alias="outputSchema")
+    implementation: str | None = Field(default=None, pattern=_IMPORT_REFERENCE)
 
     def as_openai_tool(self) -> dict[str, Any]:
         """The OpenAI function-tool form that ``bind_tools`` accepts."""
@@ -112,6 +121,20 @@ class _AgentBase(_Strict):
     name: str = "agent"
     system_prompt: str = ""
     tools: list[ToolDefinition] = Field(default_factory=list)
+    max_tool_rounds: int = Field(
+        default=8, ge=1, le=100,
+        description="agent ⇄ tool rounds per attempt; an attempt still calling tools after "
+        "this many fails",
+    )  # fmt: skip
+
+    @field_validator("tools")
+    @classmethod
+    def _unique_tool_names(cls, tools: list[ToolDefinition]) -> list[ToolDefinition]:
+        names = [tool.name for tool in tools]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"tool names must be unique, repeated: {duplicates}")
+        return tools
 
 
 class PythonAgentConfig(_AgentBase):
@@ -121,6 +144,9 @@ class PythonAgentConfig(_AgentBase):
     import_path: str
     attribute: str | None = None
     working_directory: str | None = None
+    allow_generator: bool = Field(
+        default=True, description="concatenate the chunks of generator agents (false: an error)"
+    )
 
 
 class ChatAgentConfig(_AgentBase):
@@ -128,9 +154,64 @@ class ChatAgentConfig(_AgentBase):
 
     type: Literal["openai", "litellm"]
     llm: LLMParameters
+    response_format: dict[str, Any] | None = Field(
+        default=None,
+        description="OpenAI response_format (e.g. a json_schema) for execute and synthesize",
+    )
 
 
-AgentConfig = Annotated[PythonAgentConfig | ChatAgentConfig, Field(discriminator="type")]
+class HttpRetry(_Strict):
+    """Retries of the HTTP agent; ``attempts`` counts the first request too."""
+
+    attempts: int = Field(default=3, ge=1, le=10)
+    backoff_seconds: float = Field(default=0.5, ge=0)
+
+
+class HttpTransport(_Strict):
+    """Where and how the HTTP agent is reached.
+
+    ``headers_env`` maps a header to the environment variable holding its value, read at
+    request time, so secrets stay out of the YAML and of the loaded config.
+    """
+
+    base_url: str = Field(pattern=r"^https?://")
+    headers: dict[str, str] = Field(default_factory=dict)
+    headers_env: dict[str, str] = Field(default_factory=dict)
+    timeout_seconds: float = Field(default=60.0, gt=0)
+    retry: HttpRetry = Field(default_factory=HttpRetry)
+
+
+class HttpAgentConfig(_AgentBase):
+    """The student's agent is an HTTP endpoint (Atlas's ``http_api`` adapter)."""
+
+    type: Literal["http_api"]
+    transport: HttpTransport
+    payload_template: dict[str, Any] = Field(default_factory=dict)
+    result_path: list[str] | None = None
+
+    @field_validator("result_path", mode="before")
+    @classmethod
+    def _path_as_list(cls, value: Any) -> Any:
+        return value.split(".") if isinstance(value, str) else value
+
+
+class RunnableAgentConfig(_AgentBase):
+    """The student's agent is a LangChain Runnable or compiled LangGraph graph."""
+
+    type: Literal["runnable"]
+    import_path: str
+    attribute: str | None = None
+    working_directory: str | None = None
+    input_key: str | None = Field(
+        default=None,
+        description="pass {input_key: messages}; default 'messages' for graphs, else a list",
+    )
+
+
+AgentConfig = Annotated[
+    PythonAgentConfig | ChatAgentConfig | HttpAgentConfig | RunnableAgentConfig,
+    Field(discriminator="type"),
+]
 
 
 class StudentPrompts(_Strict):
@@ -359,16 +440,21 @@ _NOT_YET_SUPPORTED = {
     "storage.statement_timeout_seconds": "PostgreSQL storage",
     "storage.apply_schema_on_connect": "PostgreSQL storage",
     # agent adapters
-    "agent.allow_generator": "generator agents",
-    "agent.response_format": "agent response formats",
+    "agent.metadata_digest": "metadata digests in agent prompts",
     # drift, review and learning
     "runtime_safety": "drift detection and export review",
     "learning": "persona memory and learning notes",
     "prompt_rewrite": "prompt rewriting",
 }
 
-_AGENT_TAGS = ("python", "openai", "litellm")
-_ATLAS_AGENT_TYPES_NOT_YET = {"http_api": "the HTTP agent adapter"}
+_AGENT_MODELS: dict[str, type[BaseModel]] = {
+    "python": PythonAgentConfig,
+    "openai": ChatAgentConfig,
+    "litellm": ChatAgentConfig,
+    "http_api": HttpAgentConfig,
+    "runnable": RunnableAgentConfig,
+}
+_AGENT_TAGS = tuple(_AGENT_MODELS)
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -446,12 +532,6 @@ def _describe(error: Mapping[str, Any], model: type[BaseModel]) -> str:
         tag = context.get("tag")
         if tag is None:
             return f"{key}.{field}: required field is missing (one of {expected})"
-        if tag in _ATLAS_AGENT_TYPES_NOT_YET:
-            feature = _ATLAS_AGENT_TYPES_NOT_YET[tag]
-            return (
-                f"{key}.{field}: '{tag}' is not supported by atlas-graph yet ({feature}), "
-                f"use one of {expected}"
-            )
         return f"{key}.{field}: '{tag}' is not supported, expected one of {expected}"
     message = str(error["msg"]).removeprefix("Value error, ")
     value = error.get("input")
@@ -470,10 +550,8 @@ def _allowed_fields(model: type[BaseModel], loc: tuple[Any, ...]) -> str:
         ):
             continue
         if item not in current.model_fields:
-            if item == "python":
-                current = PythonAgentConfig
-            elif item in ("openai", "litellm"):
-                current = ChatAgentConfig
+            if item in _AGENT_MODELS:
+                current = _AGENT_MODELS[item]
             continue
         annotation = current.model_fields[item].annotation
         current = _model_in(annotation)

@@ -26,7 +26,14 @@ PROVIDER_BASE_URLS: dict[str, str | None] = {
     "gemini": "https://generativelanguage.googleapis.com/v1beta/openai/",
     "google": "https://generativelanguage.googleapis.com/v1beta/openai/",
     "anthropic": "https://api.anthropic.com/v1/",
+    # Bedrock's OpenAI-compatible Chat Completions endpoint is regional: {region} comes from
+    # AWS_REGION (or AWS_DEFAULT_REGION); the key is a Bedrock API key.
+    "bedrock": "https://bedrock-runtime.{region}.amazonaws.com/openai/v1",
 }
+
+# litellm-style provider prefixes of model ids ("gemini/gemini-2.5-flash"); endpoints reached
+# through the OpenAI protocol want the bare id.
+_MODEL_PREFIXES = ("openai", "gemini", "google", "xai", "anthropic", "bedrock", "azure")
 
 
 class ModelConfigError(ValueError):
@@ -47,7 +54,7 @@ class ModelOutputError(ValueError):
 def model_name_for(params: LLMParameters) -> str:
     """Strip a litellm-style ``provider/`` prefix, which OpenAI-compatible endpoints reject."""
     prefix, _, rest = params.model.partition("/")
-    if rest and prefix in (params.provider, "openai", "gemini", "xai", "anthropic"):
+    if rest and prefix in (params.provider, *_MODEL_PREFIXES):
         return rest
     return params.model
 
@@ -99,11 +106,25 @@ def chat_model_from_params(params: LLMParameters, *, role: Role) -> BaseChatMode
     from langchain_openai import ChatOpenAI
 
     return ChatOpenAI(
-        base_url=params.api_base or PROVIDER_BASE_URLS.get(params.provider),
+        base_url=params.api_base or _default_base_url(params.provider, role),
         api_key=api_key or "not-needed",  # local OpenAI-compatible servers accept any key
         organization=params.organization,
         **common,
     )
+
+
+def _default_base_url(provider: str, role: Role) -> str | None:
+    """The provider's OpenAI-compatible endpoint, with Bedrock's region filled in."""
+    url = PROVIDER_BASE_URLS.get(provider)
+    if url and "{region}" in url:
+        region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+        if not region:
+            raise ModelConfigError(
+                f"{role} model: provider '{provider}' needs AWS_REGION (or AWS_DEFAULT_REGION) "
+                "for its OpenAI-compatible endpoint, or an explicit api_base"
+            )
+        return url.format(region=region)
+    return url
 
 
 def with_max_tokens(model: BaseChatModel, max_tokens: int | None) -> BaseChatModel:

@@ -15,6 +15,7 @@ class AttemptResult(BaseModel):
     error: str | None = None
     validation: dict[str, Any] | None = None
     guidance: str | None = None
+    tool_calls: list[dict[str, Any]] = Field(default_factory=list)
     timings_ms: dict[str, float] = Field(default_factory=dict)
 
 

@@ -48,6 +48,17 @@ class Verdict(TypedDict):
     guidance: str
 
 
+class ToolCallRecord(TypedDict):
+    """One tool call of an attempt's agent ⇄ tool loop and what the tool answered."""
+
+    round: int
+    id: str
+    name: str
+    args: dict[str, Any]
+    output: str
+    is_error: bool
+
+
 class AttemptRecord(TypedDict, total=False):
     """One try at a step: what the agent produced and what the teacher said of it."""
 
@@ -57,6 +68,7 @@ class AttemptRecord(TypedDict, total=False):
     deliverable: Any
     artifacts: dict[str, Any]
     trace: str
+    tool_calls: list[ToolCallRecord]
     validation: Verdict | None
     guidance: str | None
     timings_ms: dict[str, float]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from typing import Any
 
@@ -17,6 +16,8 @@ from atlas_graph.plans import parse_plan, plan_issues, single_step_plan
 from atlas_graph.scheduler import step_finished
 from atlas_graph.services import AtlasContext, Node, Services
 from atlas_graph.state import AtlasState, AttemptRecord, StepTask
+from atlas_graph.tool_loop import ToolLoop
+from atlas_graph.tools import Toolbox
 
 
 def _student_system_prompt(services: Services, mode: str) -> str:
@@ -88,16 +89,16 @@ def make_plan_node(services: Services) -> Node:
     return plan
 
 
-def _trace(response: AgentResponse) -> str:
-    if not response.tool_calls:
-        return response.content
-    calls = "\n".join(f"tool call: {json.dumps(call, default=str)}" for call in response.tool_calls)
-    return f"{calls}\n{response.content}".strip()
-
-
 def make_execute_node(services: Services) -> Node:
-    """One attempt at one step; agent errors and timeouts are failed attempts, not crashes."""
+    """One attempt at one step; agent errors and timeouts are failed attempts, not crashes.
+
+    The attempt runs the agent ⇄ tool loop (``atlas_graph.tool_loop``): tool calls and
+    results become ``tool_call``/``tool_result`` events and the attempt's ``tool_calls``.
+    """
     timeout = services.config.orchestration.step_timeout_seconds
+    agent_config = services.config.agent
+    toolbox = Toolbox(agent_config.tools if agent_config else ())
+    max_rounds = agent_config.max_tool_rounds if agent_config else 8
 
     async def execute(task: StepTask, runtime: Runtime[AtlasContext]) -> Command[Any]:
         step, attempt = task["step"], task["attempt"]
@@ -125,24 +126,41 @@ def make_execute_node(services: Services) -> Node:
         )  # fmt: skip
         started_at = utc_now()
         started = time.perf_counter()
-        response: AgentResponse | None = None
+        loop = ToolLoop(
+            toolbox, max_rounds,
+            on_call=lambda number, call: services.emit(
+                runtime, "tool_call", session_id=session_id, actor="student",
+                step_id=step["id"], attempt=attempt, intermediate=True,
+                round=number, call_id=call["id"], tool=call["name"], args=call["args"],
+            ),
+            on_result=lambda number, result: services.emit(
+                runtime, "tool_result", session_id=session_id, actor="tool",
+                step_id=step["id"], attempt=attempt, intermediate=True,
+                round=number, call_id=result.tool_call_id, tool=result.name,
+                output=result.content, is_error=result.is_error,
+            ),
+        )  # fmt: skip
         error: str | None = None
         try:
             async with asyncio.timeout(timeout):
-                response = coerce_response(await services.agent(runtime).ainvoke(request))
+                await loop.run(services.agent(runtime), request)
         except TimeoutError:
             error = f"attempt timed out after {timeout:g}s (orchestration.step_timeout_seconds)"
         except Exception as exc:
             error = f"agent failed: {type(exc).__name__}: {exc}"
+        error = error or loop.error
+        response = loop.response
         elapsed_ms = (time.perf_counter() - started) * 1000
         output = response.content if response else ""
+        trace = loop.trace()
         record: AttemptRecord = {
             "attempt": attempt,
             "output": output,
             "error": error,
             "deliverable": response.deliverable if response else None,
             "artifacts": response.artifacts if response else {},
-            "trace": _trace(response) if response else (error or ""),
+            "trace": f"{trace}\n{error}".strip() if error and error not in trace else trace,
+            "tool_calls": loop.records(),
             "timings_ms": {"execute": round(elapsed_ms, 3)},
         }
         services.emit(
@@ -157,8 +175,8 @@ def make_execute_node(services: Services) -> Node:
                 prior_results=task.get("prior_results", {}),
             )  # fmt: skip
         update: dict[str, Any] = {"steps": {str(step["id"]): step_update}}
-        if response is not None:
-            update["usage"] = _usage(response)
+        if loop.usage["calls"]:
+            update["usage"] = {"student": dict(loop.usage)}
         if services.policy(task["lane"]).validate:
             payload = {**task, "output": output, "error": error, "execute_ms": elapsed_ms}
             return Command(update=update, goto=Send("validate", payload))

@@ -9,7 +9,13 @@ A handler takes the request's JSON body and returns a reply:
 - ``str``: the assistant's text content (``finish_reason: "stop"``);
 - ``{"tool_call": {"name": ..., "arguments": {...}}}``: an assistant message with one function
   tool call (``finish_reason: "tool_calls"``);
+- ``{"tool_calls": [{"name": ..., "arguments": {...}}, ...], "content": ...}``: several tool
+  calls in one message, with optional text (see ``tool_calls``);
+- ``{"json": {...}}``: the object as the message's JSON text, as a server honouring a
+  ``response_format`` JSON schema answers (see ``structured``);
 - ``int``: an HTTP error status (e.g. 500, 401) with an OpenAI-shaped error body.
+
+``scripted(*replies)`` answers each request with the next reply in order.
 
 Every successful reply carries ``usage`` (11 prompt, 7 completion, 18 total tokens by default)
 and echoes the requested ``model``.
@@ -77,6 +83,16 @@ class RecordedRequest:
         """The content of every message with ``role``, joined by blank lines."""
         return message_text(self.body or {}, role)
 
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        """The request's chat messages as sent."""
+        return list((self.body or {}).get("messages") or [])
+
+    @property
+    def response_format(self) -> dict[str, Any] | None:
+        """The ``response_format`` the request asked for, if any."""
+        return (self.body or {}).get("response_format")
+
 
 def tool_names(body: dict[str, Any]) -> list[str]:
     """Names of the function tools a request body offers."""
@@ -103,6 +119,37 @@ def message_text(body: dict[str, Any], role: str) -> str:
 def tool_call(name: str, arguments: dict[str, Any]) -> dict[str, Any]:
     """A handler reply that makes the assistant call tool ``name`` with ``arguments``."""
     return {"tool_call": {"name": name, "arguments": arguments}}
+
+
+def tool_calls(*calls: tuple[str, dict[str, Any]], content: str = "") -> dict[str, Any]:
+    """A handler reply with several tool calls (name, arguments) in one assistant message."""
+    return {
+        "tool_calls": [{"name": name, "arguments": arguments} for name, arguments in calls],
+        "content": content,
+    }
+
+
+def structured(value: dict[str, Any]) -> dict[str, Any]:
+    """A handler reply whose content is ``value`` as JSON text (structured output)."""
+    return {"json": value}
+
+
+def scripted(*replies: Reply | Handler) -> Handler:
+    """A handler that answers request N with reply N (a reply or a handler of the body).
+
+    Requests past the script are answered with HTTP 400 and recorded as handler errors.
+    """
+    queue = list(replies)
+    lock = threading.Lock()
+
+    def handler(body: dict[str, Any]) -> Reply:
+        with lock:
+            if not queue:
+                raise LookupError("the script has no reply left for this request")
+            reply = queue.pop(0)
+        return reply(body) if callable(reply) else reply
+
+    return handler
 
 
 def default_handler(body: dict[str, Any]) -> Reply:
@@ -206,22 +253,31 @@ class OpenAIServer:
         if isinstance(reply, str):
             message["content"] = reply
             finish_reason = "stop"
+        elif set(reply) == {"json"}:
+            message["content"] = json.dumps(reply["json"])
+            finish_reason = "stop"
         else:
-            call = reply.get("tool_call")
-            if set(reply) != {"tool_call"} or not isinstance(call, dict) or "name" not in call:
+            if set(reply) == {"tool_call"}:
+                calls, content = [reply["tool_call"]], None
+            elif "tool_calls" in reply and set(reply) <= {"tool_calls", "content"}:
+                calls, content = reply["tool_calls"], reply.get("content") or None
+            else:
                 raise TypeError(f"unusable handler reply {reply!r}")
-            arguments = call.get("arguments", {})
+            if not calls or not all(isinstance(c, dict) and "name" in c for c in calls):
+                raise TypeError(f"unusable handler reply {reply!r}")
+            message["content"] = content
             message["tool_calls"] = [
                 {
-                    "id": f"call_wire_{number}",
+                    "id": f"call_wire_{number}_{index}",
                     "type": "function",
                     "function": {
                         "name": call["name"],
-                        "arguments": arguments
-                        if isinstance(arguments, str)
-                        else json.dumps(arguments),
+                        "arguments": call.get("arguments", {})
+                        if isinstance(call.get("arguments", {}), str)
+                        else json.dumps(call.get("arguments", {})),
                     },
                 }
+                for index, call in enumerate(calls)
             ]
             finish_reason = "tool_calls"
         return {

@@ -460,8 +460,11 @@ def test_fixture_with_large_model_is_not_supported(tmp_path: Path) -> None:
         ({"rim": {"temperatures": [0.0, 0.3]}}, "rim.temperatures", "multi-temperature"),
         ({"storage": {"database_url": "postgresql://x"}}, "storage.database_url", "PostgreSQL"),
         ({"adaptive_teaching": {"probe": {"llm": {}}}}, "adaptive_teaching.probe.llm", "probe"),
-        ({"agent": python_agent(allow_generator=True)}, "agent.allow_generator", "generator"),
-        ({"agent": python_agent(response_format=None)}, "agent.response_format", "response"),
+        (
+            {"agent": {"type": "openai", "llm": {"model": "m"}, "metadata_digest": {}}},
+            "agent.metadata_digest",
+            "metadata digests",
+        ),
         ({"runtime_safety": {"drift": {}}}, "runtime_safety", "drift detection"),
         ({"prompt_rewrite": {"llm": {}}}, "prompt_rewrite", "prompt rewriting"),
     ],
@@ -582,11 +585,77 @@ def test_python_agent_needs_import_path(tmp_path: Path) -> None:
 
 
 def test_unsupported_agent_type_names_agent_type_and_tags() -> None:
-    message = config_error({"agent": {"type": "http_api", "transport": {}}})
+    message = config_error({"agent": {"type": "grpc", "transport": {}}})
     assert message.startswith("cfg.yaml: agent.type: ")
-    assert "'http_api'" in message
-    for tag in ("'python'", "'openai'", "'litellm'"):
+    assert "'grpc'" in message
+    for tag in ("'python'", "'openai'", "'litellm'", "'http_api'", "'runnable'"):
         assert tag in message
+
+
+def test_atlas_http_agent_loads_with_env_headers() -> None:
+    config = parse_config(
+        {
+            "agent": {
+                "type": "http_api",
+                "name": "remote",
+                "system_prompt": "be brief",
+                "transport": {
+                    "base_url": "${AGENT_URL:-http://127.0.0.1:9/agent}",
+                    "headers": {"X-Team": "sre"},
+                    "headers_env": {"Authorization": "AGENT_TOKEN"},
+                    "timeout_seconds": 12,
+                    "retry": {"attempts": 2, "backoff_seconds": 0.1},
+                },
+                "payload_template": {"mode": "chat"},
+                "result_path": ["data", "output"],
+            }
+        },
+        environ={},
+    )
+    agent = config.agent
+    assert agent is not None and agent.type == "http_api"
+    assert agent.transport.base_url == "http://127.0.0.1:9/agent"
+    assert agent.transport.headers_env == {"Authorization": "AGENT_TOKEN"}
+    assert agent.transport.retry.attempts == 2
+    assert agent.result_path == ["data", "output"]
+
+
+def test_http_agent_needs_a_url_and_names_its_fields() -> None:
+    message = config_error({"agent": {"type": "http_api", "transport": {}}})
+    assert message == "cfg.yaml: agent.transport.base_url: required field is missing"
+    message = config_error(
+        {"agent": {"type": "http_api", "transport": {"base_url": "http://x", "verify": 1}}}
+    )
+    assert message.startswith("cfg.yaml: agent.transport.verify: unknown field, expected one of ")
+    assert "headers_env" in message
+
+
+def test_python_agent_generator_flag_and_chat_response_format_load() -> None:
+    assert (
+        parse_config({"agent": python_agent(allow_generator=False)}).agent.allow_generator is False
+    )
+    schema = {"type": "json_schema", "json_schema": {"name": "A", "schema": {"type": "object"}}}
+    config = parse_config(
+        {"agent": {"type": "openai", "llm": {"model": "m"}, "response_format": schema}}
+    )
+    assert config.agent.response_format == schema
+
+
+def test_tools_need_unique_names_and_import_references() -> None:
+    tool = {"name": "add", "description": "adds"}
+    message = config_error({"agent": python_agent(tools=[tool, tool])})
+    assert message.startswith("cfg.yaml: agent.tools: ")
+    assert "repeated: ['add']" in message
+    message = config_error({"agent": python_agent(tools=[{**tool, "implementation": "nocolon"}])})
+    assert message.startswith("cfg.yaml: agent.tools[0].implementation: ")
+    message = config_error({"agent": python_agent(max_tool_rounds=0)})
+    assert message.startswith("cfg.yaml: agent.max_tool_rounds: ")
+
+
+def test_runnable_agent_loads() -> None:
+    config = parse_config({"agent": {"type": "runnable", "import_path": "pkg.graphs:agent"}})
+    assert config.agent is not None and config.agent.type == "runnable"
+    assert config.agent.max_tool_rounds == 8
 
 
 def test_agent_without_type_is_an_error() -> None:

@@ -13,11 +13,36 @@ class AgentError(RuntimeError):
     """The agent could not answer; the step records it as a failed attempt."""
 
 
+class ToolResult(BaseModel):
+    """What one tool call gave back; ``is_error`` marks a failure reported to the agent."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tool_call_id: str
+    name: str
+    args: dict[str, Any] = Field(default_factory=dict)
+    content: str
+    is_error: bool = False
+
+
+class ToolRound(BaseModel):
+    """One turn of the agent ⇄ tool loop: the agent's reply and the results of its calls."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    content: str = ""
+    tool_calls: list[dict[str, Any]] = Field(default_factory=list)
+    results: list[ToolResult] = Field(default_factory=list)
+
+
 class AgentRequest(BaseModel):
     """What the student asks its agent to do.
 
     ``prompt`` is the whole request as text, for agents that only take a string (the Atlas
     ``(prompt, metadata)`` signature); the structured fields are there for agents that want them.
+    ``tool_rounds`` holds this attempt's earlier tool exchanges, oldest first: each round is the
+    agent's reply (``content``, ``tool_calls``) and the ``results`` the tools gave back, so an
+    agent answering again can continue where its tool calls left off.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -31,12 +56,18 @@ class AgentRequest(BaseModel):
     guidance: list[str] = Field(default_factory=list)
     prior_results: dict[str, str] = Field(default_factory=dict)
     tools: list[dict[str, Any]] = Field(default_factory=list)
+    tool_rounds: list[ToolRound] = Field(default_factory=list)
     max_tokens: int | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
 class AgentResponse(BaseModel):
-    """What the agent gave back."""
+    """What the agent gave back.
+
+    ``tool_calls`` are calls the agent asks the runtime to make (LangChain ``ToolCall`` dicts
+    ``{"name", "args", "id"}`` or the OpenAI ``{"id", "function": {"name", "arguments"}}``
+    form); an answer with none is final.
+    """
 
     model_config = ConfigDict(extra="forbid")
 

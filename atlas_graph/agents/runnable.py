@@ -1,0 +1,91 @@
+"""Adapter for a LangChain ``Runnable`` or a compiled LangGraph graph as the agent.
+
+For example an agent built with ``langchain.agents.create_agent``: it gets the request as
+messages and its last AI message is the answer. Tools the graph runs itself stay inside it;
+tool calls left on the last AI message go to the step's tool loop like any agent's.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.runnables import Runnable
+
+from atlas_graph.agents.base import AgentError, AgentRequest, AgentResponse
+from atlas_graph.agents.messages import request_messages, text_of
+from atlas_graph.models import usage_of
+
+
+def _takes_state(runnable: Runnable[Any, Any]) -> bool:
+    """Compiled graphs take a state dict with ``messages``; other runnables a message list."""
+    try:
+        from langgraph.pregel import Pregel
+    except ImportError:  # pragma: no cover - langgraph is a dependency
+        return False
+    return isinstance(runnable, Pregel)
+
+
+class RunnableAgent:
+    """Invoke a runnable with the request's messages and read back the last AI message.
+
+    Args:
+        runnable: Any ``Runnable`` (a chat model chain, a compiled graph).
+        input_key: Pass ``{input_key: messages}`` instead of the message list. Default:
+            ``"messages"`` for compiled graphs, the bare list for other runnables.
+    """
+
+    def __init__(
+        self,
+        runnable: Runnable[Any, Any],
+        *,
+        input_key: str | None = None,
+        name: str | None = None,
+    ) -> None:
+        if not isinstance(runnable, Runnable):
+            raise TypeError(f"{type(runnable).__name__} is not a LangChain Runnable")
+        self.runnable = runnable
+        self.input_key = input_key or ("messages" if _takes_state(runnable) else None)
+        self.name = name or getattr(runnable, "name", None) or type(runnable).__name__
+
+    async def ainvoke(self, request: AgentRequest) -> AgentResponse:
+        """Run the runnable once; usage adds up every new AI message's ``usage_metadata``."""
+        messages = request_messages(request)
+        payload: Any = {self.input_key: messages} if self.input_key else messages
+        output = await self.runnable.ainvoke(payload)
+        produced = _output_messages(output, self.input_key)
+        # A graph's state hands back the whole conversation: only what follows the input is new.
+        new = (
+            produced[len(messages) :]
+            if self.input_key and len(produced) > len(messages)
+            else produced
+        )
+        replies = [message for message in new if isinstance(message, AIMessage)]
+        if not replies:
+            if isinstance(output, str):
+                return AgentResponse(content=output)
+            raise AgentError(
+                f"runnable '{self.name}' returned {type(output).__name__} without an AI message"
+            )
+        usage: dict[str, int] = {}
+        for reply in replies:
+            for key, value in usage_of(reply).items():
+                if key != "calls":
+                    usage[key] = usage.get(key, 0) + value
+        last = replies[-1]
+        return AgentResponse(
+            content=text_of(last),
+            tool_calls=[dict(call) for call in last.tool_calls],
+            usage=usage,
+        )
+
+
+def _output_messages(output: Any, input_key: str | None) -> list[BaseMessage]:
+    if isinstance(output, BaseMessage):
+        return [output]
+    if isinstance(output, dict):
+        value = output.get(input_key or "messages", output.get("messages"))
+        return [m for m in value if isinstance(m, BaseMessage)] if isinstance(value, list) else []
+    if isinstance(output, list):
+        return [m for m in output if isinstance(m, BaseMessage)]
+    return []

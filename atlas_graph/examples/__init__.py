@@ -1,0 +1,1 @@
+"""Example agents and tools that the configs in ``configs/examples`` point at."""

@@ -1,0 +1,162 @@
+"""The bounded agent ⇄ tool loop of one step attempt.
+
+The agent answers; while its answer asks for tools, the toolbox runs them and the agent is
+asked again with the results (``AgentRequest.tool_rounds``, and as text in ``prompt`` for
+agents that only read the prompt). After ``max_rounds`` tool rounds an agent that still
+calls tools fails the attempt. Everything that happened is kept in a ``ToolLoop`` as it
+happens, so a timeout or an agent error part-way still leaves the calls and token usage.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from atlas_graph.agents.base import (
+    Agent,
+    AgentRequest,
+    AgentResponse,
+    ToolResult,
+    ToolRound,
+    coerce_response,
+)
+from atlas_graph.agents.messages import normalize_tool_call
+from atlas_graph.tools import Toolbox
+
+ToolCallHook = Callable[[int, dict[str, Any]], None]
+ToolResultHook = Callable[[int, ToolResult], None]
+
+
+async def ask(agent: Agent, request: AgentRequest) -> AgentResponse:
+    """One agent call, normalised; an agent that hands back an awaitable is awaited."""
+    result: Any = agent.ainvoke(request)
+    while inspect.isawaitable(result):
+        result = await result
+    return coerce_response(result)
+
+
+def results_text(rounds: list[ToolRound]) -> str:
+    """The tool rounds as text, for agents that read only the prompt."""
+    lines = ["Tool results so far (answer the step when you have what you need):"]
+    for number, entry in enumerate(rounds, 1):
+        for result in entry.results:
+            status = "error" if result.is_error else "result"
+            arguments = json.dumps(result.args, default=str)
+            lines.append(f"[round {number}] {result.name}({arguments}) {status}: {result.content}")
+    return "\n".join(lines)
+
+
+@dataclass
+class ToolLoop:
+    """The record of one attempt's loop: rounds, final response, usage, failure if any."""
+
+    toolbox: Toolbox
+    max_rounds: int
+    on_call: ToolCallHook | None = None
+    on_result: ToolResultHook | None = None
+    rounds: list[ToolRound] = field(default_factory=list)
+    response: AgentResponse | None = None
+    error: str | None = None
+    usage: dict[str, int] = field(
+        default_factory=lambda: {
+            "prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0, "calls": 0,
+        }
+    )  # fmt: skip
+
+    def _count(self, response: AgentResponse) -> None:
+        prompt = int(response.usage.get("prompt_tokens", 0))
+        completion = int(response.usage.get("completion_tokens", 0))
+        self.usage["prompt_tokens"] += prompt
+        self.usage["completion_tokens"] += completion
+        self.usage["total_tokens"] += int(response.usage.get("total_tokens", prompt + completion))
+        self.usage["calls"] += 1
+
+    async def run(self, agent: Agent, request: AgentRequest) -> AgentResponse:
+        """Ask the agent, running its tool calls until it answers or the round limit hits.
+
+        An agent with no tools configured is asked once; tool calls it returns anyway are
+        kept in the trace but not run.
+        """
+        base_prompt = request.prompt
+        while True:
+            response = await ask(agent, request)
+            self._count(response)
+            self.response = response
+            if not response.tool_calls or not self.toolbox:
+                return response
+            if len(self.rounds) >= self.max_rounds:
+                self.error = (
+                    f"tool loop stopped: the agent still called tools after {self.max_rounds} "
+                    "round(s) (agent.max_tool_rounds)"
+                )
+                return response
+            self.rounds.append(await self._round(response))
+            request = request.model_copy(
+                update={
+                    "tool_rounds": list(self.rounds),
+                    "prompt": f"{base_prompt}\n\n{results_text(self.rounds)}",
+                }
+            )
+
+    async def _round(self, response: AgentResponse) -> ToolRound:
+        number = len(self.rounds) + 1
+        calls: list[dict[str, Any]] = []
+        results: list[ToolResult] = []
+        for index, raw in enumerate(response.tool_calls):
+            fallback_id = f"call_{number}_{index}"
+            try:
+                call = normalize_tool_call(raw, fallback_id=fallback_id)
+            except ValueError as error:
+                name = str(raw.get("name") or (raw.get("function") or {}).get("name") or "?")
+                call = {"id": str(raw.get("id") or fallback_id), "name": name, "args": {}}
+                result = ToolResult(
+                    tool_call_id=call["id"], name=name, content=f"bad tool call: {error}",
+                    is_error=True,
+                )  # fmt: skip
+            else:
+                if self.on_call:
+                    self.on_call(number, call)
+                result = await self.toolbox.call(call)
+            if self.on_result:
+                self.on_result(number, result)
+            calls.append(call)
+            results.append(result)
+        return ToolRound(content=response.content, tool_calls=calls, results=results)
+
+    def records(self) -> list[dict[str, Any]]:
+        """Every call with its result, JSON-shaped for the attempt record."""
+        return [
+            {
+                "round": number,
+                "id": result.tool_call_id,
+                "name": result.name,
+                "args": result.args,
+                "output": result.content,
+                "is_error": result.is_error,
+            }
+            for number, entry in enumerate(self.rounds, 1)
+            for result in entry.results
+        ]
+
+    def trace(self) -> str:
+        """The attempt as text: each tool call and result, then the final answer."""
+        lines: list[str] = []
+        for record in self.records():
+            arguments = json.dumps(record["args"], default=str)
+            lines.append(f"tool call [round {record['round']}]: {record['name']}({arguments})")
+            kind = "tool error" if record["is_error"] else "tool result"
+            lines.append(f"{kind} [round {record['round']}] {record['name']}: {record['output']}")
+        response = self.response
+        if response is not None and response.tool_calls and (self.error or not self.toolbox):
+            lines.extend(
+                f"tool call (not run): {json.dumps(call, default=str)}"
+                for call in response.tool_calls
+            )
+        if response is not None and response.content:
+            lines.append(response.content)
+        if self.error:
+            lines.append(self.error)
+        return "\n".join(lines)
