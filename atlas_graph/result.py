@@ -28,6 +28,7 @@ class StepResult(BaseModel):
     output: str = ""
     attempts: int = 0
     validation: dict[str, Any] | None = None
+    reward: dict[str, Any] | None = None
     guidance: list[str] = Field(default_factory=list)
     attempt_history: list[AttemptResult] = Field(default_factory=list)
     prior_results: dict[str, str] = Field(default_factory=dict)
@@ -80,6 +81,7 @@ class Result(BaseModel):
                     output=record.get("output", ""),
                     attempts=len(history),
                     validation=record.get("validation"),
+                    reward=record.get("reward"),
                     guidance=record.get("guidance", []),
                     attempt_history=history,
                     prior_results=record.get("prior_results", {}),

@@ -71,6 +71,7 @@ class StepRecord(TypedDict, total=False):
     guidance: list[str]
     output: str
     validation: Verdict | None
+    reward: dict[str, Any] | None  # reward breakdown of this step (verdict or step judges)
     prior_results: dict[str, str]
     started_at: str
     completed_at: str
