@@ -434,3 +434,36 @@ async def test_step_budget_below_the_model_cap_is_sent(openai_server: wire.OpenA
     await arun("question", config=config, mode="paired")
     student_requests, _ = split(openai_server)
     assert student_requests[0].body["max_completion_tokens"] == 32
+
+
+# --------------------------------------------------------------------------- reward system
+
+
+async def test_judge_disagreement_reaches_the_large_model(openai_server: wire.OpenAIServer) -> None:
+    by_temperature = {0.2: 0.9, 0.5: 0.5, 0.8: 0.7}
+
+    def handler(body: dict[str, Any]) -> wire.Reply:
+        if wire.tool_names(body) == ["JudgeReply"]:
+            score = by_temperature[body["temperature"]]
+            return wire.tool_call(
+                "JudgeReply", {"principles": [], "score": score, "rationale": "r", "uncertainty": 0}
+            )
+        return wire.default_handler(body)
+
+    openai_server.set_handler(handler)
+    config = wire_config(
+        openai_server,
+        rim={"small_model": llm(openai_server, "judge-test"),
+             "large_model": llm(openai_server, "arbiter-test")},
+    )  # fmt: skip
+    result: Result = await arun("question", config=config, mode="coach")
+
+    arbiter_requests = [r for r in openai_server.chat_requests if r.model == "arbiter-test"]
+    assert len(arbiter_requests) == 1
+    assert arbiter_requests[0].tool_names == ["ArbiterReply"]
+    assert "score 0.90" in arbiter_requests[0].text("user")
+    assert result.reward is not None
+    (entry,) = result.reward["judges"]
+    assert entry["escalated"] is True and entry["score"] == 0.6  # the default ArbiterReply
+    assert result.usage["arbiter"] == PER_CALL
+    assert SECRET not in json.dumps(result.reward)
