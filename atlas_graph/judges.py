@@ -256,7 +256,8 @@ def judge_outcome(
 
     The score is the mean of the valid samples. ``escalated`` is set, with its reason, when
     the samples disagree or one is unsure; the arbiter then replaces the score. No valid
-    sample at all is a score of 0 with uncertainty 1, and is not escalated.
+    sample at all is a score of 0 with uncertainty 1, and is not escalated. A Python judge is
+    a rule: its one sample is final.
     """
     samples = [call.sample for call in calls if call.sample is not None]
     invalid = [
@@ -288,13 +289,14 @@ def judge_outcome(
     spread = pstdev(scores) if len(scores) > 1 else 0.0
     surest = min(samples, key=lambda sample: sample["uncertainty"])
     reasons = []
-    if spread > variance_threshold:
-        reasons.append(f"score stdev {spread:.3f} > variance_threshold {variance_threshold}")
-    if max(uncertainties) > uncertainty_threshold:
-        reasons.append(
-            f"sample uncertainty {max(uncertainties):.2f} > uncertainty_threshold "
-            f"{uncertainty_threshold}"
-        )
+    if judge.kind != "python":
+        if spread > variance_threshold:
+            reasons.append(f"score stdev {spread:.3f} > variance_threshold {variance_threshold}")
+        if max(uncertainties) > uncertainty_threshold:
+            reasons.append(
+                f"sample uncertainty {max(uncertainties):.2f} > uncertainty_threshold "
+                f"{uncertainty_threshold}"
+            )
     return {
         **entry,
         "score": fmean(scores),

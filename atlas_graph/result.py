@@ -46,6 +46,8 @@ class Result(BaseModel):
     plan: dict[str, Any] | None = None
     steps: list[StepResult] = Field(default_factory=list)
     reward: dict[str, Any] | None = None
+    reward_stats: dict[str, Any] | None = None
+    reward_audit: list[dict[str, Any]] = Field(default_factory=list)
     usage: dict[str, dict[str, int]] = Field(default_factory=dict)
     session_metadata: dict[str, Any] = Field(default_factory=dict)
     notes: list[str] = Field(default_factory=list)
@@ -98,6 +100,8 @@ class Result(BaseModel):
             plan=dict(plan) if plan else None,
             steps=steps,
             reward=values.get("reward"),
+            reward_stats=values.get("reward_stats"),
+            reward_audit=values.get("reward_audit", []),
             usage=values.get("usage", {}),
             session_metadata=values.get("session_metadata", {}),
             notes=values.get("plan_notes", []),

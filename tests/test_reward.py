@@ -187,6 +187,10 @@ def judge_0_3(request: Any) -> dict[str, Any]:
     return {"score": 0.3, "rationale": "weak", "principles": [{"name": "rule", "weight": 1}]}
 
 
+def unsure_rule(request: Any) -> dict[str, Any]:
+    return {"score": 0.8, "uncertainty": 0.9}
+
+
 @pytest.mark.parametrize(
     ("aggregation", "key", "expected"),
     [
@@ -226,6 +230,28 @@ async def test_python_judge_scores_once_and_deterministically(make_run: Any) -> 
     }  # fmt: skip
     (audit,) = state["reward_audit"]
     assert audit["model"] == f"python:{scored(0.3)}"
+
+
+async def test_a_python_judge_is_final_even_when_unsure(make_run: Any) -> None:
+    config = {"rim": {"judges": [{"identifier": "rule", "kind": "python",
+                                  "import_path": "test_reward:unsure_rule"}]}}  # fmt: skip
+    run = make_run(config, agent=ScriptedAgent(), models={"teacher": teacher()})
+    state = await run("task", mode="coach")
+    assert "arbiter" not in run.nodes
+    assert state["reward"]["judges"][0]["escalated"] is False
+    assert state["reward"]["score"] == 0.8
+
+
+async def test_audit_keeps_prompts_and_replies_only_when_configured(make_run: Any) -> None:
+    for keep in (False, True):
+        judge = ScriptedChatModel(responses=[reply(0.8)], repeat_last=True)
+        run = judged_run(make_run, judge, {"rim": {"audit_prompts": keep}})
+        state = await run("the task text", mode="coach")
+        for item in state["reward_audit"]:
+            assert ("prompt" in item) is keep and ("reply" in item) is keep
+            if keep:
+                assert "the task text" in item["prompt"]
+                assert json.loads(item["reply"])["score"] == 0.8
 
 
 async def test_paired_session_costs_two_calls_with_reuse_and_five_without(
@@ -310,6 +336,29 @@ async def test_step_judges_score_each_step(make_run: Any, scope: str) -> None:
         assert judge.call_count == 9
         assert subjects == {"1", "2", "session"}
         assert state["reward"]["raw"]["source"] == "judges"
+
+
+async def test_step_judges_escalate_per_step(make_run: Any) -> None:
+    steps = [{"id": 1, "description": "alpha"}, {"id": 2, "description": "beta"}]
+    alpha = iter([0.9, 0.5, 0.7])
+    judge = ScriptedChatModel(
+        responder=lambda m: reply(next(alpha) if "Step: alpha" in str(m[-1].content) else 0.8)
+    )
+    arbiter = ScriptedChatModel(responses=[json.dumps({"score": 0.4, "rationale": "weak"})])
+    run = make_run(
+        {"rim": {"scope": "step"}},
+        agent=ScriptedAgent(plan=steps),
+        models={"teacher": teacher(), "judge": judge, "arbiter": arbiter},
+    )
+    state = await run("task", mode="escalate")
+    assert run.nodes[-3:] == ["reward", "arbiter", "finalize"]
+    assert "Step: alpha" in str(arbiter.calls[0]["messages"][-1].content)
+    first, second = state["steps"]["1"]["reward"], state["steps"]["2"]["reward"]
+    assert first["score"] == 0.4 and first["judges"][0]["escalated"] is True
+    assert second["score"] == pytest.approx(0.8) and second["judges"][0]["escalated"] is False
+    assert state["reward"]["score"] == pytest.approx((0.4 + 0.8) / 2)
+    escalation = next(e for e in run.events if e["atlas_event"] == "arbiter_escalation")
+    assert escalation["step_id"] == 1
 
 
 async def test_single_unvalidated_step_carries_the_session_reward(make_run: Any) -> None:
