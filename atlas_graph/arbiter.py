@@ -173,13 +173,18 @@ def make_arbiter_node(services: Services) -> Node:
             for entry in judged.get(item["subject"], [])
             if entry["identifier"] == item["judge"]
         ]
+
+        def config_of(entry: dict[str, Any]) -> JudgeConfig:
+            # a judge removed from the config since tier 1 still gets its final score
+            found = judges.get(entry["identifier"])
+            return found or JudgeConfig(identifier=entry["identifier"], kind="custom")
+
         calls = await asyncio.gather(
             *(
-                settle(entry, judges[entry["identifier"]], subject, messages[subject], runtime,
-                       limit)
+                settle(entry, config_of(entry), subject, messages[subject], runtime, limit)
                 for subject, entry in targets
             )
-        )  # fmt: skip
+        )
         audit: list[dict[str, Any]] = []
         session_id = state.get("session_id", "")
         for (subject, entry), call in zip(targets, calls, strict=True):

@@ -63,7 +63,7 @@ def active_judges(rim: RimConfig, *, has_model: bool) -> list[JudgeConfig]:
     With nothing configured and a judge model available, one built-in process judge scores.
     """
     judges = [judge for judge in rim.judges if judge.enabled]
-    taken = {judge.identifier for judge in judges}
+    taken = {judge.identifier for judge in rim.judges}  # a disabled judge stays off
     if rim.active_judges is not None:
         presets = [name for name, on in rim.active_judges.items() if on and name not in taken]
     else:
@@ -306,6 +306,7 @@ def make_reward_node(services: Services) -> Node:
         usages: list[dict[str, int]] = []
         for (subject, judge), calls in zip(keys, results, strict=True):
             entry = judge_outcome(judge, calls, rim.variance_threshold, rim.uncertainty_threshold)
+            entry["subject"] = subject
             judged[subject].append(entry)
             audit.extend(audit_entry(call, stage="tier1", subject=subject) for call in calls)
             usages.extend(call.usage for call in calls if call.usage)

@@ -92,6 +92,11 @@ def test_active_judges_as_a_list_and_next_to_configured_judges() -> None:
         ("helpfulness", None),
     ]
     assert active_judges(parse_config({}).rim, has_model=False) == []
+    rim = parse_config(
+        {"rim": {"active_judges": ["process"], "judges": [{"identifier": "process",
+                                                           "enabled": False}]}}
+    ).rim  # fmt: skip
+    assert active_judges(rim, has_model=True) == []  # switched off stays off
 
 
 @pytest.mark.parametrize(
