@@ -165,6 +165,8 @@ class AtlasOutput(TypedDict, total=False):
     plan: Plan
     steps: dict[str, StepRecord]
     reward: dict[str, Any] | None
+    reward_stats: dict[str, Any] | None
+    reward_audit: list[dict[str, Any]]
     session_id: str
     usage: dict[str, Usage]
 

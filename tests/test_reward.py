@@ -422,3 +422,26 @@ def test_arbiter_edge_is_drawn() -> None:
     assert "reward -.-> arbiter;" in drawing
     assert "reward -.-> finalize;" in drawing
     assert "arbiter --> finalize;" in drawing
+
+
+async def test_a_session_stopped_in_the_arbiter_resumes_without_resampling(
+    make_run: Any,
+) -> None:
+    judge = ScriptedChatModel(responses=[reply(0.9), reply(0.5), reply(0.7)])
+    arbiter = ScriptedChatModel(
+        responses=[RuntimeError("arbiter down"), json.dumps({"score": 0.5, "rationale": "ok"})]
+    )
+    run = judged_run(make_run, judge, arbiter=arbiter)
+    with pytest.raises(RuntimeError, match="arbiter down"):
+        await run("task", mode="coach")
+    config: Any = {"configurable": {"thread_id": "t1"}}
+    stopped = await run.graph.aget_state(config)
+    assert stopped.next == ("arbiter",)
+    assert stopped.values["reward"]["raw"]["pending_arbiter"] == [
+        {"subject": "session", "judge": "process"}
+    ]
+    state = await run.graph.ainvoke(None, config)
+    assert judge.call_count == 3  # tier 1 is not repeated
+    assert arbiter.call_count == 2
+    assert state["reward"]["score"] == 0.5 and state["status"] == "failed"
+    assert [item["stage"] for item in state["reward_audit"]] == ["tier1"] * 3 + ["arbiter"]
