@@ -25,6 +25,7 @@ from atlas_graph.judges import (
     clamp_unit,
     model_label,
     normalized_principles,
+    principle_items,
     reply_payload,
 )
 from atlas_graph.models import usage_of
@@ -72,6 +73,11 @@ class ArbiterReply(BaseModel):
     @classmethod
     def _text(cls, value: Any) -> str:
         return "" if value is None else str(value)
+
+    @field_validator("principles", mode="before")
+    @classmethod
+    def _named(cls, value: Any) -> Any:
+        return principle_items(value)
 
 
 def tier1_summary(entry: dict[str, Any]) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from statistics import fmean, pstdev
 from typing import Any
 
@@ -77,6 +77,11 @@ class JudgeReply(BaseModel):
     def _unit_interval(cls, value: Any) -> float:
         return clamp_unit(value)
 
+    @field_validator("principles", mode="before")
+    @classmethod
+    def _named(cls, value: Any) -> Any:
+        return principle_items(value)
+
     @field_validator("rationale", mode="before")
     @classmethod
     def _text(cls, value: Any) -> str:
@@ -93,6 +98,13 @@ def _finite(value: Any) -> float:
     if not math.isfinite(number):
         raise ValueError(f"expected a finite number, got {value!r}")
     return number
+
+
+def principle_items(value: Any) -> Any:
+    """Accept a bare list of names, a common shorthand for equally weighted principles."""
+    if isinstance(value, list):
+        return [{"name": item} if isinstance(item, str) else item for item in value]
+    return value
 
 
 def clamp_unit(value: Any) -> float:
@@ -130,8 +142,11 @@ def normalized_principles(
 
 
 def judge_system_prompt(judge: JudgeConfig, rim: RimConfig) -> str:
-    """The judge's own prompt, the shared ``judge_prompt`` or the built-in one, then the
-    configured principles and the reply format every judge shares."""
+    """A judge's system prompt: its instructions, its principles, the shared reply format.
+
+    The instructions are the judge's own ``prompt``, else ``rim.judge_prompt``, else the
+    built-in prompt of its kind.
+    """
     text = judge.prompt or rim.judge_prompt or BUILTIN_PROMPTS.get(judge.kind, "")
     if judge.principles:
         listed = "\n".join(f"- {item}" for item in judge.principles)
@@ -173,7 +188,6 @@ class Call:
     usage: dict[str, int] | None = None
     prompt: str | None = None
     reply: str | None = None
-    audit_extra: dict[str, Any] = field(default_factory=dict)
 
 
 def sample_from_reply(
@@ -322,7 +336,6 @@ def audit_entry(call: Call, *, stage: str, subject: str) -> dict[str, Any]:
         "rationale": sample.get("rationale", call.error or ""),
         "valid": call.sample is not None,
         "subject": subject,
-        **call.audit_extra,
     }
     if call.error:
         entry["error"] = call.error

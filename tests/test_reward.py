@@ -144,7 +144,7 @@ async def test_malformed_and_out_of_range_replies(make_run: Any) -> None:
     judge = ScriptedChatModel(
         responses=[
             "I think it is fine.",  # no JSON at all
-            reply(1.7, uncertainty=-0.2),  # clamped to 1 and 0
+            reply(1.7, uncertainty=-0.2, principles=["exactness"]),  # clamped to 1 and 0
             json.dumps({"score": "high", "rationale": "?", "uncertainty": 0.1}),
         ]
     )
@@ -153,6 +153,9 @@ async def test_malformed_and_out_of_range_replies(make_run: Any) -> None:
     (entry,) = state["reward"]["judges"]
     assert [s["score"] for s in entry["samples"]] == [1.0]
     assert entry["samples"][0]["uncertainty"] == 0.0
+    assert entry["samples"][0]["principles"] == [
+        {"name": "exactness", "weight": 1.0, "description": ""}
+    ]
     assert len(entry["invalid_samples"]) == 2
     assert entry["score"] == 1.0 and entry["escalated"] is False
     audit = state["reward_audit"]
