@@ -154,12 +154,19 @@ def judge_system_prompt(judge: JudgeConfig, rim: RimConfig) -> str:
     return f"{text.strip()}\n\n{OUTPUT_CONTRACT}"
 
 
-def session_message(task: str, final_answer: str, steps: Mapping[str, Any]) -> str:
-    """What a session judge sees: the task, the answer and how each step went."""
+def session_message(
+    task: str, final_answer: str, plan_steps: list[Mapping[str, Any]], steps: Mapping[str, Any]
+) -> str:
+    """What a session judge sees: the task, the answer and how each planned step went."""
     lines = []
-    for step_id, record in steps.items():
+    for spec in plan_steps:
+        record = steps.get(str(spec["id"]), {})
         attempts = len(record.get("attempts", []))
-        lines.append(f"- step {step_id}: {record.get('status', '?')}, {attempts} attempt(s)")
+        first_line = (str(spec.get("description", "")).strip().splitlines() or [""])[0]
+        lines.append(
+            f"- step {spec['id']} ({first_line}): {record.get('status', 'not run')}, "
+            f"{attempts} attempt(s)"
+        )
     return f"Task:\n{task}\n\nFinal answer:\n{final_answer}\n\nSteps:\n" + (
         "\n".join(lines) or "(none)"
     )

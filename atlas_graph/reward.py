@@ -48,8 +48,9 @@ def subject_messages(state: AtlasState, scope: str) -> dict[str, str]:
     found: dict[str, str] = {}
     if scope in ("session", "both"):
         found[SESSION] = session_message(
-            state["task"], state.get("final_answer", ""), state.get("steps", {})
-        )
+            state["task"], state.get("final_answer", ""), state["plan"]["steps"],
+            state.get("steps", {}),
+        )  # fmt: skip
     if scope in ("step", "both"):
         descriptions = {str(spec["id"]): spec["description"] for spec in state["plan"]["steps"]}
         for step_id, record in state.get("steps", {}).items():

@@ -64,7 +64,8 @@ async def test_disagreeing_samples_escalate_and_take_the_arbiter_score(make_run:
 
     # the arbiter saw the task, the answer and every tier-1 sample
     seen = str(arbiter.calls[0]["messages"][-1].content)
-    assert "Task:\ntask" in seen and "Final answer:" in seen
+    assert "Task:\ntask" in seen and "Final answer:\nresult of step 1" in seen
+    assert "- step 1 (task): succeeded, 1 attempt(s)" in seen
     assert all(f"score {s:.2f}" in seen for s in (0.9, 0.5, 0.7))
     assert "correctness (0.67)" in seen
 
