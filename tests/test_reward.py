@@ -131,6 +131,18 @@ async def test_thresholds_come_from_config(make_run: Any) -> None:
     assert state["reward"]["score"] == pytest.approx(0.7)
 
 
+async def test_an_unreadable_arbiter_reply_keeps_the_tier1_mean(make_run: Any) -> None:
+    judge = ScriptedChatModel(responses=[reply(0.9), reply(0.5), reply(0.7)])
+    arbiter = ScriptedChatModel(responses=["I cannot decide."])
+    state = await judged_run(make_run, judge, arbiter=arbiter)("task", mode="coach")
+    (entry,) = state["reward"]["judges"]
+    assert entry["escalated"] is True
+    assert entry["score"] == pytest.approx(0.7)
+    assert entry["rationale"].startswith("unreadable arbiter reply")
+    last = state["reward_audit"][-1]
+    assert (last["stage"], last["valid"], last["score"]) == ("arbiter", False, None)
+
+
 async def test_without_a_large_model_the_judge_model_arbitrates(make_run: Any) -> None:
     judge = ScriptedChatModel(
         responses=[reply(0.9), reply(0.5), reply(0.7), json.dumps({"score": 0.6})]
