@@ -308,12 +308,15 @@ class OrchestrationConfig(_Strict):
     lanes: dict[Lane, LaneOverride] = Field(default_factory=dict)
 
 
+BuiltinJudge = Literal["process", "helpfulness"]
+
+
 class JudgeConfig(_Strict):
     """One reward judge: an LLM with a prompt, or a Python function."""
 
-    identifier: str
+    identifier: str = Field(min_length=1)
     kind: Literal["process", "helpfulness", "custom", "python"] = "process"
-    weight: float = Field(default=1.0, ge=0)
+    weight: float = Field(default=1.0, gt=0, description="share in the weighted mean")
     enabled: bool = True
     llm: LLMParameters | None = None
     prompt: str | None = None
@@ -330,16 +333,62 @@ class JudgeConfig(_Strict):
         return self
 
 
+# Atlas spellings that name the same setting as an atlas-graph key.
+_RIM_ALIASES = {"arbiter": "large_model", "aggregation_strategy": "aggregation"}
+
+
 class RimConfig(_Strict):
-    """Reward: judges, thresholds and when to score."""
+    """Reward: judges, their models, sampling, escalation to the arbiter and thresholds.
+
+    Both Atlas layouts load: judges with their own ``llm`` plus an ``arbiter`` model, or
+    ``small_model``/``large_model`` with ``active_judges`` naming built-in judges.
+    """
 
     judges: list[JudgeConfig] = Field(default_factory=list)
-    small_model: LLMParameters | None = None
+    active_judges: dict[BuiltinJudge, bool] | None = Field(
+        default=None, description="built-in judges to run next to `judges` (name: on/off)"
+    )
+    small_model: LLMParameters | None = Field(default=None, description="default judge model")
+    large_model: LLMParameters | None = Field(default=None, description="the arbiter model")
     judge_prompt: str | None = None
+    temperatures: list[float] = Field(default_factory=lambda: [0.2, 0.5, 0.8])
+    variance_threshold: float = Field(default=0.15, ge=0, le=1)
+    uncertainty_threshold: float = Field(default=0.3, ge=0, le=1)
+    aggregation: Literal["weighted_mean", "minimum"] = "weighted_mean"
+    scope: Literal["session", "step", "both"] = "session"
+    parallel_workers: int = Field(default=4, ge=1, le=64, description="judge calls in flight")
+    audit_prompts: bool = Field(
+        default=False, description="keep each judge call's prompt and raw reply in the audit"
+    )
     retry_threshold: float = Field(default=0.6, ge=0, le=1)
     success_threshold: float = Field(default=0.7, ge=0, le=1)
     reuse_validation_as_reward: bool = True
     reward_auto_lane: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _atlas_spellings(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        for alias, name in _RIM_ALIASES.items():
+            if alias in data:
+                if name in data:
+                    raise ValueError(f"give either {name} or {alias} (the same setting), not both")
+                data[name] = data.pop(alias)
+        if isinstance(data.get("active_judges"), list):
+            data["active_judges"] = dict.fromkeys(data["active_judges"], True)
+        return data
+
+    @field_validator("temperatures")
+    @classmethod
+    def _temperatures(cls, value: list[float]) -> list[float]:
+        if not value:
+            raise ValueError("list at least one sampling temperature, e.g. [0.2, 0.5, 0.8]")
+        outside = [t for t in value if not 0 <= t <= 2]
+        if outside:
+            raise ValueError(f"temperatures must lie between 0 and 2, got {outside}")
+        return value
 
     @model_validator(mode="after")
     def _thresholds_ordered(self) -> RimConfig:
@@ -348,6 +397,10 @@ class RimConfig(_Strict):
                 f"retry_threshold ({self.retry_threshold}) must not exceed "
                 f"success_threshold ({self.success_threshold})"
             )
+        identifiers = [judge.identifier for judge in self.judges]
+        repeated = sorted({name for name in identifiers if identifiers.count(name) > 1})
+        if repeated:
+            raise ValueError(f"judge identifiers must be unique, repeated: {repeated}")
         return self
 
 
@@ -416,14 +469,6 @@ class AtlasConfig(_Strict):
 # generic "unknown field" for someone bringing an Atlas config.
 _NOT_YET_SUPPORTED = {
     # reward system
-    "rim.large_model": "arbiter escalation",
-    "rim.arbiter": "arbiter escalation",
-    "rim.variance_threshold": "arbiter escalation",
-    "rim.uncertainty_threshold": "arbiter escalation",
-    "rim.temperatures": "multi-temperature judge sampling",
-    "rim.active_judges": "built-in judge presets",
-    "rim.parallel_workers": "judge worker pools",
-    "rim.aggregation_strategy": "judge aggregation strategies",
     # adaptive teaching
     "adaptive_teaching.enabled": "the capability probe",
     "adaptive_teaching.certify_first_run": "fingerprint certification",

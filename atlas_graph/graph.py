@@ -15,10 +15,11 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.types import CachePolicy, RetryPolicy, Send
 
 from atlas_graph.adaptive import make_probe_node, make_triage_node
+from atlas_graph.arbiter import make_arbiter_node
 from atlas_graph.config import AtlasConfig, load_config
 from atlas_graph.finalize import make_finalize_node
 from atlas_graph.models import is_transient
-from atlas_graph.reward import make_reward_node
+from atlas_graph.reward import make_reward_node, route_after_reward
 from atlas_graph.scheduler import make_dispatch_node, ready_sends
 from atlas_graph.services import AtlasContext, Services
 from atlas_graph.state import AtlasInput, AtlasOutput, AtlasState
@@ -33,8 +34,10 @@ from atlas_graph.teacher import (
 GRAPH_NAME = "atlas-graph"
 NODES = (
     "triage", "probe", "plan", "review", "dispatch", "execute", "validate", "guide",
-    "synthesize", "reward", "finalize",
+    "synthesize", "reward", "arbiter", "finalize",
 )  # fmt: skip
+AFTER_REWARD = "finalize"
+"""The node a session goes to once its reward is final (after the arbiter, if it ran)."""
 
 
 def create_atlas_graph(
@@ -47,8 +50,9 @@ def create_atlas_graph(
 
     Args:
         config: An ``AtlasConfig``, a mapping in the YAML layout, or a path to YAML.
-        models: Chat models by role (``student``, ``teacher``, ``judge``) that take the place
-            of the config's LLM settings; scripted models from ``atlas_graph.testing`` fit.
+        models: Chat models by role (``student``, ``teacher``, ``judge``, ``arbiter``) that
+            take the place of the config's LLM settings; scripted models from
+            ``atlas_graph.testing`` fit.
         agent: The student's agent: an object with ``async ainvoke(request)``, a chat model or
             a function. Defaults to the config's ``agent`` section.
 
@@ -87,6 +91,7 @@ def create_atlas_graph(
     )
     builder.add_node("synthesize", make_synthesize_node(services), retry_policy=llm_retry)
     builder.add_node("reward", make_reward_node(services), retry_policy=llm_retry)
+    builder.add_node("arbiter", make_arbiter_node(services), retry_policy=llm_retry)
     builder.add_node("finalize", make_finalize_node(services))
 
     async def after_probe(state: AtlasState) -> str | list[Send]:
@@ -107,6 +112,9 @@ def create_atlas_graph(
     builder.add_edge("plan", "review")
     builder.add_conditional_edges("review", after_review, ["plan", "execute"])
     builder.add_conditional_edges("synthesize", after_synthesize)
-    builder.add_edge("reward", "finalize")
+    builder.add_conditional_edges(
+        "reward", route_after_reward(AFTER_REWARD), ["arbiter", AFTER_REWARD]
+    )
+    builder.add_edge("arbiter", AFTER_REWARD)
     builder.add_edge("finalize", END)
     return builder

@@ -41,9 +41,6 @@ act on in the next attempt. Reply with JSON:
 GUIDANCE = """You are the teacher. The student's last attempt at a step fell short. Write
 short, concrete guidance that fixes what went wrong. Reply with the guidance only."""
 
-JUDGE = """You are a reward judge. Score how well the final answer solves the task, from 0 to
-1, and say why. Reply with JSON: {"score": 0.8, "rationale": "..."}"""
-
 
 def system_prompt(template: str, base_prompt: str | None) -> str:
     """Fill ``{base_prompt}`` and drop the blank lines an empty base leaves behind."""
@@ -124,13 +121,3 @@ def guidance_message(
         f"Task:\n{task}\n\nStep {step['id']}: {step['description']}\n\nStudent output:\n{output}"
         f"\n\nVerdict: score {score:.2f}. {rationale}"
     )
-
-
-def judge_message(task: str, final_answer: str, steps: Mapping[str, Any]) -> str:
-    """What a reward judge sees: the task, the answer and how each step went."""
-    lines = [
-        f"- step {step_id}: {record.get('status', '?')}, "
-        f"{len(record.get('attempts', []))} attempt(s)"
-        for step_id, record in steps.items()
-    ]
-    return f"Task:\n{task}\n\nFinal answer:\n{final_answer}\n\nSteps:\n" + "\n".join(lines)

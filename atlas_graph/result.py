@@ -29,6 +29,7 @@ class StepResult(BaseModel):
     output: str = ""
     attempts: int = 0
     validation: dict[str, Any] | None = None
+    reward: dict[str, Any] | None = None
     guidance: list[str] = Field(default_factory=list)
     attempt_history: list[AttemptResult] = Field(default_factory=list)
     prior_results: dict[str, str] = Field(default_factory=dict)
@@ -46,6 +47,8 @@ class Result(BaseModel):
     plan: dict[str, Any] | None = None
     steps: list[StepResult] = Field(default_factory=list)
     reward: dict[str, Any] | None = None
+    reward_stats: dict[str, Any] | None = None
+    reward_audit: list[dict[str, Any]] = Field(default_factory=list)
     usage: dict[str, dict[str, int]] = Field(default_factory=dict)
     session_metadata: dict[str, Any] = Field(default_factory=dict)
     notes: list[str] = Field(default_factory=list)
@@ -81,6 +84,7 @@ class Result(BaseModel):
                     output=record.get("output", ""),
                     attempts=len(history),
                     validation=record.get("validation"),
+                    reward=record.get("reward"),
                     guidance=record.get("guidance", []),
                     attempt_history=history,
                     prior_results=record.get("prior_results", {}),
@@ -97,6 +101,8 @@ class Result(BaseModel):
             plan=dict(plan) if plan else None,
             steps=steps,
             reward=values.get("reward"),
+            reward_stats=values.get("reward_stats"),
+            reward_audit=values.get("reward_audit", []),
             usage=values.get("usage", {}),
             session_metadata=values.get("session_metadata", {}),
             notes=values.get("plan_notes", []),

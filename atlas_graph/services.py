@@ -33,7 +33,8 @@ class AtlasContext:
     """Per-run dependencies (LangGraph runtime context); never checkpointed.
 
     Attributes:
-        models: Chat models by role (``student``, ``teacher``, ``judge``) for this run only.
+        models: Chat models by role (``student``, ``teacher``, ``judge``, ``arbiter``) for
+            this run only.
         agent: The student's agent for this run only.
     """
 
@@ -123,6 +124,8 @@ class Services:
             return self.config.teacher.llm
         if role == "judge":
             return self.config.rim.small_model
+        if role == "arbiter":
+            return self.config.rim.large_model
         return None
 
     def has_model(self, role: str, runtime: Runtime[AtlasContext] | None = None) -> bool:

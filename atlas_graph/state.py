@@ -83,6 +83,7 @@ class StepRecord(TypedDict, total=False):
     guidance: list[str]
     output: str
     validation: Verdict | None
+    reward: dict[str, Any] | None  # reward breakdown of this step (verdict or step judges)
     prior_results: dict[str, str]
     started_at: str
     completed_at: str
@@ -176,6 +177,8 @@ class AtlasOutput(TypedDict, total=False):
     plan: Plan
     steps: dict[str, StepRecord]
     reward: dict[str, Any] | None
+    reward_stats: dict[str, Any] | None
+    reward_audit: list[dict[str, Any]]
     session_id: str
     usage: dict[str, Usage]
 

@@ -47,7 +47,13 @@ USAGE = {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}
 DEFAULT_TOOL_ARGUMENTS: dict[str, dict[str, Any]] = {
     "TeacherVerdict": {"valid": True, "score": 0.8, "rationale": "wire ok", "guidance": ""},
     "PlanReview": {"approved": True, "concerns": []},
-    "JudgeScore": {"score": 0.7, "rationale": "ok"},
+    "JudgeReply": {
+        "principles": [{"name": "correct", "weight": 1, "description": "answers the task"}],
+        "score": 0.7,
+        "rationale": "ok",
+        "uncertainty": 0.1,
+    },
+    "ArbiterReply": {"score": 0.6, "rationale": "arbitrated", "uncertainty": 0.05},
 }
 DEFAULT_ANSWER = "wire answer"
 

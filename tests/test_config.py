@@ -269,14 +269,13 @@ def test_atlas_sdk_openai_example_loads(tmp_path: Path) -> None:
 
 def test_unedited_atlas_example_lists_every_unsupported_key(tmp_path: Path) -> None:
     data = yaml.safe_load(ATLAS_OPENAI_EXAMPLE_YAML)
-    data["rim"]["arbiter"] = {"provider": "openai", "model": "gpt-4o"}
-    data["rim"]["aggregation_strategy"] = "weighted_mean"
     data["storage"] = {"database_url": "postgresql://localhost:5432/atlas"}
+    data["prompt_rewrite"] = {"llm": {}}
     path = write(tmp_path, yaml.safe_dump(data))
     message = file_error(path)
-    assert message.count("not supported by atlas-graph yet") == 3
+    assert message.count("not supported by atlas-graph yet") == 2
     assert "unknown field" not in message
-    for key in ("rim.arbiter", "rim.aggregation_strategy", "storage.database_url"):
+    for key in ("prompt_rewrite", "storage.database_url"):
         assert re.search(rf"(^{re.escape(str(path))}:|;) {re.escape(key)}: not supported", message)
     assert "(PostgreSQL storage)" in message
 
@@ -440,24 +439,9 @@ def test_unknown_lane_name_has_a_clean_key_path() -> None:
 # --------------------------------------------------------------------------- not yet supported
 
 
-def test_fixture_with_large_model_is_not_supported(tmp_path: Path) -> None:
-    text = ATLAS_SRE_YAML.replace(
-        "storage: null\n",
-        "  large_model:\n    provider: openai\n    model: gpt-5\n"
-        "    api_key_env: OPENAI_API_KEY\nstorage: null\n",
-    )
-    assert yaml.safe_load(text)["rim"]["large_model"]["model"] == "gpt-5"
-    path = write(tmp_path, text)
-    message = file_error(path, environ={})
-    assert message == (
-        f"{path}: rim.large_model: not supported by atlas-graph yet (arbiter escalation), remove it"
-    )
-
-
 @pytest.mark.parametrize(
     ("data", "key", "feature"),
     [
-        ({"rim": {"temperatures": [0.0, 0.3]}}, "rim.temperatures", "multi-temperature"),
         ({"storage": {"database_url": "postgresql://x"}}, "storage.database_url", "PostgreSQL"),
         ({"adaptive_teaching": {"probe": {"llm": {}}}}, "adaptive_teaching.probe.llm", "probe"),
         (

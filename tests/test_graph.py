@@ -422,7 +422,7 @@ async def test_python_validator_and_judge_supervise_without_llm(make_run: Any) -
 async def test_llm_judges_score_concurrently_and_aggregate_by_weight(make_run: Any) -> None:
     judge = ScriptedChatModel(
         responder=lambda m: json.dumps({"score": 1.0 if "STRICT" not in str(m[0].content) else 0.4,
-                                        "rationale": "ok"})
+                                        "rationale": "ok", "uncertainty": 0.1})
     )  # fmt: skip
     config = {
         "rim": {
@@ -437,8 +437,8 @@ async def test_llm_judges_score_concurrently_and_aggregate_by_weight(make_run: A
     )
     state = await run("x", mode="coach")
     assert state["reward"]["score"] == pytest.approx((1.0 * 1 + 0.4 * 3) / 4)
-    assert judge.call_count == 2
-    assert state["usage"]["judge"]["calls"] == 2
+    assert judge.call_count == 6  # two judges, three temperatures each
+    assert state["usage"]["judge"]["calls"] == 6
 
 
 async def test_events_are_emitted_in_order(make_run: Any) -> None:
@@ -521,6 +521,7 @@ async def test_python_judge_errors_are_invalid_samples_not_crashes(make_run: Any
     state = await run("x", mode="coach")
     broken, high = state["reward"]["judges"]
     assert broken["score"] == 0.0 and "judge raised RuntimeError: judge bug" in broken["rationale"]
-    assert broken["samples"][0]["valid"] is False
+    assert broken["samples"] == []
+    assert broken["invalid_samples"][0]["error"] == "judge raised RuntimeError: judge bug"
     assert high["score"] == 1.0
     assert state["reward"]["score"] == 0.5

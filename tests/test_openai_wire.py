@@ -396,11 +396,14 @@ async def test_escalate_plan_runs_over_the_wire(openai_server: wire.OpenAIServer
     kinds = [kind(request) for request in requests]
     assert sorted(kinds) == sorted([
         "plan", "PlanReview", "execute 1", "execute 2", "TeacherVerdict", "TeacherVerdict",
-        "execute 3", "TeacherVerdict", "synthesize", "JudgeScore",
+        "execute 3", "TeacherVerdict", "synthesize", "JudgeReply", "JudgeReply", "JudgeReply",
     ])  # fmt: skip
     assert kinds[:2] == ["plan", "PlanReview"]
     assert set(kinds[2:4]) == {"execute 1", "execute 2"}
-    assert kinds[-2:] == ["synthesize", "JudgeScore"]
+    assert kinds[-4:] == ["synthesize", "JudgeReply", "JudgeReply", "JudgeReply"]
+    # the judge samples once per temperature, and each request carries its own temperature
+    judge_requests = [r for r in requests if kind(r) == "JudgeReply"]
+    assert sorted(r.body["temperature"] for r in judge_requests) == [0.2, 0.5, 0.8]
     # Step 3 starts only after both of its dependencies were validated.
     verdicts = [index for index, name in enumerate(kinds) if name == "TeacherVerdict"]
     assert verdicts[1] < kinds.index("execute 3") < verdicts[2]
@@ -409,7 +412,7 @@ async def test_escalate_plan_runs_over_the_wire(openai_server: wire.OpenAIServer
     review = by_kind["PlanReview"]
     assert '"Compare the two populations."' in review.text("user")
     assert review.model == "teacher-test"
-    assert by_kind["JudgeScore"].model == "judge-test"
+    assert by_kind["JudgeReply"].model == "judge-test"
     assert by_kind["plan"].body is not None
     assert by_kind["plan"].body["max_completion_tokens"] == 64  # llm cap below max_plan_tokens
     step_3 = by_kind["execute 3"].text("user")
@@ -421,7 +424,9 @@ async def test_escalate_plan_runs_over_the_wire(openai_server: wire.OpenAIServer
     assert result.usage["student"]["total_tokens"] == 5 * 18
     assert result.usage["teacher"]["calls"] == 4  # review, 3 validations
     assert result.usage["teacher"]["prompt_tokens"] == 4 * 11
-    assert result.usage["judge"] == PER_CALL
+    assert result.usage["judge"] == {key: 3 * value for key, value in PER_CALL.items()}
+    assert result.steps[0].reward is not None
+    assert result.steps[0].reward["score"] == pytest.approx(0.8)  # step 1's verdict
 
 
 async def test_step_budget_below_the_model_cap_is_sent(openai_server: wire.OpenAIServer) -> None:
@@ -429,3 +434,36 @@ async def test_step_budget_below_the_model_cap_is_sent(openai_server: wire.OpenA
     await arun("question", config=config, mode="paired")
     student_requests, _ = split(openai_server)
     assert student_requests[0].body["max_completion_tokens"] == 32
+
+
+# --------------------------------------------------------------------------- reward system
+
+
+async def test_judge_disagreement_reaches_the_large_model(openai_server: wire.OpenAIServer) -> None:
+    by_temperature = {0.2: 0.9, 0.5: 0.5, 0.8: 0.7}
+
+    def handler(body: dict[str, Any]) -> wire.Reply:
+        if wire.tool_names(body) == ["JudgeReply"]:
+            score = by_temperature[body["temperature"]]
+            return wire.tool_call(
+                "JudgeReply", {"principles": [], "score": score, "rationale": "r", "uncertainty": 0}
+            )
+        return wire.default_handler(body)
+
+    openai_server.set_handler(handler)
+    config = wire_config(
+        openai_server,
+        rim={"small_model": llm(openai_server, "judge-test"),
+             "large_model": llm(openai_server, "arbiter-test")},
+    )  # fmt: skip
+    result: Result = await arun("question", config=config, mode="coach")
+
+    arbiter_requests = [r for r in openai_server.chat_requests if r.model == "arbiter-test"]
+    assert len(arbiter_requests) == 1
+    assert arbiter_requests[0].tool_names == ["ArbiterReply"]
+    assert "score 0.90" in arbiter_requests[0].text("user")
+    assert result.reward is not None
+    (entry,) = result.reward["judges"]
+    assert entry["escalated"] is True and entry["score"] == 0.6  # the default ArbiterReply
+    assert result.usage["arbiter"] == PER_CALL
+    assert SECRET not in json.dumps(result.reward)
