@@ -17,6 +17,7 @@ from langgraph.types import CachePolicy, RetryPolicy, Send
 from atlas_graph.adaptive import make_probe_node, make_triage_node
 from atlas_graph.config import AtlasConfig, load_config
 from atlas_graph.finalize import make_finalize_node
+from atlas_graph.learning import make_learn_node
 from atlas_graph.models import is_transient
 from atlas_graph.reward import make_reward_node
 from atlas_graph.scheduler import make_dispatch_node, ready_sends
@@ -33,7 +34,7 @@ from atlas_graph.teacher import (
 GRAPH_NAME = "atlas-graph"
 NODES = (
     "triage", "probe", "plan", "review", "dispatch", "execute", "validate", "guide",
-    "synthesize", "reward", "finalize",
+    "synthesize", "reward", "learn", "finalize",
 )  # fmt: skip
 
 
@@ -76,17 +77,18 @@ def create_atlas_graph(
     )
     builder.add_node(
         "execute", make_execute_node(services),
-        destinations=("validate", "dispatch", "reward", "finalize"),
+        destinations=("validate", "dispatch", "reward", "learn", "finalize"),
     )  # fmt: skip
     builder.add_node(
         "validate", make_validate_node(services), retry_policy=llm_retry,
-        destinations=("guide", "dispatch", "reward", "finalize"),
+        destinations=("guide", "dispatch", "reward", "learn", "finalize"),
     )  # fmt: skip
     builder.add_node(
         "guide", make_guide_node(services), retry_policy=llm_retry, destinations=("execute",)
     )
     builder.add_node("synthesize", make_synthesize_node(services), retry_policy=llm_retry)
     builder.add_node("reward", make_reward_node(services), retry_policy=llm_retry)
+    builder.add_node("learn", make_learn_node(services))
     builder.add_node("finalize", make_finalize_node(services))
 
     async def after_probe(state: AtlasState) -> str | list[Send]:
@@ -98,8 +100,11 @@ def create_atlas_graph(
     async def after_review(state: AtlasState) -> str | list[Send]:
         return ready_sends(state, services)[0] if state.get("plan") else "plan"
 
-    async def after_synthesize(state: AtlasState) -> Literal["reward", "finalize"]:
+    async def after_synthesize(state: AtlasState) -> Literal["reward", "learn", "finalize"]:
         return services.after_answer(state["lane"])
+
+    async def after_reward(state: AtlasState) -> Literal["learn", "finalize"]:
+        return services.after_reward()
 
     builder.add_edge(START, "triage")
     builder.add_edge("triage", "probe")
@@ -107,6 +112,7 @@ def create_atlas_graph(
     builder.add_edge("plan", "review")
     builder.add_conditional_edges("review", after_review, ["plan", "execute"])
     builder.add_conditional_edges("synthesize", after_synthesize)
-    builder.add_edge("reward", "finalize")
+    builder.add_conditional_edges("reward", after_reward)
+    builder.add_edge("learn", "finalize")
     builder.add_edge("finalize", END)
     return builder

@@ -144,6 +144,8 @@ def make_reward_node(services: Services) -> Node:
         if not judges and services.has_model("judge", runtime):
             judges = [JudgeConfig(identifier="session", kind="process")]
         reuse = rim.reuse_validation_as_reward and state["lane"] == "paired"
+        # a certification run's verdict is the fingerprint's reference score: reuse it as is
+        reuse = reuse or bool((state.get("adaptive_summary") or {}).get("certification_run"))
         update: dict[str, Any] = {}
         if verdicts and (reuse or not judges):
             score = sum(v["score"] for v in verdicts) / len(verdicts)

@@ -137,6 +137,8 @@ TOP_LEVEL_FIELDS = (
     "rim",
     "adaptive_teaching",
     "learning",
+    "runtime_safety",
+    "prompt_rewrite",
     "storage",
     "metadata",
 )
@@ -419,9 +421,9 @@ def test_unknown_agent_key_named_like_an_agent_type_keeps_its_path() -> None:
 
 
 def test_unknown_learning_key_says_what_is_expected() -> None:
-    message = config_error({"learning": {"enabled": True}})
-    assert message.startswith("cfg.yaml: learning.enabled: ")
-    assert not message.rstrip().endswith("expected one of")
+    message = config_error({"learning": {"enable": True}})
+    assert message.startswith("cfg.yaml: learning.enable: unknown field, expected one of ")
+    assert "max_active_per_persona" in message
 
 
 def test_unknown_lane_name_is_rejected_with_the_lane_names() -> None:
@@ -459,11 +461,10 @@ def test_fixture_with_large_model_is_not_supported(tmp_path: Path) -> None:
     [
         ({"rim": {"temperatures": [0.0, 0.3]}}, "rim.temperatures", "multi-temperature"),
         ({"storage": {"database_url": "postgresql://x"}}, "storage.database_url", "PostgreSQL"),
-        ({"adaptive_teaching": {"probe": {"llm": {}}}}, "adaptive_teaching.probe.llm", "probe"),
+        ({"adaptive_teaching": {"reward": {}}}, "adaptive_teaching.reward", "reward hooks"),
         ({"agent": python_agent(allow_generator=True)}, "agent.allow_generator", "generator"),
         ({"agent": python_agent(response_format=None)}, "agent.response_format", "response"),
-        ({"runtime_safety": {"drift": {}}}, "runtime_safety", "drift detection"),
-        ({"prompt_rewrite": {"llm": {}}}, "prompt_rewrite", "prompt rewriting"),
+        ({"learning": {"gates": {}}}, "learning.gates", "learning playbooks"),
     ],
 )
 def test_not_yet_supported_atlas_keys(data: dict[str, Any], key: str, feature: str) -> None:
