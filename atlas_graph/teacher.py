@@ -108,7 +108,10 @@ def _system(
     persona = persona or {}
     template = getattr(teacher.prompts, duty) or default
     base = services.config.agent.system_prompt if services.config.agent else ""
-    text = prompts.system_prompt(template, persona.get("prompts", {}).get("teacher") or base)
+    rewritten = persona.get("prompts", {}).get("teacher")
+    text = prompts.system_prompt(template, rewritten or base)
+    if rewritten and "{base_prompt}" not in template:  # the teacher persona frames every duty
+        text = f"{rewritten}\n\n{text}"
     extra = teacher.prompt_guidance.get(duty)  # type: ignore[call-overload]
     text = f"{text}\n\n{extra}" if extra else text
     return prompts.with_memories(text, persona.get("memories", {}).get("teacher", []))
