@@ -18,7 +18,7 @@ from atlas_graph.events import utc_now
 from atlas_graph.fingerprint import fingerprint, tenant_of
 from atlas_graph.personas import persona_prompts
 from atlas_graph.plans import single_step_plan
-from atlas_graph.probe import Routing, adaptive_summary, route
+from atlas_graph.probe import Routing, adaptive_summary, override, route
 from atlas_graph.services import AtlasContext, Node, Services
 from atlas_graph.state import AtlasState, PersonaContext
 from atlas_graph.triage import build_dossier
@@ -76,7 +76,12 @@ async def _routing(
     fp = state.get("fingerprint")
     seen: dict[str, Any] | None = None
     certified: bool | None = None
-    if store is not None and fp and adaptive.enabled:
+    # the Store is read only when a rule below an override will look at the history
+    consulted = adaptive.enabled and (
+        adaptive.certify_first_run or services.has_model("probe", runtime)
+    )
+    explicit = override(services, state.get("mode"))
+    if explicit is None and consulted and store is not None and fp:
         sessions, certification = await asyncio.gather(
             history.load_sessions(store, fp), history.load_certification(store, fp)
         )

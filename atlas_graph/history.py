@@ -30,11 +30,21 @@ async def load_sessions(store: BaseStore, fp: str) -> list[dict[str, Any]]:
     return list(item.value.get("sessions", [])) if item else []
 
 
-async def append_session(store: BaseStore, fp: str, entry: dict[str, Any], cap: int) -> None:
-    """Add one finished session, keeping the newest ``cap`` entries."""
-    sessions = [
-        s for s in await load_sessions(store, fp) if s.get("session_id") != entry["session_id"]
-    ]
+async def append_session(
+    store: BaseStore,
+    fp: str,
+    entry: dict[str, Any],
+    cap: int,
+    sessions: list[dict[str, Any]] | None = None,
+) -> None:
+    """Add one finished session, keeping the newest ``cap`` entries.
+
+    ``sessions`` is the history the caller just read, which saves a second read. A session
+    that runs again (a resumed or re-run thread) replaces its earlier entry.
+    """
+    if sessions is None:
+        sessions = await load_sessions(store, fp)
+    sessions = [s for s in sessions if s.get("session_id") != entry["session_id"]]
     sessions.append(entry)
     await store.aput(namespace(fp), "history", {"sessions": sessions[-cap:]})
 

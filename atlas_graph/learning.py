@@ -315,7 +315,7 @@ def make_learn_node(services: Services) -> Node:
         }  # fmt: skip
         cap = max(config.adaptive_teaching.learning_history_limit, drift.window,
                   config.learning.history_limit)  # fmt: skip
-        await history.append_session(store, fp, entry, cap)
+        await history.append_session(store, fp, entry, cap, sessions)
         return update
 
     return learn

@@ -37,11 +37,15 @@ class PersonaPrompts(BaseModel):
     teacher: str
 
 
+# connection details that do not change what the model writes (and may carry credentials)
+_NOT_IN_KEY = {"api_key_env", "additional_headers", "organization", "timeout_seconds",
+               "max_retries", "retry"}  # fmt: skip
+
+
 def rewrite_key(system_prompt: str, settings: PromptRewriteConfig) -> str:
-    """Cache key: the prompt and every setting that changes the rewrite (never a key value)."""
-    material = json.dumps(
-        {"prompt": system_prompt, "settings": settings.model_dump(mode="json")}, sort_keys=True
-    )
+    """Cache key: the prompt and every setting that changes the rewrite."""
+    shown = settings.model_dump(mode="json", exclude={"llm": _NOT_IN_KEY})
+    material = json.dumps({"prompt": system_prompt, "settings": shown}, sort_keys=True)
     return hashlib.sha256(material.encode()).hexdigest()
 
 

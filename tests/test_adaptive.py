@@ -394,3 +394,33 @@ async def test_auto_lane_without_reward_still_records_history(make_run: Any) -> 
     item = store.get(("atlas", "fingerprints", state["fingerprint"]), "history")
     assert item is not None
     assert [(s["lane"], s["reward"]) for s in item.value["sessions"]] == [("auto", None)]
+
+
+class CountingStore(InMemoryStore):
+    """An in-memory store that counts the operations it serves."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ops: list[Any] = []
+
+    async def abatch(self, ops: Any) -> Any:
+        ops = list(ops)
+        self.ops.extend(ops)
+        return await super().abatch(ops)
+
+
+async def test_store_is_untouched_when_no_adaptive_feature_needs_it(make_run: Any) -> None:
+    store = CountingStore()
+    run = make_run(agent=ScriptedAgent(), models={"teacher": teacher()}, store=store)
+    await run("x")
+    assert store.ops == []
+
+
+async def test_an_override_skips_the_history_read(make_run: Any) -> None:
+    store = CountingStore()
+    run = make_run(CERTIFY, agent=ScriptedAgent(), models={"probe": probe_model(0.9)},
+                   store=store)  # fmt: skip
+    state = await run("x", mode="auto")
+    assert state["learning_history"] is None
+    # only the learn node touched the store: one history read and one write
+    assert [type(op).__name__ for op in store.ops] == ["GetOp", "PutOp"]

@@ -316,3 +316,9 @@ def test_rewrite_cache_key_follows_prompt_and_settings() -> None:
     assert key != rewrite_key("other prompt", settings)
     warmer = settings.model_copy(update={"temperature": 0.9})
     assert key != rewrite_key("prompt", warmer)
+    other_model = settings.model_copy(
+        update={"llm": settings.llm.model_copy(update={"model": "b"})}
+    )
+    assert key != rewrite_key("prompt", other_model)
+    headers = settings.llm.model_copy(update={"additional_headers": {"Authorization": "secret"}})
+    assert key == rewrite_key("prompt", settings.model_copy(update={"llm": headers}))
