@@ -48,8 +48,9 @@ def create_atlas_graph(
 
     Args:
         config: An ``AtlasConfig``, a mapping in the YAML layout, or a path to YAML.
-        models: Chat models by role (``student``, ``teacher``, ``judge``) that take the place
-            of the config's LLM settings; scripted models from ``atlas_graph.testing`` fit.
+        models: Chat models by role (``student``, ``teacher``, ``judge``, ``probe``,
+            ``learning``, ``prompt_rewrite``) that take the place of the config's LLM
+            settings; scripted models from ``atlas_graph.testing`` fit.
         agent: The student's agent: an object with ``async ainvoke(request)``, a chat model or
             a function. Defaults to the config's ``agent`` section.
 
