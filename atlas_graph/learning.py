@@ -59,7 +59,9 @@ async def load_memories(store: BaseStore, fp: str) -> list[dict[str, Any]]:
     return [dict(item.value) for item in items]
 
 
-def for_prompts(memories: list[dict[str, Any]], config: AtlasConfig) -> dict[str, list[dict]]:
+def for_prompts(
+    memories: list[dict[str, Any]], config: AtlasConfig
+) -> dict[str, list[dict[str, Any]]]:
     """Memories to inject per persona: active ones first, then candidates on trial."""
     cap = config.learning.max_active_per_persona
     chosen: dict[str, list[dict[str, Any]]] = {}
@@ -79,9 +81,15 @@ def _mean_use(memory: dict[str, Any]) -> float:
     return statistics.fmean(use["score"] for use in memory["uses"]) if memory["uses"] else 0.0
 
 
-def candidates_from(state: AtlasState, retry_threshold: float, success_threshold: float) -> list:
+Candidate = tuple[str, str, str]
+"""A lesson a session offers: ``(persona, text, why)``."""
+
+
+def candidates_from(
+    state: AtlasState, retry_threshold: float, success_threshold: float
+) -> list[Candidate]:
     """``(persona, text, reason)`` lessons this session offers."""
-    found: list[tuple[str, str, str]] = []
+    found: list[Candidate] = []
     verdicts = []
     for step_id, record in sorted(state.get("steps", {}).items()):
         verdict = record.get("validation") or {}
@@ -101,20 +109,20 @@ def candidates_from(state: AtlasState, retry_threshold: float, success_threshold
                               for v in verdicts)  # fmt: skip
     if reward is not None and reward["score"] < success_threshold and passed:
         rationale = str(reward.get("rationale", "")).strip()[:300]
-        text = (
-            "Check the work against the task before accepting it: a session whose steps you "
-            f"passed was rewarded {reward['score']:.2f}"
-            + (f" because: {rationale}" if rationale else ".")
+        text = "Check the work against the task before accepting it; work you passed was " + (
+            f"later judged: {rationale}" if rationale else "later judged poor."
         )
-        found.append(("teacher", text, "passing verdicts but a low reward"))
-    return found
+        why = f"passing verdicts but a reward of {reward['score']:.2f}"
+        found.append(("teacher", text, why))
+    unique = {memory_id(persona, text): (persona, text, why) for persona, text, why in found}
+    return list(unique.values())
 
 
 def update_memories(
     memories: list[dict[str, Any]],
     *,
     used_ids: list[str],
-    candidates: list[tuple[str, str, str]],
+    candidates: list[Candidate],
     session_id: str,
     score: float,
     base: float,

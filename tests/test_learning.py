@@ -322,3 +322,17 @@ def test_rewrite_cache_key_follows_prompt_and_settings() -> None:
     assert key != rewrite_key("prompt", other_model)
     headers = settings.llm.model_copy(update={"additional_headers": {"Authorization": "secret"}})
     assert key == rewrite_key("prompt", settings.model_copy(update={"llm": headers}))
+
+
+async def test_memories_reach_a_chat_model_students_messages(make_run: Any) -> None:
+    store = InMemoryStore()
+    teacher = Teacher()
+    student = ScriptedChatModel(responses=["draft answer"], repeat_last=True)
+    run = make_run(LEARNING, models={"teacher": teacher.model, "student": student}, store=store)
+    teacher.session(verdict(valid=False, score=0.2, guidance="Quote the error code."),
+                    verdict(score=0.9))  # fmt: skip
+    await run("x", mode="coach", thread="a")
+    teacher.session(verdict(score=0.9))
+    await run("x", mode="coach", thread="b")
+    system = str(student.calls[-1]["messages"][0].content)
+    assert f"{MEMORY_HEADER}\n- Quote the error code." in system
