@@ -118,9 +118,15 @@ def _system(
 
 
 def review_cache_key(state: AtlasState) -> str:
-    """Reviews are reused for the same task, lane, draft and redraft count."""
+    """Reviews are reused for the same task, lane, draft, redraft count and teacher persona."""
     material = json.dumps(
-        [state.get("task"), state.get("lane"), state.get("plan_draft"), state.get("plan_drafts")],
+        [
+            state.get("task"),
+            state.get("lane"),
+            state.get("plan_draft"),
+            state.get("plan_drafts"),
+            state.get("persona_context"),
+        ],
         sort_keys=True,
         default=str,
     )

@@ -336,3 +336,12 @@ async def test_memories_reach_a_chat_model_students_messages(make_run: Any) -> N
     await run("x", mode="coach", thread="b")
     system = str(student.calls[-1]["messages"][0].content)
     assert f"{MEMORY_HEADER}\n- Quote the error code." in system
+
+
+def test_cached_plan_reviews_are_keyed_by_the_teacher_persona() -> None:
+    from atlas_graph.teacher import review_cache_key
+
+    state: dict[str, Any] = {"task": "x", "lane": "coach", "plan_draft": None, "plan_drafts": 1}
+    with_memory = {**state, "persona_context": {"memories": {"teacher": ["be strict"]}}}
+    assert review_cache_key(state) != review_cache_key(with_memory)  # type: ignore[arg-type]
+    assert review_cache_key(with_memory) == review_cache_key(dict(with_memory))  # type: ignore[arg-type]
