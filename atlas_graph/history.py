@@ -2,15 +2,17 @@
 
 Layout (namespaces start with ``"atlas"`` so one store can serve other apps too)::
 
-    ("atlas", "fingerprints", <fp>)  "history"        {"sessions": [entry, ...]}  oldest first
-    ("atlas", "fingerprints", <fp>)  "certification"  {"score", "rationale", "session_id", ...}
+    ("atlas", "fingerprints", <fp>, "sessions")  <session_id>    one history entry
+    ("atlas", "fingerprints", <fp>)              "certification" {"score", "rationale", ...}
 
 A history entry is ``{session_id, lane, reward, retries, status, certification_run,
-completed_at}``. The list is capped so a busy fingerprint stays one small item.
+completed_at}``. One item per session keeps concurrent sessions of a fingerprint from
+overwriting each other's entries; the oldest entries beyond the cap are deleted.
 """
 
 from __future__ import annotations
 
+import asyncio
 import statistics
 from typing import Any
 
@@ -18,16 +20,23 @@ from langgraph.store.base import BaseStore
 
 from atlas_graph.events import utc_now
 
+_READ_LIMIT = 1000  # above any cap, so a read sees every kept entry
+
 
 def namespace(fp: str) -> tuple[str, ...]:
-    """Where a fingerprint's history and certification live."""
+    """Where a fingerprint's certification lives."""
     return ("atlas", "fingerprints", fp)
+
+
+def sessions_namespace(fp: str) -> tuple[str, ...]:
+    """Where a fingerprint's history entries live, one item per session."""
+    return (*namespace(fp), "sessions")
 
 
 async def load_sessions(store: BaseStore, fp: str) -> list[dict[str, Any]]:
     """Every kept history entry of ``fp``, oldest first."""
-    item = await store.aget(namespace(fp), "history")
-    return list(item.value.get("sessions", [])) if item else []
+    items = await store.asearch(sessions_namespace(fp), limit=_READ_LIMIT)
+    return sorted((dict(item.value) for item in items), key=lambda e: e.get("completed_at", ""))
 
 
 async def append_session(
@@ -37,16 +46,20 @@ async def append_session(
     cap: int,
     sessions: list[dict[str, Any]] | None = None,
 ) -> None:
-    """Add one finished session, keeping the newest ``cap`` entries.
+    """Add one finished session and delete the entries older than the newest ``cap``.
 
     ``sessions`` is the history the caller just read, which saves a second read. A session
     that runs again (a resumed or re-run thread) replaces its earlier entry.
     """
     if sessions is None:
         sessions = await load_sessions(store, fp)
-    sessions = [s for s in sessions if s.get("session_id") != entry["session_id"]]
-    sessions.append(entry)
-    await store.aput(namespace(fp), "history", {"sessions": sessions[-cap:]})
+    await store.aput(sessions_namespace(fp), entry["session_id"], entry)
+    kept = [s for s in sessions if s.get("session_id") != entry["session_id"]]
+    excess = len(kept) + 1 - cap
+    if excess > 0:
+        await asyncio.gather(
+            *(store.adelete(sessions_namespace(fp), old["session_id"]) for old in kept[:excess])
+        )
 
 
 async def load_certification(store: BaseStore, fp: str) -> dict[str, Any] | None:

@@ -391,9 +391,8 @@ async def test_auto_lane_without_reward_still_records_history(make_run: Any) -> 
     run = make_run(agent=ScriptedAgent(), models={"probe": probe_model(0.99)}, store=store)
     state = await run("x")
     assert run.nodes == ["triage", "probe", "execute", "learn", "finalize"]
-    item = store.get(("atlas", "fingerprints", state["fingerprint"]), "history")
-    assert item is not None
-    assert [(s["lane"], s["reward"]) for s in item.value["sessions"]] == [("auto", None)]
+    items = store.search(("atlas", "fingerprints", state["fingerprint"], "sessions"))
+    assert [(i.key, i.value["lane"], i.value["reward"]) for i in items] == [("t1", "auto", None)]
 
 
 class CountingStore(InMemoryStore):
@@ -423,4 +422,30 @@ async def test_an_override_skips_the_history_read(make_run: Any) -> None:
     state = await run("x", mode="auto")
     assert state["learning_history"] is None
     # only the learn node touched the store: one history read and one write
-    assert [type(op).__name__ for op in store.ops] == ["GetOp", "PutOp"]
+    assert [type(op).__name__ for op in store.ops] == ["SearchOp", "PutOp"]
+
+
+async def test_history_keeps_the_newest_sessions_up_to_the_cap(make_run: Any) -> None:
+    store = InMemoryStore()
+    run = make_run(
+        {"adaptive_teaching": {"learning_history_limit": 2}},
+        agent=ScriptedAgent(), models={"probe": probe_model(0.99)}, store=store,
+    )  # fmt: skip
+    for thread in ("a", "b", "c", "d"):
+        state = await run("x", thread=thread)
+    items = store.search(("atlas", "fingerprints", state["fingerprint"], "sessions"))
+    # the cap is the largest window any feature reads: here the drift default of 50
+    assert sorted(item.key for item in items) == ["a", "b", "c", "d"]
+    assert state["learning_history"]["session_count"] == 3
+    assert len(state["learning_history"]["sessions"]) == 2
+
+
+async def test_history_is_pruned_to_the_cap() -> None:
+    from atlas_graph.history import append_session, load_sessions
+
+    store = InMemoryStore()
+    for n in range(5):
+        entry = {"session_id": f"s{n}", "lane": "auto", "reward": None,
+                 "completed_at": f"2026-01-01T00:00:0{n}"}  # fmt: skip
+        await append_session(store, "fp", entry, cap=3)
+    assert [e["session_id"] for e in await load_sessions(store, "fp")] == ["s2", "s3", "s4"]
