@@ -345,3 +345,32 @@ def test_cached_plan_reviews_are_keyed_by_the_teacher_persona() -> None:
     with_memory = {**state, "persona_context": {"memories": {"teacher": ["be strict"]}}}
     assert review_cache_key(state) != review_cache_key(with_memory)  # type: ignore[arg-type]
     assert review_cache_key(with_memory) == review_cache_key(dict(with_memory))  # type: ignore[arg-type]
+
+
+async def test_update_and_injection_switches(make_run: Any) -> None:
+    store = InMemoryStore()
+    agent, teacher = RecordingAgent(), Teacher()
+    fail_then_pass = (verdict(valid=False, score=0.3, guidance="Name the owner."), verdict())
+    writer = make_run(LEARNING, agent=agent, models={"teacher": teacher.model}, store=store)
+    teacher.session(*fail_then_pass)
+    fp = (await writer("x", mode="coach", thread="a"))["fingerprint"]
+    assert memories(store, fp)["Name the owner."]["status"] == "candidate"
+
+    frozen = make_run(
+        {"learning": {"enabled": True, "update_enabled": False}},
+        agent=agent, models={"teacher": teacher.model}, store=store,
+    )  # fmt: skip
+    teacher.session(*fail_then_pass)
+    state = await frozen("x", mode="coach", thread="b")
+    assert "- Name the owner." in agent.prompts("execute")[-1]  # used, but never changed
+    assert state.get("persona_updates") is None
+    assert memories(store, fp)["Name the owner."]["uses"] == []
+
+    hidden = make_run(
+        {"learning": {"enabled": True, "apply_to_prompts": False}},
+        agent=agent, models={"teacher": teacher.model}, store=store,
+    )  # fmt: skip
+    teacher.session(verdict())
+    state = await hidden("x", mode="coach", thread="c")
+    assert MEMORY_HEADER not in agent.prompts("execute")[-1]
+    assert not any("memory_id" in used for used in state["personas_used"])
