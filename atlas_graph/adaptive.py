@@ -113,7 +113,9 @@ async def _personas(
     settings = services.config.learning
     fp = state.get("fingerprint")
     if settings.enabled and settings.apply_to_prompts and store is not None and fp:
-        chosen = learning.for_prompts(await learning.load_memories(store, fp), services.config)
+        chosen = learning.for_prompts(
+            await learning.load_memories(store, fp, with_uses=False), services.config
+        )
         context["memories"] = {
             persona: [memory["text"] for memory in memories]
             for persona, memories in chosen.items()

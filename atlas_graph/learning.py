@@ -3,7 +3,10 @@
 Memories live in the Store under ``("atlas", "memory", <fingerprint>)``, one item per memory::
 
     {id, persona: "student" | "teacher", text, status: "candidate" | "active" | "retired",
-     seen, uses: [{session_id, score}], created_at, updated_at, source_session, reason}
+     seen, created_at, updated_at, source_session, reason}
+
+Each session that used a memory adds one item under ``("atlas", "memory_uses", <fingerprint>)``
+(``{memory_id, session_id, score, at}``), so concurrent sessions never lose each other's uses.
 
 Lifecycle: guidance from steps that needed retries or scored low becomes a student candidate;
 passing verdicts on a session the reward scored low become a teacher candidate. Candidates and
@@ -16,6 +19,7 @@ text after normalisation) are compacted into one memory; caps apply per persona.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 import statistics
@@ -53,10 +57,58 @@ def memory_id(persona: str, text: str) -> str:
     return hashlib.sha256(f"{persona}:{normalize(text)}".encode()).hexdigest()[:16]
 
 
-async def load_memories(store: BaseStore, fp: str) -> list[dict[str, Any]]:
-    """Every memory of ``fp`` (any status)."""
-    items = await store.asearch(memory_namespace(fp), limit=1000)
-    return [dict(item.value) for item in items]
+def uses_namespace(fp: str) -> tuple[str, ...]:
+    """Where the per-session uses of one fingerprint's memories live."""
+    return ("atlas", "memory_uses", fp)
+
+
+_READ_LIMIT = 1000
+
+
+async def load_memories(
+    store: BaseStore, fp: str, *, with_uses: bool = True
+) -> list[dict[str, Any]]:
+    """Every memory of ``fp`` (any status), with its recent ``uses`` oldest first."""
+    items = await store.asearch(memory_namespace(fp), limit=_READ_LIMIT)
+    memories = [dict(item.value) for item in items]
+    if not with_uses:
+        return memories
+    uses: dict[str, list[dict[str, Any]]] = {}
+    for item in await store.asearch(uses_namespace(fp), limit=_READ_LIMIT * _USES_KEPT):
+        uses.setdefault(item.value["memory_id"], []).append(dict(item.value))
+    for memory in memories:
+        memory["uses"] = sorted(uses.get(memory["id"], []), key=lambda use: use["at"])
+    return memories
+
+
+async def save_memories(
+    store: BaseStore,
+    fp: str,
+    changed: list[dict[str, Any]],
+    *,
+    session_id: str,
+    score: float,
+    used_ids: list[str],
+) -> None:
+    """Write changed memories and this session's uses; drop uses beyond the kept window."""
+    writes = [
+        store.aput(
+            memory_namespace(fp),
+            memory["id"],
+            {k: v for k, v in memory.items() if k not in ("uses", "stale_uses")},
+        )
+        for memory in changed
+    ]
+    now = utc_now()
+    by_id = {memory["id"]: memory for memory in changed}
+    for mid in used_ids:
+        if mid not in by_id:
+            continue  # retired before this session, or unknown: nothing to count
+        use = {"memory_id": mid, "session_id": session_id, "score": score, "at": now}
+        writes.append(store.aput(uses_namespace(fp), f"{mid}:{session_id}", use))
+        for old in by_id[mid].get("stale_uses", []):
+            writes.append(store.adelete(uses_namespace(fp), f"{mid}:{old['session_id']}"))
+    await asyncio.gather(*writes)
 
 
 def for_prompts(
@@ -152,7 +204,9 @@ def update_memories(
         memory = by_id.get(mid)
         if memory is None or memory["status"] == "retired":
             continue
-        memory["uses"] = [*memory["uses"], {"session_id": session_id, "score": score}][-_USES_KEPT:]
+        uses = [*memory.get("uses", []), {"session_id": session_id, "score": score}]
+        memory["uses"] = uses[-_USES_KEPT:]
+        memory["stale_uses"] = uses[:-_USES_KEPT]  # to delete from the store
         changed[mid] = memory
         if len(memory["uses"]) < learning.min_sessions:
             continue
@@ -304,8 +358,9 @@ def make_learn_node(services: Services) -> Node:
                 session_id=session_id, score=score,
                 base=rim.success_threshold if base is None else base, config=config,
             )  # fmt: skip
-            for memory in changed:
-                await store.aput(memory_namespace(fp), memory["id"], memory)
+            await save_memories(
+                store, fp, changed, session_id=session_id, score=score, used_ids=used
+            )
             update["persona_updates"] = updates
             if updates:
                 counts: dict[str, int] = {}

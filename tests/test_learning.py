@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from helpers import teacher_responder, verdict
@@ -10,7 +11,7 @@ from langgraph.store.memory import InMemoryStore
 
 from atlas_graph.config import load_config
 from atlas_graph.graph import create_atlas_graph
-from atlas_graph.learning import memory_namespace, update_memories
+from atlas_graph.learning import memory_namespace, update_memories, uses_namespace
 from atlas_graph.personas import rewrite_key
 from atlas_graph.prompts import MEMORY_HEADER
 from atlas_graph.testing import ScriptedAgent, ScriptedChatModel
@@ -364,7 +365,7 @@ async def test_update_and_injection_switches(make_run: Any) -> None:
     state = await frozen("x", mode="coach", thread="b")
     assert "- Name the owner." in agent.prompts("execute")[-1]  # used, but never changed
     assert state.get("persona_updates") is None
-    assert memories(store, fp)["Name the owner."]["uses"] == []
+    assert store.search(uses_namespace(fp)) == []
 
     hidden = make_run(
         {"learning": {"enabled": True, "apply_to_prompts": False}},
@@ -374,3 +375,41 @@ async def test_update_and_injection_switches(make_run: Any) -> None:
     state = await hidden("x", mode="coach", thread="c")
     assert MEMORY_HEADER not in agent.prompts("execute")[-1]
     assert not any("memory_id" in used for used in state["personas_used"])
+
+
+async def test_concurrent_sessions_each_record_their_use(make_run: Any) -> None:
+    store = InMemoryStore()
+    teacher = Teacher()
+    config = {"learning": {"enabled": True, "min_sessions": 5}}
+    run = make_run(config, agent=ScriptedAgent(), models={"teacher": teacher.model}, store=store)
+    teacher.session(verdict(valid=False, score=0.3, guidance="Log the request id."), verdict())
+    fp = (await run("x", mode="coach", thread="seed"))["fingerprint"]
+    teacher.session(verdict())
+    await asyncio.gather(*(run("x", mode="paired", thread=f"c{n}") for n in range(4)))
+    uses = store.search(uses_namespace(fp))
+    assert sorted(use.value["session_id"] for use in uses) == ["c0", "c1", "c2", "c3"]
+    assert memories(store, fp)["Log the request id."]["status"] == "candidate"
+
+
+async def test_only_the_newest_uses_are_kept() -> None:
+    from atlas_graph import learning
+
+    store = InMemoryStore()
+    config = load_config({"learning": {"enabled": True, "min_sessions": 100}})
+    changed, _ = update_memories(
+        [], used_ids=[], candidates=[("student", "lesson", "r")], session_id="s0", score=0.9,
+        base=0.7, config=config,
+    )  # fmt: skip
+    await learning.save_memories(store, "fp", changed, session_id="s0", score=0.9, used_ids=[])
+    for n in range(1, 25):
+        loaded = await learning.load_memories(store, "fp")
+        changed, _ = update_memories(
+            loaded, used_ids=[loaded[0]["id"]], candidates=[], session_id=f"s{n}", score=0.9,
+            base=0.7, config=config,
+        )  # fmt: skip
+        await learning.save_memories(
+            store, "fp", changed, session_id=f"s{n}", score=0.9, used_ids=[loaded[0]["id"]]
+        )
+    [memory] = await learning.load_memories(store, "fp")
+    assert [use["session_id"] for use in memory["uses"]] == [f"s{n}" for n in range(5, 25)]
+    assert "uses" not in store.search(memory_namespace("fp"))[0].value
