@@ -304,7 +304,12 @@ async def learning_notes(
             [SystemMessage(prompts.LEARNING_NOTES), HumanMessage(message)], role="learning",
         )  # fmt: skip
     except Exception as error:  # the template notes stand in
-        return student, teacher, None, f"learning notes from template: {type(error).__name__}"
+        return (
+            student,
+            teacher,
+            None,
+            f"learning notes from template: {type(error).__name__}: {error}",
+        )
     return notes.student_learning, notes.teacher_learning, usage, None
 
 
