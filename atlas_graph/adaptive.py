@@ -1,42 +1,34 @@
-"""Adaptive nodes: triage builds the dossier, the probe decides the lane.
+"""Adaptive nodes: triage builds the dossier and fingerprint, the probe decides the lane.
 
-Lane order: the run's own ``mode`` → ``orchestration.forced_mode`` →
-``adaptive_teaching.mode_override`` → ``adaptive_teaching.probe.fallback_mode``.
+The probe node also prepares the session's personas (rewritten prompts and persona memory),
+so the lane decision and the prompt work share one superstep. Routing rules: ``probe.py``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.runtime import Runtime
 
-from atlas_graph.callables import call_maybe_async, load_object
+from atlas_graph import history, learning
 from atlas_graph.events import utc_now
-from atlas_graph.lanes import LANES
+from atlas_graph.fingerprint import fingerprint, tenant_of
+from atlas_graph.personas import persona_prompts
 from atlas_graph.plans import single_step_plan
+from atlas_graph.probe import Routing, adaptive_summary, override, route
 from atlas_graph.services import AtlasContext, Node, Services
-from atlas_graph.state import AtlasState, LaneDecision
-
-
-def default_dossier(task: str, metadata: dict[str, Any], default_tags: list[str]) -> dict[str, Any]:
-    """A dossier from the task and caller metadata alone (no model call)."""
-    first_line = task.strip().splitlines()[0] if task.strip() else ""
-    tags = [*default_tags, *[str(tag) for tag in metadata.get("tags", []) or []]]
-    return {
-        "summary": first_line[:200],
-        "risks": list(metadata.get("risks", []) or []),
-        "signals": dict(metadata.get("signals", {}) or {}),
-        "tags": list(dict.fromkeys(tags)),
-        "fingerprint_hint": metadata.get("fingerprint"),
-        "builder": "default",
-    }
+from atlas_graph.state import AtlasState, PersonaContext
+from atlas_graph.triage import build_dossier
 
 
 def make_triage_node(services: Services) -> Node:
-    """Open the session: id, start time, metadata defaults and the triage dossier."""
-    adaptive = services.config.adaptive_teaching
+    """Open the session: id, start time, metadata defaults, the dossier and fingerprint."""
+    config = services.config
+    adaptive = config.adaptive_teaching
+    agent = config.agent
 
     async def triage(
         state: AtlasState, config: RunnableConfig, runtime: Runtime[AtlasContext]
@@ -44,67 +36,133 @@ def make_triage_node(services: Services) -> Node:
         configurable = config.get("configurable", {})
         session_id = str(configurable.get("thread_id") or uuid.uuid4())
         metadata = {**services.config.metadata, **state.get("session_metadata", {})}
-        dossier = default_dossier(state["task"], metadata, adaptive.default_tags)
-        if adaptive.triage_adapter:
-            try:
-                builder = load_object(adaptive.triage_adapter)
-                custom = await call_maybe_async(builder, state["task"], metadata)
-                if not isinstance(custom, dict):
-                    raise TypeError(f"returned {type(custom).__name__}, expected dict")
-                dossier = {**dossier, **custom, "builder": adaptive.triage_adapter}
-            except Exception as error:
-                dossier["builder_error"] = f"{adaptive.triage_adapter}: {error}"
+        dossier = await build_dossier(
+            state["task"], metadata, adaptive.default_tags, adaptive.triage_adapter
+        )
+        fp = fingerprint(
+            agent_name=agent.name if agent else "agent",
+            tenant=tenant_of(metadata),
+            tool_names=[tool.name for tool in agent.tools] if agent else [],
+            tags=dossier.get("tags", []),
+            hint=dossier.get("fingerprint_hint"),
+        )
         services.emit(
             runtime, "session_started", session_id=session_id, actor="system", task=state["task"]
         )
+        services.emit(
+            runtime, "triage_done", session_id=session_id, actor="system", fingerprint=fp,
+            summary=dossier.get("summary"), risks=dossier.get("risks", []),
+            tags=dossier.get("tags", []), builder=dossier.get("builder"),
+            builder_error=dossier.get("builder_error"),
+        )  # fmt: skip
         return {
             "session_id": session_id,
             "session_metadata": metadata,
             "started_at": utc_now(),
             "status": "running",
             "dossier": dossier,
+            "fingerprint": fp,
         }
 
     return triage
 
 
-def decide_lane(services: Services, requested: str | None) -> LaneDecision:
-    """Pick the lane from overrides, else the fallback."""
-    config = services.config
-    candidates = (
-        (requested, "run override"),
-        (config.orchestration.forced_mode, "orchestration.forced_mode"),
-        (config.adaptive_teaching.mode_override, "adaptive_teaching.mode_override"),
+async def _routing(
+    services: Services, state: AtlasState, runtime: Runtime[AtlasContext]
+) -> tuple[Routing, dict[str, Any] | None]:
+    """Read the fingerprint's history and certification, then apply the routing rules."""
+    adaptive = services.config.adaptive_teaching
+    store = runtime.store if runtime is not None else None
+    fp = state.get("fingerprint")
+    seen: dict[str, Any] | None = None
+    certified: bool | None = None
+    # the Store is read only when a rule below an override will look at the history
+    consulted = adaptive.enabled and (
+        adaptive.certify_first_run or services.has_model("probe", runtime)
     )
-    for lane, source in candidates:
-        if lane:
-            if lane not in LANES:
-                raise ValueError(f"unknown lane '{lane}'; expected one of {', '.join(LANES)}")
-            return {
-                "lane": lane,
-                "source": source,
-                "confidence": None,
-                "reason": f"set by {source}",
-            }  # type: ignore[typeddict-item]
-    fallback = config.adaptive_teaching.probe.fallback_mode
-    return {
-        "lane": fallback,
-        "source": "fallback",
-        "confidence": None,
-        "reason": "no override; adaptive_teaching.probe.fallback_mode",
-    }
+    explicit = override(services, state.get("mode"))
+    if explicit is None and consulted and store is not None and fp:
+        sessions, certification = await asyncio.gather(
+            history.load_sessions(store, fp), history.load_certification(store, fp)
+        )
+        seen = history.summarize(
+            fp, sessions, adaptive.learning_history_limit, services.config.rim.success_threshold
+        )
+        seen["certified"] = certification is not None
+        certified = certification is not None
+    routing = await route(
+        services, runtime, requested=state.get("mode"), dossier=state.get("dossier", {}),
+        history=seen, certified=certified,
+    )  # fmt: skip
+    if certified is None and adaptive.certify_first_run and routing.decision["source"] in (
+        "probe", "fallback",
+    ):  # fmt: skip
+        routing.notes.append(
+            "certification skipped: no store to know whether the fingerprint is new"
+        )
+    return routing, seen
+
+
+async def _personas(
+    services: Services, state: AtlasState, runtime: Runtime[AtlasContext]
+) -> tuple[PersonaContext, list[dict[str, Any]], dict[str, int] | None, str | None]:
+    """Rewritten persona prompts and the memories to inject, with what was used."""
+    store = runtime.store if runtime is not None else None
+    prompts, used, usage, note = await persona_prompts(services, runtime, store)
+    context: PersonaContext = {"prompts": prompts} if prompts else {}
+    settings = services.config.learning
+    fp = state.get("fingerprint")
+    if settings.enabled and settings.apply_to_prompts and store is not None and fp:
+        chosen = learning.for_prompts(
+            await learning.load_memories(store, fp, with_uses=False), services.config
+        )
+        context["memories"] = {
+            persona: [memory["text"] for memory in memories]
+            for persona, memories in chosen.items()
+            if memories
+        }
+        used = used + [
+            {"persona": persona, "memory_id": memory["id"], "status": memory["status"]}
+            for persona, memories in chosen.items()
+            for memory in memories
+        ]
+    return context, used, usage, note
 
 
 def make_probe_node(services: Services) -> Node:
-    """Decide the supervision lane and record why."""
+    """Decide the supervision lane, record why, and prepare the session's personas."""
 
     async def probe(state: AtlasState, runtime: Runtime[AtlasContext]) -> dict[str, Any]:
-        decision = decide_lane(services, state.get("mode"))
+        (routing, seen), (context, used, rewrite_usage, note) = await asyncio.gather(
+            _routing(services, state, runtime), _personas(services, state, runtime)
+        )
+        decision = routing.decision
+        summary = adaptive_summary(routing)
+        evidence = (routing.probe or {}).get("evidence", [])
         services.emit(
             runtime, "lane_decided", session_id=state.get("session_id", ""), actor="probe",
-            **decision,
+            fingerprint=state.get("fingerprint"), evidence=evidence,
+            certification_run=routing.certification_run, **decision,
         )  # fmt: skip
-        update: dict[str, Any] = {"lane": decision["lane"], "lane_decision": decision}
+        update: dict[str, Any] = {
+            "lane": decision["lane"],
+            "lane_decision": decision,
+            "adaptive_summary": summary,
+            "learning_history": seen,
+            "personas_used": used,
+        }
+        if context:
+            update["persona_context"] = context
+        usage: dict[str, Any] = {}
+        if routing.usage:
+            usage["probe"] = routing.usage
+        if rewrite_usage:
+            usage["prompt_rewrite"] = rewrite_usage
+        if usage:
+            update["usage"] = usage
+        notes = [*routing.notes, *([note] if note else [])]
+        if notes:
+            update["plan_notes"] = notes
         if not services.policy(decision["lane"]).plan:
             update["plan"] = single_step_plan(state["task"])  # the task is the one step
         return update

@@ -404,18 +404,46 @@ class RimConfig(_Strict):
         return self
 
 
-class ProbeConfig(_Strict):
-    """Where the probe sends a session when nothing else decides."""
+class ProbeThresholds(_Strict):
+    """Probe confidence needed for each lane; below ``coach`` the session escalates."""
 
+    auto: float = Field(default=0.85, ge=0, le=1)
+    paired: float = Field(default=0.65, ge=0, le=1)
+    coach: float = Field(default=0.35, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ProbeThresholds:
+        if not self.auto >= self.paired >= self.coach:
+            raise ValueError(
+                f"thresholds must satisfy auto >= paired >= coach (got auto={self.auto}, "
+                f"paired={self.paired}, coach={self.coach})"
+            )
+        return self
+
+
+class ProbeConfig(_Strict):
+    """The capability probe: an LLM that reads the dossier and the fingerprint's history."""
+
+    llm: LLMParameters | None = None
+    thresholds: ProbeThresholds = Field(default_factory=ProbeThresholds)
     fallback_mode: Lane = "paired"
+    evidence_limit: int = Field(default=6, ge=1, le=32)
+    timeout_seconds: float = Field(default=15.0, gt=0)
 
 
 class AdaptiveTeachingConfig(_Strict):
-    """Lane choice and the triage dossier."""
+    """Lane choice, the triage dossier, certification and the probe's history window."""
 
+    enabled: bool = Field(
+        default=True, description="off: no certification and no probe, only overrides/fallback"
+    )
+    certify_first_run: bool = Field(
+        default=False, description="the first run of an unseen fingerprint is a paired check"
+    )
     mode_override: Lane | None = None
     triage_adapter: str | None = None
     default_tags: list[str] = Field(default_factory=list)
+    learning_history_limit: int = Field(default=10, ge=1, le=200)
     probe: ProbeConfig = Field(default_factory=ProbeConfig)
 
     @field_validator("default_tags", mode="before")
@@ -427,7 +455,54 @@ class AdaptiveTeachingConfig(_Strict):
 
 
 class LearningConfig(_Strict):
-    """Persona memory and learning notes; no options are supported yet."""
+    """Persona memory per fingerprint and the session's learning notes."""
+
+    enabled: bool = Field(default=False, description="keep persona memory and learning notes")
+    update_enabled: bool = Field(default=True, description="off: use memories, never change them")
+    apply_to_prompts: bool = Field(default=True, description="inject memories into prompts")
+    session_note_enabled: bool = True
+    llm: LLMParameters | None = Field(
+        default=None, description="synthesise the notes with an LLM instead of a template"
+    )
+    history_limit: int = Field(default=10, ge=1, le=200)
+    max_active_per_persona: int = Field(default=5, ge=1, le=50)
+    max_candidates_per_persona: int = Field(default=10, ge=1, le=100)
+    min_sessions: int = Field(
+        default=1, ge=1, description="sessions that used a candidate before it is judged"
+    )
+
+
+class DriftConfig(_Strict):
+    """Flag a session whose reward falls far below its fingerprint's recent rewards."""
+
+    enabled: bool = False
+    window: int = Field(default=50, ge=2)
+    z_threshold: float = Field(default=3.0, ge=0)
+    min_baseline: int = Field(default=5, ge=1)
+
+
+class ReviewConfig(_Strict):
+    """Review gate applied when sessions are exported."""
+
+    require_approval: bool = True
+    default_export_statuses: list[Literal["pending", "approved", "quarantined"]] = Field(
+        default_factory=lambda: ["approved"]
+    )
+
+
+class RuntimeSafetyConfig(_Strict):
+    """Guardrails: reward drift and the export review gate."""
+
+    drift: DriftConfig = Field(default_factory=DriftConfig)
+    review: ReviewConfig = Field(default_factory=ReviewConfig)
+
+
+class PromptRewriteConfig(_Strict):
+    """Rewrite the agent's system prompt once into planner, executor and teacher personas."""
+
+    llm: LLMParameters
+    max_tokens: int = Field(default=1024, ge=64)
+    temperature: float = Field(default=0.1, ge=0, le=2)
 
 
 class StorageConfig(_Strict):
@@ -448,6 +523,8 @@ class AtlasConfig(_Strict):
     rim: RimConfig = Field(default_factory=RimConfig)
     adaptive_teaching: AdaptiveTeachingConfig = Field(default_factory=AdaptiveTeachingConfig)
     learning: LearningConfig = Field(default_factory=LearningConfig)
+    runtime_safety: RuntimeSafetyConfig = Field(default_factory=RuntimeSafetyConfig)
+    prompt_rewrite: PromptRewriteConfig | None = None
     storage: StorageConfig = Field(default_factory=StorageConfig)
     metadata: dict[str, Any] = Field(
         default_factory=dict, description="defaults merged under every session's metadata"
@@ -459,7 +536,7 @@ class AtlasConfig(_Strict):
         # `teacher:` with nothing under it is YAML null; it means "all defaults".
         if isinstance(data, dict):
             return {
-                key: {} if value is None and key != "agent" else value
+                key: {} if value is None and key not in ("agent", "prompt_rewrite") else value
                 for key, value in data.items()
             }
         return data
@@ -470,14 +547,7 @@ class AtlasConfig(_Strict):
 _NOT_YET_SUPPORTED = {
     # reward system
     # adaptive teaching
-    "adaptive_teaching.enabled": "the capability probe",
-    "adaptive_teaching.certify_first_run": "fingerprint certification",
-    "adaptive_teaching.learning_history_limit": "the capability probe",
     "adaptive_teaching.reward": "adaptive reward hooks",
-    "adaptive_teaching.probe.llm": "the capability probe",
-    "adaptive_teaching.probe.thresholds": "the capability probe",
-    "adaptive_teaching.probe.evidence_limit": "the capability probe",
-    "adaptive_teaching.probe.timeout_seconds": "the capability probe",
     # persistence
     "storage.database_url": "PostgreSQL storage",
     "storage.min_connections": "PostgreSQL storage",
@@ -487,9 +557,13 @@ _NOT_YET_SUPPORTED = {
     # agent adapters
     "agent.metadata_digest": "metadata digests in agent prompts",
     # drift, review and learning
-    "runtime_safety": "drift detection and export review",
-    "learning": "persona memory and learning notes",
-    "prompt_rewrite": "prompt rewriting",
+    "learning.prompts": "learning playbooks",
+    "learning.provisional_acceptance": "learning playbooks",
+    "learning.schema": "learning playbooks",
+    "learning.rubric_weights": "learning playbooks",
+    "learning.gates": "learning playbooks",
+    "learning.pruning_config": "learning playbooks",
+    "learning.usage_tracking": "learning playbooks",
 }
 
 _AGENT_MODELS: dict[str, type[BaseModel]] = {

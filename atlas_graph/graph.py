@@ -18,6 +18,7 @@ from atlas_graph.adaptive import make_probe_node, make_triage_node
 from atlas_graph.arbiter import make_arbiter_node
 from atlas_graph.config import AtlasConfig, load_config
 from atlas_graph.finalize import make_finalize_node
+from atlas_graph.learning import make_learn_node
 from atlas_graph.models import is_transient
 from atlas_graph.reward import make_reward_node, route_after_reward
 from atlas_graph.scheduler import make_dispatch_node, ready_sends
@@ -34,10 +35,8 @@ from atlas_graph.teacher import (
 GRAPH_NAME = "atlas-graph"
 NODES = (
     "triage", "probe", "plan", "review", "dispatch", "execute", "validate", "guide",
-    "synthesize", "reward", "arbiter", "finalize",
+    "synthesize", "reward", "arbiter", "learn", "finalize",
 )  # fmt: skip
-AFTER_REWARD = "finalize"
-"""The node a session goes to once its reward is final (after the arbiter, if it ran)."""
 
 
 def create_atlas_graph(
@@ -50,9 +49,9 @@ def create_atlas_graph(
 
     Args:
         config: An ``AtlasConfig``, a mapping in the YAML layout, or a path to YAML.
-        models: Chat models by role (``student``, ``teacher``, ``judge``, ``arbiter``) that
-            take the place of the config's LLM settings; scripted models from
-            ``atlas_graph.testing`` fit.
+        models: Chat models by role (``student``, ``teacher``, ``judge``, ``arbiter``,
+            ``probe``, ``learning``, ``prompt_rewrite``) that take the place of the config's
+            LLM settings; scripted models from ``atlas_graph.testing`` fit.
         agent: The student's agent: an object with ``async ainvoke(request)``, a chat model or
             a function. Defaults to the config's ``agent`` section.
 
@@ -80,11 +79,11 @@ def create_atlas_graph(
     )
     builder.add_node(
         "execute", make_execute_node(services),
-        destinations=("validate", "dispatch", "reward", "finalize"),
+        destinations=("validate", "dispatch", "reward", "learn", "finalize"),
     )  # fmt: skip
     builder.add_node(
         "validate", make_validate_node(services), retry_policy=llm_retry,
-        destinations=("guide", "dispatch", "reward", "finalize"),
+        destinations=("guide", "dispatch", "reward", "learn", "finalize"),
     )  # fmt: skip
     builder.add_node(
         "guide", make_guide_node(services), retry_policy=llm_retry, destinations=("execute",)
@@ -92,6 +91,7 @@ def create_atlas_graph(
     builder.add_node("synthesize", make_synthesize_node(services), retry_policy=llm_retry)
     builder.add_node("reward", make_reward_node(services), retry_policy=llm_retry)
     builder.add_node("arbiter", make_arbiter_node(services), retry_policy=llm_retry)
+    builder.add_node("learn", make_learn_node(services))
     builder.add_node("finalize", make_finalize_node(services))
 
     async def after_probe(state: AtlasState) -> str | list[Send]:
@@ -103,7 +103,7 @@ def create_atlas_graph(
     async def after_review(state: AtlasState) -> str | list[Send]:
         return ready_sends(state, services)[0] if state.get("plan") else "plan"
 
-    async def after_synthesize(state: AtlasState) -> Literal["reward", "finalize"]:
+    async def after_synthesize(state: AtlasState) -> Literal["reward", "learn", "finalize"]:
         return services.after_answer(state["lane"])
 
     builder.add_edge(START, "triage")
@@ -112,9 +112,11 @@ def create_atlas_graph(
     builder.add_edge("plan", "review")
     builder.add_conditional_edges("review", after_review, ["plan", "execute"])
     builder.add_conditional_edges("synthesize", after_synthesize)
+    after_reward = services.after_reward()  # fixed per graph: learn when it has work
     builder.add_conditional_edges(
-        "reward", route_after_reward(AFTER_REWARD), ["arbiter", AFTER_REWARD]
+        "reward", route_after_reward(after_reward), ["arbiter", after_reward]
     )
-    builder.add_edge("arbiter", AFTER_REWARD)
+    builder.add_edge("arbiter", after_reward)
+    builder.add_edge("learn", "finalize")
     builder.add_edge("finalize", END)
     return builder

@@ -121,3 +121,41 @@ def guidance_message(
         f"Task:\n{task}\n\nStep {step['id']}: {step['description']}\n\nStudent output:\n{output}"
         f"\n\nVerdict: score {score:.2f}. {rationale}"
     )
+
+
+PROBE = """You are the capability probe of a teacher/student runtime. From the triage dossier of
+a task and the recent history of this kind of work, judge how likely the agent is to handle the
+task well without supervision. Reply with JSON: {"mode": "auto" | "paired" | "coach" |
+"escalate", "confidence": 0.0-1.0, "evidence": ["short reasons"]}. High confidence means little
+supervision is needed; risky, novel or recently failing work deserves low confidence."""
+
+
+def probe_message(dossier: Mapping[str, Any], history: Mapping[str, Any] | None) -> str:
+    """What the probe reads: the dossier and the fingerprint's recent sessions."""
+    seen = json.dumps(history, indent=2, default=str) if history else "(no earlier sessions)"
+    return (
+        f"Triage dossier:\n{json.dumps(dossier, indent=2, default=str)}"
+        f"\n\nRecent history of this fingerprint:\n{seen}"
+    )
+
+
+MEMORY_HEADER = "Lessons from earlier sessions of this kind of work (persona memory):"
+
+
+def with_memories(text: str, memories: Sequence[str]) -> str:
+    """A system prompt with the persona's memories appended under a clear header."""
+    if not memories:
+        return text
+    return f"{text}\n\n{MEMORY_HEADER}\n" + "\n".join(f"- {memory}" for memory in memories)
+
+
+PERSONA_REWRITE = """Rewrite an agent's system prompt into three personas for a teacher/student
+runtime: "planner" (the student breaking a task into steps), "executor" (the student carrying
+out one step and writing the final answer) and "teacher" (the supervisor reviewing plans and
+judging the student's work in this domain). Keep every domain fact and constraint of the
+original. Reply with JSON: {"planner": "...", "executor": "...", "teacher": "..."}"""
+
+LEARNING_NOTES = """You write learning notes after a supervised session. From the task, the
+reward and its rationale, and the teacher's guidance, write one short, reusable lesson for the
+student and one for the teacher. Reply with JSON:
+{"student_learning": "...", "teacher_learning": "..."}"""

@@ -69,6 +69,8 @@ def ready_sends(state: AtlasState, services: Services) -> tuple[list[Send], int]
             },
             "then": then,
         }
+        if state.get("persona_context"):
+            payload["persona_context"] = state["persona_context"]
         sends.append(Send("execute", payload))
     return sends, running
 

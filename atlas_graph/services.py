@@ -65,6 +65,7 @@ class Services:
         self.plan_reviewer: Callable[..., Any] | None = (
             load_object(teacher.plan_reviewer) if teacher.plan_reviewer else None
         )
+        self.learns = self._learns()
 
     def _resolve_agent(self, agent: Any) -> Agent | None:
         tool_choice = self.config.student.tool_choice
@@ -96,9 +97,29 @@ class Services:
         """The lane table row of ``lane``."""
         return self.policies[lane]
 
-    def after_answer(self, lane: Lane) -> Literal["reward", "finalize"]:
+    def _learns(self) -> bool:
+        """Whether the learn node has work: probe history, certification, drift or memory.
+
+        Sessions skip the node (and its superstep) when none of these is on.
+        """
+        config = self.config
+        adaptive = config.adaptive_teaching
+        probing = adaptive.probe.llm is not None or "probe" in self._models
+        return (
+            (adaptive.enabled and (probing or adaptive.certify_first_run))
+            or config.learning.enabled
+            or config.runtime_safety.drift.enabled
+        )
+
+    def after_answer(self, lane: Lane) -> Literal["reward", "learn", "finalize"]:
         """Where a session goes once it has its answer: the reward, if its lane scores."""
-        return "reward" if self.policies[lane].reward else "finalize"
+        if self.policies[lane].reward:
+            return "reward"
+        return self.after_reward()
+
+    def after_reward(self) -> Literal["learn", "finalize"]:
+        """Learning when it has work to do, else straight to finalize."""
+        return "learn" if self.learns else "finalize"
 
     def agent(self, runtime: Runtime[AtlasContext] | None) -> Agent:
         """The student's agent for this run.
@@ -126,6 +147,13 @@ class Services:
             return self.config.rim.small_model
         if role == "arbiter":
             return self.config.rim.large_model
+        if role == "probe":
+            return self.config.adaptive_teaching.probe.llm
+        if role == "learning":
+            return self.config.learning.llm
+        if role == "prompt_rewrite" and self.config.prompt_rewrite is not None:
+            rewrite = self.config.prompt_rewrite
+            return rewrite.llm.model_copy(update={"temperature": rewrite.temperature})
         return None
 
     def has_model(self, role: str, runtime: Runtime[AtlasContext] | None = None) -> bool:

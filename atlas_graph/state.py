@@ -98,6 +98,17 @@ class LaneDecision(TypedDict):
     reason: str
 
 
+class PersonaContext(TypedDict, total=False):
+    """What shapes this session's system prompts beyond the config.
+
+    ``prompts``: rewritten base prompts by persona (``planner``, ``executor``, ``teacher``);
+    ``memories``: persona memory texts to inject (``student``, ``teacher``).
+    """
+
+    prompts: dict[str, str]
+    memories: dict[str, list[str]]
+
+
 class Usage(TypedDict):
     """Token usage of one role."""
 
@@ -213,6 +224,7 @@ class AtlasState(TypedDict, total=False):
     adaptive_summary: dict[str, Any]
     learning_history: dict[str, Any] | None
     personas_used: list[dict[str, Any]]
+    persona_context: PersonaContext
     persona_updates: list[dict[str, Any]]
     student_learning: str | None
     teacher_learning: str | None
@@ -238,3 +250,4 @@ class StepTask(TypedDict, total=False):
     execute_ms: float
     verdict: Verdict
     then: Literal["dispatch", "synthesize"]
+    persona_context: PersonaContext

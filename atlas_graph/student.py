@@ -15,13 +15,16 @@ from atlas_graph.events import utc_now
 from atlas_graph.plans import parse_plan, plan_issues, single_step_plan
 from atlas_graph.scheduler import step_finished
 from atlas_graph.services import AtlasContext, Node, Services
-from atlas_graph.state import AtlasState, AttemptRecord, StepTask
+from atlas_graph.state import AtlasState, AttemptRecord, PersonaContext, StepTask
 from atlas_graph.tool_loop import ToolLoop
 from atlas_graph.tools import Toolbox
 
 
-def _student_system_prompt(services: Services, mode: str) -> str:
+def _student_system_prompt(
+    services: Services, mode: str, persona: PersonaContext | None = None
+) -> str:
     config = services.config
+    persona = persona or {}
     defaults = {
         "planner": prompts.PLANNER,
         "executor": prompts.EXECUTOR,
@@ -29,9 +32,11 @@ def _student_system_prompt(services: Services, mode: str) -> str:
     }
     template = getattr(config.student.prompts, mode) or defaults[mode]
     base = config.agent.system_prompt if config.agent else ""
-    text = prompts.system_prompt(template, base)
+    rewritten = persona.get("prompts", {}).get("planner" if mode == "planner" else "executor")
+    text = prompts.system_prompt(template, rewritten or base)
     extra = config.student.prompt_guidance.get(mode)  # type: ignore[call-overload]
-    return f"{text}\n\n{extra}" if extra else text
+    text = f"{text}\n\n{extra}" if extra else text
+    return prompts.with_memories(text, persona.get("memories", {}).get("student", []))
 
 
 def _tools(services: Services) -> list[dict[str, Any]]:
@@ -60,7 +65,7 @@ def make_plan_node(services: Services) -> Node:
             mode="planning",
             task=task,
             prompt=prompts.planning_message(task, concerns),
-            system_prompt=_student_system_prompt(services, "planner"),
+            system_prompt=_student_system_prompt(services, "planner", state.get("persona_context")),
             guidance=concerns,
             tools=_tools(services),
             max_tokens=services.config.student.max_plan_tokens,
@@ -115,7 +120,9 @@ def make_execute_node(services: Services) -> Node:
                 task["task"], step, task.get("prior_results", {}), task.get("guidance", []),
                 services.config.orchestration.rim_guidance_tag,
             ),
-            system_prompt=_student_system_prompt(services, "executor"),
+            system_prompt=_student_system_prompt(
+                services, "executor", task.get("persona_context")
+            ),
             step=dict(step),
             attempt=attempt,
             guidance=task.get("guidance", []),
@@ -202,7 +209,9 @@ def make_synthesize_node(services: Services) -> Node:
             mode="synthesize",
             task=state["task"],
             prompt=prompts.synthesis_message(state["task"], results),
-            system_prompt=_student_system_prompt(services, "synthesizer"),
+            system_prompt=_student_system_prompt(
+                services, "synthesizer", state.get("persona_context")
+            ),
             prior_results=results,
             max_tokens=services.config.student.max_synthesis_tokens,
             metadata=_metadata(state),

@@ -30,7 +30,7 @@ from atlas_graph.plans import (
 )
 from atlas_graph.scheduler import step_finished
 from atlas_graph.services import AtlasContext, Node, Services
-from atlas_graph.state import AtlasState, Plan, StepSpec, StepTask, Verdict
+from atlas_graph.state import AtlasState, PersonaContext, Plan, StepSpec, StepTask, Verdict
 
 
 class TeacherVerdict(BaseModel):
@@ -101,20 +101,32 @@ def coerce_verdict(value: Any) -> TeacherVerdict:
     raise TypeError(f"validator returned {type(value).__name__}; expected dict, bool or float")
 
 
-def _system(services: Services, duty: str, default: str) -> str:
+def _system(
+    services: Services, duty: str, default: str, persona: PersonaContext | None = None
+) -> str:
     teacher = services.config.teacher
+    persona = persona or {}
     template = getattr(teacher.prompts, duty) or default
-    text = prompts.system_prompt(
-        template, services.config.agent.system_prompt if services.config.agent else ""
-    )
+    base = services.config.agent.system_prompt if services.config.agent else ""
+    rewritten = persona.get("prompts", {}).get("teacher")
+    text = prompts.system_prompt(template, rewritten or base)
+    if rewritten and "{base_prompt}" not in template:  # the teacher persona frames every duty
+        text = f"{rewritten}\n\n{text}"
     extra = teacher.prompt_guidance.get(duty)  # type: ignore[call-overload]
-    return f"{text}\n\n{extra}" if extra else text
+    text = f"{text}\n\n{extra}" if extra else text
+    return prompts.with_memories(text, persona.get("memories", {}).get("teacher", []))
 
 
 def review_cache_key(state: AtlasState) -> str:
-    """Reviews are reused for the same task, lane, draft and redraft count."""
+    """Reviews are reused for the same task, lane, draft, redraft count and teacher persona."""
     material = json.dumps(
-        [state.get("task"), state.get("lane"), state.get("plan_draft"), state.get("plan_drafts")],
+        [
+            state.get("task"),
+            state.get("lane"),
+            state.get("plan_draft"),
+            state.get("plan_drafts"),
+            state.get("persona_context"),
+        ],
         sort_keys=True,
         default=str,
     )
@@ -181,7 +193,11 @@ def make_review_node(services: Services) -> Node:
             )
         elif services.has_model("teacher", runtime):
             messages = [
-                SystemMessage(_system(services, "plan_review", prompts.PLAN_REVIEW)),
+                SystemMessage(
+                    _system(
+                        services, "plan_review", prompts.PLAN_REVIEW, state.get("persona_context")
+                    )
+                ),
                 HumanMessage(
                     prompts.review_message(state["task"], draft["steps"], draft["issues"])
                 ),
@@ -253,7 +269,9 @@ def make_validate_node(services: Services) -> Node:
             verdict = verdict.model_dump()  # type: ignore[assignment]
         else:
             messages = [
-                SystemMessage(_system(services, "validation", prompts.VALIDATION)),
+                SystemMessage(_system(
+                    services, "validation", prompts.VALIDATION, task.get("persona_context")
+                )),
                 HumanMessage(prompts.validation_message(
                     task["task"], step, task.get("output", ""), task.get("prior_results", {})
                 )),
@@ -317,7 +335,9 @@ def make_guide_node(services: Services) -> Node:
         if teacher.guidance_call and services.has_model("teacher", runtime):
             model = services.model("teacher", runtime, max_tokens=teacher.guidance_max_tokens)
             reply = await model.ainvoke([
-                SystemMessage(_system(services, "guidance", prompts.GUIDANCE)),
+                SystemMessage(_system(
+                    services, "guidance", prompts.GUIDANCE, task.get("persona_context")
+                )),
                 HumanMessage(prompts.guidance_message(
                     task["task"], step, task.get("output", ""), verdict["rationale"],
                     verdict["score"],

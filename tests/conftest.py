@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.store.base import BaseStore
 
 from atlas_graph.events import is_event
 from atlas_graph.graph import create_atlas_graph
@@ -23,11 +24,20 @@ class GraphRun:
         self.nodes: list[str] = []
         self.events: list[dict[str, Any]] = []
 
-    async def __call__(self, task: str, *, mode: str | None = None, thread: str = "t1") -> Any:
+    async def __call__(
+        self,
+        task: str,
+        *,
+        mode: str | None = None,
+        thread: str = "t1",
+        metadata: dict[str, Any] | None = None,
+    ) -> Any:
         config = {"configurable": {"thread_id": thread}}
         payload: dict[str, Any] = {"task": task}
         if mode:
             payload["mode"] = mode
+        if metadata is not None:
+            payload["session_metadata"] = metadata
         async for kind, chunk in self.graph.astream(
             payload, config, stream_mode=["updates", "custom"]
         ):
@@ -40,10 +50,17 @@ class GraphRun:
 
 @pytest.fixture
 def make_run() -> Callable[..., GraphRun]:
-    """Build a graph from config overrides, agent and models, ready to run."""
+    """Build a graph from config overrides, agent and models, ready to run.
 
-    def build(config: dict[str, Any] | None = None, **kwargs: Any) -> GraphRun:
+    ``store=`` compiles it with a LangGraph Store (cross-session history and memory).
+    """
+
+    def build(
+        config: dict[str, Any] | None = None, *, store: BaseStore | None = None, **kwargs: Any
+    ) -> GraphRun:
         compile_kwargs = kwargs.pop("compile_kwargs", {})
+        if store is not None:
+            compile_kwargs["store"] = store
         return GraphRun(
             create_atlas_graph({**MEMORY, **(config or {})}, **kwargs), **compile_kwargs
         )

@@ -480,7 +480,7 @@ def test_graph_prints_mermaid_with_every_node(capsys: pytest.CaptureFixture[str]
     out = capsys.readouterr().out
     assert "graph TD;" in out
     expected = ("triage", "probe", "plan", "review", "dispatch", "execute", "validate",
-                "guide", "synthesize", "reward", "arbiter", "finalize")  # fmt: skip
+                "guide", "synthesize", "reward", "arbiter", "learn", "finalize")  # fmt: skip
     assert set(expected) == set(NODES)
     for node in expected:
         assert re.search(rf"^\s*{node}\({node}\)$", out, re.MULTILINE), node

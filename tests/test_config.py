@@ -137,6 +137,8 @@ TOP_LEVEL_FIELDS = (
     "rim",
     "adaptive_teaching",
     "learning",
+    "runtime_safety",
+    "prompt_rewrite",
     "storage",
     "metadata",
 )
@@ -201,6 +203,20 @@ def test_empty_config_defaults() -> None:
     assert config.adaptive_teaching.mode_override is None
     assert config.adaptive_teaching.default_tags == []
     assert config.adaptive_teaching.probe.fallback_mode == "paired"
+    assert config.adaptive_teaching.enabled is True
+    assert config.adaptive_teaching.certify_first_run is False
+    assert config.adaptive_teaching.learning_history_limit == 10
+    assert config.adaptive_teaching.probe.llm is None
+    assert config.adaptive_teaching.probe.timeout_seconds == 15.0
+    assert config.adaptive_teaching.probe.evidence_limit == 6
+    thresholds = config.adaptive_teaching.probe.thresholds
+    assert (thresholds.auto, thresholds.paired, thresholds.coach) == (0.85, 0.65, 0.35)
+    assert config.learning.enabled is False
+    assert config.learning.llm is None
+    assert config.runtime_safety.drift.enabled is False
+    assert config.runtime_safety.review.require_approval is True
+    assert config.runtime_safety.review.default_export_statuses == ["approved"]
+    assert config.prompt_rewrite is None
     assert config.storage == StorageConfig(
         backend="sqlite", path=".atlas_graph/atlas.sqlite", durability="sync"
     )
@@ -270,12 +286,12 @@ def test_atlas_sdk_openai_example_loads(tmp_path: Path) -> None:
 def test_unedited_atlas_example_lists_every_unsupported_key(tmp_path: Path) -> None:
     data = yaml.safe_load(ATLAS_OPENAI_EXAMPLE_YAML)
     data["storage"] = {"database_url": "postgresql://localhost:5432/atlas"}
-    data["prompt_rewrite"] = {"llm": {}}
+    data["learning"] = {"gates": {}}
     path = write(tmp_path, yaml.safe_dump(data))
     message = file_error(path)
     assert message.count("not supported by atlas-graph yet") == 2
     assert "unknown field" not in message
-    for key in ("prompt_rewrite", "storage.database_url"):
+    for key in ("learning.gates", "storage.database_url"):
         assert re.search(rf"(^{re.escape(str(path))}:|;) {re.escape(key)}: not supported", message)
     assert "(PostgreSQL storage)" in message
 
@@ -418,9 +434,9 @@ def test_unknown_agent_key_named_like_an_agent_type_keeps_its_path() -> None:
 
 
 def test_unknown_learning_key_says_what_is_expected() -> None:
-    message = config_error({"learning": {"enabled": True}})
-    assert message.startswith("cfg.yaml: learning.enabled: ")
-    assert not message.rstrip().endswith("expected one of")
+    message = config_error({"learning": {"enable": True}})
+    assert message.startswith("cfg.yaml: learning.enable: unknown field, expected one of ")
+    assert "max_active_per_persona" in message
 
 
 def test_unknown_lane_name_is_rejected_with_the_lane_names() -> None:
@@ -443,14 +459,13 @@ def test_unknown_lane_name_has_a_clean_key_path() -> None:
     ("data", "key", "feature"),
     [
         ({"storage": {"database_url": "postgresql://x"}}, "storage.database_url", "PostgreSQL"),
-        ({"adaptive_teaching": {"probe": {"llm": {}}}}, "adaptive_teaching.probe.llm", "probe"),
         (
             {"agent": {"type": "openai", "llm": {"model": "m"}, "metadata_digest": {}}},
             "agent.metadata_digest",
             "metadata digests",
         ),
-        ({"runtime_safety": {"drift": {}}}, "runtime_safety", "drift detection"),
-        ({"prompt_rewrite": {"llm": {}}}, "prompt_rewrite", "prompt rewriting"),
+        ({"adaptive_teaching": {"reward": {}}}, "adaptive_teaching.reward", "reward hooks"),
+        ({"learning": {"gates": {}}}, "learning.gates", "learning playbooks"),
     ],
 )
 def test_not_yet_supported_atlas_keys(data: dict[str, Any], key: str, feature: str) -> None:
@@ -803,3 +818,48 @@ def test_duplicate_yaml_keys_are_an_error_with_their_line(tmp_path: Path) -> Non
     message = file_error(path)
     assert message.startswith(f"{path}: invalid YAML at line 4")
     assert "duplicate key 'orchestration'" in message
+
+
+# --------------------------------------------------------------------------- adaptive sections
+
+
+def test_atlas_adaptive_learning_and_safety_blocks_load() -> None:
+    llm = {"provider": "xai", "model": "xai/grok-4-fast", "api_key_env": "XAI_API_KEY"}
+    config = parse_config(
+        {
+            "adaptive_teaching": {
+                "enabled": True, "certify_first_run": True, "learning_history_limit": 20,
+                "probe": {"llm": llm, "thresholds": {"auto": 0.9, "paired": 0.6, "coach": 0.3},
+                          "fallback_mode": "coach", "evidence_limit": 4, "timeout_seconds": 5},
+            },
+            "learning": {"enabled": True, "update_enabled": False, "history_limit": 7},
+            "runtime_safety": {
+                "drift": {"enabled": True, "window": 30, "z_threshold": 2.5, "min_baseline": 4},
+                "review": {"require_approval": False,
+                           "default_export_statuses": ["approved", "pending"]},
+            },
+            "prompt_rewrite": {"llm": llm, "max_tokens": 512, "temperature": 0.2},
+        }
+    )  # fmt: skip
+    assert config.adaptive_teaching.probe.llm is not None
+    assert config.adaptive_teaching.probe.llm.model == "xai/grok-4-fast"
+    assert config.adaptive_teaching.probe.thresholds.auto == 0.9
+    assert config.learning.update_enabled is False
+    assert config.runtime_safety.drift.window == 30
+    assert config.runtime_safety.review.default_export_statuses == ["approved", "pending"]
+    assert config.prompt_rewrite is not None and config.prompt_rewrite.max_tokens == 512
+
+
+def test_empty_prompt_rewrite_block_means_no_rewrite() -> None:
+    assert parse_config({"prompt_rewrite": None}).prompt_rewrite is None
+
+
+def test_prompt_rewrite_needs_an_llm() -> None:
+    message = config_error({"prompt_rewrite": {"max_tokens": 256}})
+    assert message == "cfg.yaml: prompt_rewrite.llm: required field is missing"
+
+
+def test_unknown_review_status_is_rejected() -> None:
+    message = config_error({"runtime_safety": {"review": {"default_export_statuses": ["ok"]}}})
+    assert message.startswith("cfg.yaml: runtime_safety.review.default_export_statuses[0]: ")
+    assert "'pending'" in message

@@ -446,8 +446,9 @@ async def test_events_are_emitted_in_order(make_run: Any) -> None:
     await run("x", mode="paired")
     kinds = [event["atlas_event"] for event in run.events]
     assert kinds == [
-        "session_started", "lane_decided", "step_attempt_started", "step_attempt_finished",
-        "validation_verdict", "step_finished", "reward", "final_answer", "session_finished",
+        "session_started", "triage_done", "lane_decided", "step_attempt_started",
+        "step_attempt_finished", "validation_verdict", "step_finished", "reward", "final_answer",
+        "session_finished",
     ]  # fmt: skip
     assert {event["session_id"] for event in run.events} == {"t1"}
 

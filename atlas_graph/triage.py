@@ -1,0 +1,196 @@
+"""The triage dossier: what the probe reads before choosing a lane.
+
+A dossier is plain JSON: ``summary``, ``risks`` (``{description, severity}`` with severities
+``low | moderate | high | critical``), ``signals``, ``tags``, ``persona_hints`` and
+``fingerprint_hint``. The default builder reads the task and the caller's metadata; a custom
+builder (``adaptive_teaching.triage_adapter: module:callable``) takes ``(task, metadata)`` and
+returns a dict merged over the default. The starter builders below (code, support, SRE) show
+the shape and can be used by path, e.g. ``atlas_graph.triage:code_dossier``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from atlas_graph.callables import call_maybe_async, load_object
+
+Severity = Literal["low", "moderate", "high", "critical"]
+SEVERITIES: tuple[Severity, ...] = ("low", "moderate", "high", "critical")
+
+# Incident and ticket vocabularies people already use, mapped onto the four levels.
+SEVERITY_ALIASES: dict[str, Severity] = {
+    "sev0": "critical", "p0": "critical", "blocker": "critical",
+    "sev1": "high", "p1": "high", "major": "high",
+    "sev2": "moderate", "p2": "moderate", "medium": "moderate",
+    "sev3": "low", "p3": "low", "minor": "low",
+}  # fmt: skip
+
+
+def normalize_severity(value: Any) -> Severity:
+    """A severity name or alias as one of the four levels.
+
+    Raises:
+        ValueError: the value is not a known severity or alias.
+    """
+    text = re.sub(r"[\s_-]+", "", str(value).strip().lower())
+    if text in SEVERITIES:
+        return text  # type: ignore[return-value]
+    if text in SEVERITY_ALIASES:
+        return SEVERITY_ALIASES[text]
+    known = ", ".join([*SEVERITIES, *SEVERITY_ALIASES])
+    raise ValueError(f"unknown severity {value!r}; expected one of {known}")
+
+
+def normalize_risks(risks: Any) -> list[dict[str, Any]]:
+    """Risks as ``{description, severity}`` dicts; a bare string is a moderate risk."""
+    if risks is None:
+        return []
+    if isinstance(risks, str | dict):
+        risks = [risks]
+    normalized = []
+    for risk in risks:
+        if isinstance(risk, str):
+            normalized.append({"description": risk, "severity": "moderate"})
+            continue
+        if not isinstance(risk, dict):
+            raise ValueError(f"a risk must be a string or a mapping, got {type(risk).__name__}")
+        description = risk.get("description") or risk.get("summary") or risk.get("name") or ""
+        normalized.append(
+            {
+                **risk,
+                "description": str(description),
+                "severity": normalize_severity(risk.get("severity", "moderate")),
+            }
+        )
+    return normalized
+
+
+def highest_severity(risks: list[dict[str, Any]]) -> Severity | None:
+    """The worst severity among normalized risks, or None when there are none."""
+    levels = [SEVERITIES.index(risk["severity"]) for risk in risks]
+    return SEVERITIES[max(levels)] if levels else None
+
+
+def _as_list(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    return [str(item) for item in value]
+
+
+def default_dossier(task: str, metadata: dict[str, Any], default_tags: list[str]) -> dict[str, Any]:
+    """A dossier from the task and caller metadata alone (no model call)."""
+    first_line = task.strip().splitlines()[0] if task.strip() else ""
+    tags = [*default_tags, *_as_list(metadata.get("tags"))]
+    risks = normalize_risks(metadata.get("risks"))
+    return {
+        "summary": str(metadata.get("summary") or first_line[:200]),
+        "risks": risks,
+        "max_severity": highest_severity(risks),
+        "signals": dict(metadata.get("signals") or {}),
+        "tags": list(dict.fromkeys(tag.strip() for tag in tags if tag.strip())),
+        "persona_hints": _as_list(metadata.get("persona_hints")),
+        "fingerprint_hint": metadata.get("fingerprint"),
+        "builder": "default",
+    }
+
+
+async def build_dossier(
+    task: str, metadata: dict[str, Any], default_tags: list[str], adapter: str | None
+) -> dict[str, Any]:
+    """The default dossier, overlaid by the adapter's; a failing adapter is recorded, not fatal.
+
+    A risky task should not be blocked by a broken triage plugin, so any error in the adapter
+    (import, call or shape) leaves the default dossier with ``builder_error`` naming it.
+    """
+    try:
+        dossier = default_dossier(task, metadata, default_tags)
+    except ValueError as error:  # unusable risks in the caller's metadata
+        dossier = default_dossier(task, {**metadata, "risks": None}, default_tags)
+        dossier["builder_error"] = f"session_metadata: {error}"
+    if not adapter:
+        return dossier
+    try:
+        custom = await call_maybe_async(load_object(adapter), task, metadata)
+        if not isinstance(custom, dict):
+            raise TypeError(f"returned {type(custom).__name__}, expected dict")
+        merged = {**dossier, **custom, "builder": adapter}
+        merged["risks"] = normalize_risks(merged.get("risks"))
+        merged["max_severity"] = highest_severity(merged["risks"])
+        merged["tags"] = list(dict.fromkeys([*dossier["tags"], *_as_list(custom.get("tags"))]))
+        return merged
+    except Exception as error:
+        dossier["builder_error"] = f"{adapter}: {type(error).__name__}: {error}"
+        return dossier
+
+
+def _keyword_risks(task: str, rules: dict[str, tuple[str, Severity]]) -> list[dict[str, Any]]:
+    lowered = task.lower()
+    return [
+        {"description": description, "severity": severity, "keyword": keyword}
+        for keyword, (description, severity) in rules.items()
+        if keyword in lowered
+    ]
+
+
+def _starter(
+    task: str, metadata: dict[str, Any], domain: str, rules: dict[str, tuple[str, Severity]]
+) -> dict[str, Any]:
+    risks = [*normalize_risks(metadata.get("risks")), *_keyword_risks(task, rules)]
+    return {
+        "risks": risks,
+        "tags": [f"domain:{domain}"],
+        "signals": {**dict(metadata.get("signals") or {}), "length": len(task)},
+        "persona_hints": [domain],
+    }
+
+
+_CODE_RULES: dict[str, tuple[str, Severity]] = {
+    "migration": ("schema or data migration", "high"),
+    "delete": ("destructive change", "high"),
+    "security": ("security-sensitive code", "critical"),
+    "auth": ("authentication or authorization code", "high"),
+    "refactor": ("behaviour may change in a refactor", "moderate"),
+    "test": ("test changes may hide regressions", "low"),
+}
+_SUPPORT_RULES: dict[str, tuple[str, Severity]] = {
+    "refund": ("money moves on the customer's account", "high"),
+    "cancel": ("the customer may churn", "moderate"),
+    "legal": ("legal exposure", "critical"),
+    "angry": ("an upset customer", "moderate"),
+    "password": ("account access", "high"),
+}
+_SRE_RULES: dict[str, tuple[str, Severity]] = {
+    "outage": ("user-facing outage", "critical"),
+    "production": ("production change", "high"),
+    "rollback": ("a rollback under pressure", "high"),
+    "latency": ("degraded latency", "moderate"),
+    "certificate": ("certificate expiry or mismatch", "high"),
+    "disk": ("capacity pressure", "moderate"),
+}
+
+
+def code_dossier(task: str, metadata: dict[str, Any]) -> dict[str, Any]:
+    """Starter builder for coding tasks: flags migrations, deletions, security and auth."""
+    return _starter(task, metadata, "code", _CODE_RULES)
+
+
+def support_dossier(task: str, metadata: dict[str, Any]) -> dict[str, Any]:
+    """Starter builder for customer support: flags refunds, legal, access and churn."""
+    dossier = _starter(task, metadata, "support", _SUPPORT_RULES)
+    if metadata.get("customer_tier"):
+        dossier["tags"].append(f"tier:{metadata['customer_tier']}")
+    return dossier
+
+
+def sre_dossier(task: str, metadata: dict[str, Any]) -> dict[str, Any]:
+    """Starter builder for incident response: an incident severity becomes a risk."""
+    dossier = _starter(task, metadata, "sre", _SRE_RULES)
+    if metadata.get("severity") is not None:
+        severity = normalize_severity(metadata["severity"])
+        dossier["risks"].append({"description": "declared incident severity", "severity": severity})
+    if metadata.get("service"):
+        dossier["tags"].append(f"service:{metadata['service']}")
+    return dossier
