@@ -17,6 +17,7 @@ from langgraph.types import CachePolicy, RetryPolicy, Send
 from atlas_graph.adaptive import make_probe_node, make_triage_node
 from atlas_graph.config import AtlasConfig, load_config
 from atlas_graph.finalize import make_finalize_node
+from atlas_graph.instrument import instrument_nodes
 from atlas_graph.models import is_transient
 from atlas_graph.reward import make_reward_node
 from atlas_graph.scheduler import make_dispatch_node, ready_sends
@@ -109,4 +110,6 @@ def create_atlas_graph(
     builder.add_conditional_edges("synthesize", after_synthesize)
     builder.add_edge("reward", "finalize")
     builder.add_edge("finalize", END)
+    # events into trajectory_events and LangSmith labels, for every node (see instrument.py)
+    instrument_nodes(builder, event_limit=services.config.orchestration.trajectory_event_limit)
     return builder
