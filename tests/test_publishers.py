@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from atlas_graph.cli import EXIT_OK, main
 from atlas_graph.events import AtlasEvent
 from atlas_graph.publishers import JsonlFilePublisher, TelemetryPublisher
 from atlas_graph.runner import AtlasRunError, arun
@@ -121,3 +122,21 @@ async def test_a_failing_publisher_is_dropped_and_the_session_goes_on(
 async def test_an_object_that_is_not_a_publisher_is_refused() -> None:
     with pytest.raises(TypeError, match="lacks attach/publish/detach"):
         await arun("Do it.", config=MEMORY, agent=ScriptedAgent(), publishers=[print])  # type: ignore[list-item]
+
+
+def test_cli_events_jsonl_gets_every_demo_session(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "events.jsonl"
+    assert main(["demo", "--no-stream", "--events-jsonl", str(path)]) == EXIT_OK
+    lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    controls = [(line["atlas_control"], line["data"].get("mode")) for line in lines
+                if "atlas_control" in line]  # fmt: skip
+    lanes = ["auto", "paired", "coach", "escalate"]
+    assert [mode for kind, mode in controls if kind == "session_started"] == lanes
+    assert [kind for kind, _ in controls].count("session_completed") == 4
+    retry = [line for line in lines if line.get("atlas_event") == "retry"]
+    assert len(retry) == 1
+    assert (retry[0]["step_id"], retry[0]["attempt"]) == (1, 1)
+    assert "task started" not in capsys.readouterr().out  # --no-stream: no console lines
