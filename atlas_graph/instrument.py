@@ -1,6 +1,6 @@
 """Wrap every node of the graph once: keep its events and label its traces.
 
-``instrument_nodes(builder, ...)`` replaces each async node of an uncompiled graph with a thin
+``instrument_nodes(builder, ...)`` replaces each function node of an uncompiled graph with a thin
 wrapper, so no node has to know about either concern:
 
 * **Trajectory.** The events a node emits (``services.emit``) are gathered in a list that a
@@ -8,10 +8,10 @@ wrapper, so no node has to know about either concern:
   task), and added to the node's update as a ``trajectory_events`` batch. Dict, ``Command`` and
   ``None`` returns are handled.
 * **LangSmith.** While the node runs, its config metadata gains ``role``, ``session_id``,
-  ``lane``, ``step_id`` and ``attempt``, so every LLM run below it carries them. Once the lane
-  or fingerprint is known (after ``triage``/``probe``), the still-open root run and node run
-  are labelled too; the tracer sends those labels when the runs end. Without tracing, this
-  costs one dict copy per node run.
+  ``lane``, ``step_id`` and ``attempt``, so every LLM run below it carries them, and its own
+  open run gets the same labels. Once the lane or fingerprint is known (after
+  ``triage``/``probe``), the still-open root run is labelled too; the tracer sends those labels
+  when the runs end. Without callbacks in the config, none of this happens.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from langchain_core.callbacks import BaseCallbackManager
-from langchain_core.runnables.config import var_child_runnable_config
+from langchain_core.runnables.config import run_in_executor, var_child_runnable_config
 from langchain_core.tracers.langchain import LangChainTracer
 from langgraph._internal._runnable import RunnableCallable
 from langgraph.graph import StateGraph
@@ -49,7 +49,7 @@ ROLE_BY_NODE: Mapping[str, str] = {
 
 
 def instrument_nodes(builder: StateGraph[Any, Any, Any, Any], *, event_limit: int) -> None:
-    """Wrap every async function node of ``builder`` (call before compiling).
+    """Wrap every function node of ``builder`` (call before compiling).
 
     Args:
         builder: The uncompiled graph; its node specs are updated in place.
@@ -57,45 +57,79 @@ def instrument_nodes(builder: StateGraph[Any, Any, Any, Any], *, event_limit: in
     """
     for name, spec in builder.nodes.items():
         runnable = spec.runnable
-        if not isinstance(runnable, RunnableCallable) or runnable.afunc is None:
+        if not isinstance(runnable, RunnableCallable):
             continue  # subgraphs and other runnables trace and stream on their own
-        if runnable.func is not None:
-            continue  # sync functions run in an executor; events there stay stream-only
-        wrapped = _wrap(name, runnable.afunc, event_limit)
+        role = ROLE_BY_NODE.get(name)
+        if runnable.func is None and runnable.afunc is not None:
+            func, afunc = None, _wrap_async(runnable.afunc, role, event_limit)
+        elif runnable.func is not None:
+            # a sync node runs in a worker thread, which inherits the task's context
+            func = _wrap_sync(runnable.func, role, event_limit)
+            afunc = functools.wraps(func)(functools.partial(run_in_executor, None, func))
+        else:
+            continue
         spec.runnable = RunnableCallable(
-            None, wrapped, name=runnable.name, tags=runnable.tags, trace=runnable.trace,
+            func, afunc, name=runnable.name, tags=runnable.tags, trace=runnable.trace,
             recurse=runnable.recurse,
         )  # fmt: skip
 
 
-def _wrap(
-    name: str, node: Callable[..., Awaitable[Any]], event_limit: int
-) -> Callable[..., Awaitable[Any]]:
-    role = ROLE_BY_NODE.get(name)
+class _NodeRun:
+    """One run of one node: gathers its events and labels its traces while it runs."""
 
+    __slots__ = ("config", "config_token", "events", "token")
+
+    def __init__(self, node_input: Any, role: str | None) -> None:
+        self.events: list[AtlasEvent] = []
+        self.token = collect_events(self.events)
+        self.config = var_child_runnable_config.get()
+        self.config_token = None
+        if self.config is not None and self.config.get("callbacks") is not None:
+            labels = _labels(node_input, role)
+            # LLM runs started by the node read their metadata from this config
+            self.config_token = var_child_runnable_config.set(
+                {**self.config, "metadata": {**self.config.get("metadata", {}), **labels}}
+            )
+            _label_runs(self.config, labels, up_to_root=False)
+
+    def close(self) -> None:
+        if self.config_token is not None:
+            var_child_runnable_config.reset(self.config_token)
+        stop_collecting(self.token)
+
+    def finish(self, result: Any, event_limit: int) -> Any:
+        if self.config_token is not None:
+            _label_runs(self.config, _learned(result), up_to_root=True)  # type: ignore[arg-type]
+        if not self.events or event_limit <= 0:
+            return result
+        entries = [trajectory_entry(event) for event in self.events]
+        return _with_events(result, TrajectoryBatch(append=entries, limit=event_limit))
+
+
+def _wrap_async(
+    node: Callable[..., Awaitable[Any]], role: str | None, event_limit: int
+) -> Callable[..., Awaitable[Any]]:
     @functools.wraps(node)
     async def instrumented(node_input: Any, *args: Any, **kwargs: Any) -> Any:
-        events: list[AtlasEvent] = []
-        token = collect_events(events)
-        config = var_child_runnable_config.get()
-        config_token = None
-        if config is not None and config.get("callbacks") is not None:
-            labels = _labels(node_input, role)
-            config_token = var_child_runnable_config.set(
-                {**config, "metadata": {**config.get("metadata", {}), **labels}}
-            )
+        run = _NodeRun(node_input, role)
         try:
             result = await node(node_input, *args, **kwargs)
         finally:
-            if config_token is not None:
-                var_child_runnable_config.reset(config_token)
-            stop_collecting(token)
-        if config_token is not None:
-            _label_open_runs(config, result)  # type: ignore[arg-type]
-        if not events or event_limit <= 0:
-            return result
-        batch = TrajectoryBatch(append=[trajectory_entry(e) for e in events], limit=event_limit)
-        return _with_events(result, batch)
+            run.close()
+        return run.finish(result, event_limit)
+
+    return instrumented
+
+
+def _wrap_sync(node: Callable[..., Any], role: str | None, event_limit: int) -> Callable[..., Any]:
+    @functools.wraps(node)
+    def instrumented(node_input: Any, *args: Any, **kwargs: Any) -> Any:
+        run = _NodeRun(node_input, role)
+        try:
+            result = node(node_input, *args, **kwargs)
+        finally:
+            run.close()
+        return run.finish(result, event_limit)
 
     return instrumented
 
@@ -141,8 +175,8 @@ def _update_of(result: Any) -> Mapping[str, Any]:
     return {}
 
 
-def _label_open_runs(config: Mapping[str, Any], result: Any) -> None:
-    """Put a newly known lane or fingerprint on the session's root run and this node's run."""
+def _learned(result: Any) -> dict[str, Any]:
+    """A lane or fingerprint that this node's update makes known."""
     update = _update_of(result)
     labels: dict[str, Any] = {}
     if update.get("lane"):
@@ -153,6 +187,15 @@ def _label_open_runs(config: Mapping[str, Any], result: Any) -> None:
     )
     if fingerprint:
         labels["fingerprint"] = fingerprint
+    return labels
+
+
+def _label_runs(config: Mapping[str, Any], labels: Mapping[str, Any], *, up_to_root: bool) -> None:
+    """Add ``labels`` to this node's open run (and its ancestors up to the session's root).
+
+    The tracer sends a run's metadata and tags again when the run ends, so labels added while
+    it is open reach LangSmith.
+    """
     if not labels:
         return
     manager = config.get("callbacks")
@@ -167,5 +210,5 @@ def _label_open_runs(config: Mapping[str, Any], result: Any) -> None:
             if "lane" in labels:
                 tag = f"lane:{labels['lane']}"
                 run.tags = [*(t for t in run.tags or [] if not t.startswith("lane:")), tag]
-            parent = run.parent_run_id
+            parent = run.parent_run_id if up_to_root else None
             run = handler.run_map.get(str(parent)) if parent is not None else None

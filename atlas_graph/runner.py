@@ -96,12 +96,13 @@ async def arun(
         )
         run_config: dict[str, Any] = {
             "configurable": {"thread_id": thread_id},
-            **_trace_labels(thread_id, mode),
+            **_trace_labels(thread_id, mode, None),
         }
         existing = await graph.aget_state(run_config)
         graph_input: dict[str, Any] | None
         if existing.values and existing.next:
             graph_input = None  # an unfinished session continues from its last checkpoint
+            run_config.update(_trace_labels(thread_id, *_known_labels(existing.values)))
         elif existing.values:
             raise AtlasRunError(
                 f"session {thread_id} already finished; start a new session with another thread id",
@@ -164,18 +165,27 @@ def _session_telemetry(
     return SessionTelemetry(session_id, renderer=renderer, on_event=on_event, publishers=publishers)
 
 
-def _trace_labels(session_id: str, mode: str | None) -> dict[str, Any]:
+def _trace_labels(session_id: str, lane: str | None, fingerprint: str | None) -> dict[str, Any]:
     """Name, tags and metadata of the session's root run in LangSmith.
 
-    The lane is known here only when the caller forces it; otherwise the graph adds it (and the
-    fingerprint) to the still-open root run once the probe decides (see ``instrument.py``).
+    A new session knows its lane here only when the caller forces it; otherwise the graph adds
+    the lane (and the fingerprint) to the still-open root run once triage and the probe have
+    run (see ``instrument.py``). A resumed session's root run gets them from its checkpoint.
     """
     tags = ["atlas-graph"]
     metadata: dict[str, Any] = {"session_id": session_id}
-    if mode is not None:
-        tags.append(f"lane:{mode}")
-        metadata["lane"] = mode
+    if lane is not None:
+        tags.append(f"lane:{lane}")
+        metadata["lane"] = lane
+    if fingerprint is not None:
+        metadata["fingerprint"] = fingerprint
     return {"run_name": GRAPH_NAME, "tags": tags, "metadata": metadata}
+
+
+def _known_labels(values: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """The lane and fingerprint an unfinished session already has."""
+    dossier = values.get("dossier") or {}
+    return values.get("lane"), values.get("fingerprint") or dossier.get("fingerprint")
 
 
 def run(task: str | None, **kwargs: Any) -> Result:

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, TypedDict
 
 import pytest
 from helpers import teacher_responder, verdict
+from langgraph.graph import START, StateGraph
 from langgraph.types import Command, Send
 
 from atlas_graph.events import emit, make_event
-from atlas_graph.instrument import _with_events
+from atlas_graph.instrument import _with_events, instrument_nodes
 from atlas_graph.testing import ScriptedAgent, ScriptedChatModel
-from atlas_graph.trajectory import TrajectoryBatch, keep_trajectory, trajectory_entry
+from atlas_graph.trajectory import (
+    TrajectoryBatch,
+    TrajectoryEvent,
+    keep_trajectory,
+    trajectory_entry,
+)
 
 THREE_STEPS = [
     {"id": 1, "description": "first"},
@@ -165,3 +171,41 @@ def test_emit_without_a_stream_or_a_node_is_a_no_op() -> None:
     emit(None, "retry", session_id="s", actor="system")
     emit(seen.append, "retry", session_id="s", actor="system", step_id=1, attempt=2)
     assert [(e["atlas_event"], e["step_id"], e["attempt"]) for e in seen] == [("retry", 1, 2)]
+
+
+class _Tiny(TypedDict, total=False):
+    n: int
+    trajectory_events: Annotated[list[TrajectoryEvent], keep_trajectory]
+
+
+async def test_any_graph_node_keeps_its_events_sync_async_and_command() -> None:
+    """The wrapper serves nodes that return None, a dict or a Command, sync or async."""
+
+    def sync_node(state: _Tiny) -> None:
+        emit(None, "memory_update", session_id="s", actor="system", note="sync")
+
+    async def async_node(state: _Tiny) -> dict[str, Any]:
+        emit(None, "triage_done", session_id="s", actor="system")
+        return {"n": 1}
+
+    async def command_node(state: _Tiny) -> Command[Any]:
+        emit(None, "retry", session_id="s", actor="system", step_id=1, attempt=1)
+        return Command(update={"n": 2}, goto="__end__")
+
+    async def quiet_node(state: _Tiny) -> dict[str, Any]:
+        return {"n": 3}
+
+    builder = StateGraph(_Tiny)
+    for node in (sync_node, async_node, quiet_node, command_node):
+        builder.add_node(node)
+    builder.add_edge(START, "sync_node")
+    builder.add_edge("sync_node", "async_node")
+    builder.add_edge("async_node", "quiet_node")
+    builder.add_edge("quiet_node", "command_node")
+    instrument_nodes(builder, event_limit=10)
+    state = await builder.compile().ainvoke({"n": 0})
+    assert state["n"] == 2
+    kept = [
+        (e["event"]["type"], e["event"]["data"].get("note")) for e in state["trajectory_events"]
+    ]
+    assert kept == [("memory_update", "sync"), ("triage_done", None), ("retry", None)]

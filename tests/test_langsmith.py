@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -10,9 +11,11 @@ import langsmith.utils
 import openai_server as wire
 import pytest
 from langchain_core.tracers.langchain import wait_for_all_tracers
+from langgraph.checkpoint.memory import InMemorySaver
 from langsmith_sink import LangSmithSink
 
-from atlas_graph.runner import arun
+from atlas_graph.runner import AtlasRunError, arun
+from atlas_graph.testing import ScriptedAgent, ScriptedChatModel
 
 openai_server = wire.openai_server  # the fixture, visible to the tests of this module
 
@@ -112,6 +115,11 @@ async def test_session_run_tree_reaches_langsmith_with_labels(
                     found.append(run)
         return found
 
+    execute = metadata(nodes["execute"])
+    assert (execute["role"], execute["lane"], execute["step_id"], execute["attempt"]) == (
+        "student", "paired", 1, 1,
+    )  # fmt: skip
+    assert "lane:paired" in nodes["validate"]["tags"]
     (student,) = llm_runs("execute")
     assert metadata(student)["role"] == "student"
     assert (metadata(student)["step_id"], metadata(student)["attempt"]) == (1, 1)
@@ -139,3 +147,27 @@ async def test_lane_chosen_by_the_graph_lands_on_the_root_run(
     assert metadata(root)["lane"] == result.lane
     assert f"lane:{result.lane}" in root["tags"]
     assert [tag for tag in root["tags"] if tag.startswith("lane:")] == [f"lane:{result.lane}"]
+
+
+async def test_a_resumed_session_root_run_has_the_lane_from_its_checkpoint(
+    sink: LangSmithSink,
+) -> None:
+    saver = InMemorySaver()
+    agent = ScriptedAgent(outputs={1: ["first"]})
+    approve = json.dumps({"approved": True, "concerns": [], "valid": True, "score": 0.9,
+                          "rationale": "ok", "guidance": ""})  # fmt: skip
+    common: dict[str, Any] = {
+        "config": {"storage": {"backend": "memory"}}, "thread_id": "traced-3", "agent": agent,
+        "checkpointer": saver,
+    }  # fmt: skip
+    with pytest.raises(AtlasRunError):  # the teacher's script ends after the plan review
+        await arun("Do it.", mode="coach", models={"teacher": ScriptedChatModel(
+            responses=[approve])}, **common)  # fmt: skip
+    result = await arun(None, models={"teacher": ScriptedChatModel(responses=[approve])}, **common)
+    assert result.status == "succeeded"
+    wait_for_all_tracers()
+    roots = [run for run in sink.runs().values() if run.get("parent_run_id") is None]
+    assert len(roots) == 2
+    assert all(metadata(root)["lane"] == "coach" for root in roots)
+    assert all("lane:coach" in root["tags"] for root in roots)
+    assert sum(bool(root.get("error")) for root in roots) == 1  # the stopped first run
