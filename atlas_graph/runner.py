@@ -139,6 +139,9 @@ async def arun(
                 f"session {thread_id} stopped in {where}: {_one_line(error)}; {hint}",
                 session_id=thread_id,
             ) from error
+        except BaseException:  # cancelled or interrupted: publishers still hear the end
+            telemetry.finish("failed", error="interrupted")
+            raise
         snapshot = await graph.aget_state(run_config)
         telemetry.finish(snapshot.values.get("status", "failed"))
     checkpoint_id = snapshot.config.get("configurable", {}).get("checkpoint_id")

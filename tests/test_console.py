@@ -99,3 +99,15 @@ def test_tool_events_and_failure_lines() -> None:
     assert lines[1] == "[step 2] tool result: search → 3 hits"
     assert re.fullmatch(r"task failed after \d+\.\d\ds in validate: RuntimeError: boom", lines[2])
     assert len(lines) == 3
+
+
+@pytest.mark.parametrize(("terminal", "prints"), [(True, True), (False, False)])
+async def test_stream_progress_none_follows_the_terminal(
+    monkeypatch: pytest.MonkeyPatch, terminal: bool, prints: bool
+) -> None:
+    out = _Terminal() if terminal else io.StringIO()
+    monkeypatch.setattr("sys.stdout", out)
+    await arun("Do it.", config=MEMORY, mode="auto", agent=ScriptedAgent(), stream_progress=None)
+    text = out.getvalue()
+    assert ("task started " in text) is prints
+    assert ("\033[32m" in text) is prints  # a terminal also gets colour

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from pathlib import Path
@@ -140,3 +141,28 @@ def test_cli_events_jsonl_gets_every_demo_session(
     assert len(retry) == 1
     assert (retry[0]["step_id"], retry[0]["attempt"]) == (1, 1)
     assert "task started" not in capsys.readouterr().out  # --no-stream: no console lines
+
+
+async def test_a_cancelled_session_still_completes_and_detaches_its_publishers() -> None:
+    recorder = Recorder()
+    session = asyncio.create_task(
+        arun(
+            "Do it.",
+            config=MEMORY,
+            mode="auto",
+            agent=ScriptedAgent(latency=30),
+            publishers=[recorder],
+        )
+    )
+    for _ in range(3000):  # until the agent is busy with its (long) attempt
+        if any(p.get("atlas_event") == "step_attempt_started" for p in recorder.published):
+            break
+        await asyncio.sleep(0.01)
+    else:
+        pytest.fail("the session never started its attempt")
+    session.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await session
+    assert recorder.published[-1]["atlas_control"] == "session_completed"
+    assert recorder.published[-1]["data"] == {"status": "failed", "error": "interrupted"}
+    assert recorder.calls[-1] == ("detach", None)
