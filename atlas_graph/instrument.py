@@ -24,6 +24,9 @@ from typing import Any
 from langchain_core.callbacks import BaseCallbackManager
 from langchain_core.runnables.config import run_in_executor, var_child_runnable_config
 from langchain_core.tracers.langchain import LangChainTracer
+
+# the class StateGraph.add_node turns functions into; wrapping its function keeps LangGraph's
+# injection of config/runtime/writer, which it reads from the (wrapped) signature
 from langgraph._internal._runnable import RunnableCallable
 from langgraph.graph import StateGraph
 from langgraph.types import Command

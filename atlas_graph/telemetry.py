@@ -40,11 +40,6 @@ class SessionTelemetry:
             self.publishers.append(publisher)
         self._attached: list[TelemetryPublisher] = []
 
-    @property
-    def active(self) -> bool:
-        """Whether anyone listens (the runner then skips event handling entirely)."""
-        return self.renderer is not None or self.on_event is not None or bool(self.publishers)
-
     def start(self, **data: Any) -> None:
         """Attach the publishers and tell them the session started."""
         for publisher in self.publishers:

@@ -111,3 +111,28 @@ async def test_stream_progress_none_follows_the_terminal(
     text = out.getvalue()
     assert ("task started " in text) is prints
     assert ("\033[32m" in text) is prints  # a terminal also gets colour
+
+
+def test_lines_for_the_events_of_triage_reward_tiers_memory_and_approval() -> None:
+    out = io.StringIO()
+    renderer = ConsoleRenderer(out)
+    for event in (
+        make_event("triage_done", session_id="s", actor="system", summary="a billing question"),
+        make_event("lane_decided", session_id="s", actor="probe", lane="coach",
+                   source="probe", confidence=0.62, reason="probe said so"),
+        make_event("plan_approval_requested", session_id="s", actor="system"),
+        make_event("reward_tier1", session_id="s", actor="judge", judge="process", score=0.8),
+        make_event("arbiter_escalation", session_id="s", actor="arbiter",
+                   reason="judges disagree"),
+        make_event("memory_update", session_id="s", actor="system", summary="2 notes"),
+        make_event("some_future_event", session_id="s", actor="system"),  # type: ignore[arg-type]
+    ):  # fmt: skip
+        renderer.handle(event)
+    assert out.getvalue().splitlines() == [
+        "triage: a billing question",
+        "lane: coach (probe said so, confidence 0.62)",
+        "plan approval requested (session s)",
+        "reward tier 1: process 0.80",
+        "arbiter escalation: judges disagree",
+        "memory: 2 notes",
+    ]
