@@ -12,8 +12,11 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from atlas_graph.agents import Agent, AgentRequest, AgentResponse
     from atlas_graph.config import AtlasConfig, ConfigError, load_config
+    from atlas_graph.console import ConsoleRenderer
+    from atlas_graph.events import AtlasEvent, ControlEvent
     from atlas_graph.graph import create_atlas_graph
     from atlas_graph.lanes import LanePolicy
+    from atlas_graph.publishers import JsonlFilePublisher, TelemetryPublisher
     from atlas_graph.result import Result
     from atlas_graph.runner import AtlasRunError, arun, run
     from atlas_graph.services import AtlasContext
@@ -25,13 +28,18 @@ __all__ = [
     "AgentResponse",
     "AtlasConfig",
     "AtlasContext",
+    "AtlasEvent",
     "AtlasInput",
     "AtlasOutput",
     "AtlasRunError",
     "AtlasState",
     "ConfigError",
+    "ConsoleRenderer",
+    "ControlEvent",
+    "JsonlFilePublisher",
     "LanePolicy",
     "Result",
+    "TelemetryPublisher",
     "arun",
     "create_atlas_graph",
     "load_config",
@@ -45,8 +53,13 @@ _HOMES = {
     "AtlasConfig": "atlas_graph.config",
     "ConfigError": "atlas_graph.config",
     "load_config": "atlas_graph.config",
+    "ConsoleRenderer": "atlas_graph.console",
+    "AtlasEvent": "atlas_graph.events",
+    "ControlEvent": "atlas_graph.events",
     "create_atlas_graph": "atlas_graph.graph",
     "LanePolicy": "atlas_graph.lanes",
+    "JsonlFilePublisher": "atlas_graph.publishers",
+    "TelemetryPublisher": "atlas_graph.publishers",
     "Result": "atlas_graph.result",
     "AtlasRunError": "atlas_graph.runner",
     "arun": "atlas_graph.runner",

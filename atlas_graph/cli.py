@@ -32,10 +32,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--metadata", help="session metadata as a JSON object")
     run.add_argument("--json", action="store_true", help="print the Result as JSON")
     _stream_flags(run)
+    _telemetry_flags(run)
 
     demo = commands.add_parser("demo", help="run the offline demo (no API key, no network)")
     demo.add_argument("--json", action="store_true", help="print the Results as JSON lines")
     _stream_flags(demo)
+    _telemetry_flags(demo)
 
     graph = commands.add_parser("graph", help="print the graph as a Mermaid drawing")
     graph.add_argument("--config", "-c", help="YAML config file (default: the offline demo)")
@@ -52,6 +54,27 @@ def _stream_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--stream", dest="stream", action="store_true", default=None,
                        help="print live progress (default: when stdout is a terminal)")  # fmt: skip
     group.add_argument("--no-stream", dest="stream", action="store_false")
+
+
+def _telemetry_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--events-jsonl", metavar="FILE",
+                        help="append every event as a JSON line to FILE")  # fmt: skip
+
+
+def _publishers(args: argparse.Namespace) -> list[Any]:
+    """Publishers the command line asks for (``--events-jsonl``)."""
+    if not args.events_jsonl:
+        return []
+    from atlas_graph.publishers import JsonlFilePublisher
+
+    return [JsonlFilePublisher(args.events_jsonl)]
+
+
+def _flush_traces() -> None:
+    """Send buffered LangSmith runs before the process exits (nothing to do untraced)."""
+    from langchain_core.tracers.langchain import wait_for_all_tracers
+
+    wait_for_all_tracers()
 
 
 def _fail(message: str, code: int) -> int:
@@ -107,6 +130,8 @@ def _command_run(args: argparse.Namespace) -> int:
         thread_id=args.thread_id,
         session_metadata=metadata,
         on_event=_progress(stream, args.json),
+        stream_progress=False,  # the console above already prints, on stderr under --json
+        publishers=_publishers(args),
     )
     _print_result(result, args.json, stream)
     return EXIT_OK if result.success else EXIT_FAILED
@@ -121,6 +146,7 @@ def _command_demo(args: argparse.Namespace) -> int:
         print("atlas-graph offline demo: a deterministic Python student, a programmatic "
               "teacher and judge; no API key, no network.\n")  # fmt: skip
     failed = 0
+    publishers = _publishers(args)
     for lane, task in DEMO_TASKS:
         if stream:
             print(f"── {lane} lane " + "─" * 50, file=sys.stderr if args.json else sys.stdout)
@@ -130,6 +156,8 @@ def _command_demo(args: argparse.Namespace) -> int:
             mode=lane,
             session_metadata={"demo": True},
             on_event=_progress(stream, args.json),
+            stream_progress=False,
+            publishers=publishers,
         )
         _print_result(result, args.json, stream)
         if stream:
@@ -187,6 +215,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The reader (e.g. `head`) went away; stop quietly like other command-line tools.
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - must outlive this frame
         return EXIT_OK
+    finally:
+        _flush_traces()
 
 
 if __name__ == "__main__":

@@ -304,6 +304,9 @@ class OrchestrationConfig(_Strict):
     emit_intermediate_steps: bool = Field(
         default=True, description="emit per-attempt events; off leaves only session-level ones"
     )
+    trajectory_event_limit: int = Field(
+        default=500, ge=0, description="events kept in state for the export (0 keeps none)"
+    )
     forced_mode: Lane | None = None
     lanes: dict[Lane, LaneOverride] = Field(default_factory=dict)
 

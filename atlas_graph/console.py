@@ -1,20 +1,41 @@
-"""Terminal renderer of the event stream: live lines of what the student and teacher do."""
+"""Terminal renderer of the event stream: live lines of what the student and teacher do.
+
+It reads the items of ``graph.astream(..., stream_mode=["custom", "updates"])`` (``feed``) or
+single events (``handle``). When a session ends it prints how long it took, the final answer,
+one summary line per step and the reward judges' scores (``RIM scores | max | avg``).
+"""
 
 from __future__ import annotations
 
+import json
 import sys
 import time
-from typing import TextIO
+from dataclasses import dataclass, field
+from typing import Any, TextIO
 
-from atlas_graph.events import AtlasEvent
+from atlas_graph.events import AtlasEvent, is_event
 
-_COLORS = {"ok": "\033[32m", "bad": "\033[31m", "note": "\033[36m"}
+_COLORS = {"ok": "\033[32m", "bad": "\033[31m", "note": "\033[36m", "dim": "\033[2m"}
 _RESET = "\033[0m"
 
 
-def _short(text: str, limit: int = 160) -> str:
+def _short(text: Any, limit: int = 160) -> str:
     flat = " ".join(str(text).split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _score(value: Any) -> str:
+    return f"{value:.2f}" if isinstance(value, int | float) else "-"
+
+
+@dataclass
+class _Session:
+    """What the renderer remembers of one session until it ends."""
+
+    started: float
+    answer: str | None = None
+    steps: dict[int, dict[str, Any]] = field(default_factory=dict)
+    judge_scores: list[float] = field(default_factory=list)
 
 
 class ConsoleRenderer:
@@ -22,71 +43,165 @@ class ConsoleRenderer:
 
     def __init__(self, stream: TextIO | None = None, *, color: bool | None = None) -> None:
         self.stream = stream or sys.stdout
-        self.color = self.stream.isatty() if color is None else color
-        self._started: dict[str, float] = {}
+        self.color = _isatty(self.stream) if color is None else color
+        self._sessions: dict[str, _Session] = {}
+
+    def feed(self, mode: str, chunk: Any) -> None:
+        """One item of a ``["custom", "updates"]`` stream; only atlas events print."""
+        if mode == "custom" and is_event(chunk):
+            self.handle(chunk)
 
     def _paint(self, text: str, tone: str) -> str:
         return f"{_COLORS[tone]}{text}{_RESET}" if self.color else text
 
-    def _line(self, text: str) -> None:
-        print(text, file=self.stream, flush=True)
+    def _line(self, text: str, tone: str | None = None) -> None:
+        print(self._paint(text, tone) if tone else text, file=self.stream, flush=True)
+
+    def _session(self, session_id: str) -> _Session:
+        if session_id not in self._sessions:  # a resumed session: timed from here
+            self._sessions[session_id] = _Session(started=time.monotonic())
+        return self._sessions[session_id]
 
     def handle(self, event: AtlasEvent) -> None:
         """Render one event."""
-        kind, data = event["atlas_event"], event["data"]
-        step = f"[step {event['step_id']}]" if event.get("step_id") is not None else ""
-        if kind == "session_started":
-            self._started[event["session_id"]] = time.monotonic()
-            at = event["at"][:19].replace("T", " ")
-            self._line(f"task started {at} UTC: {_short(data['task'])}")
-        elif kind == "lane_decided":
-            self._line(self._paint(f"lane: {data['lane']} ({data['reason']})", "note"))
-        elif kind == "plan_ready":
-            self._line(f"plan (draft {data['draft']}):")
-            for item in data["steps"]:
-                after = (
-                    f" (after {', '.join(map(str, item['depends_on']))})"
-                    if item["depends_on"]
-                    else ""
-                )
-                self._line(f"  {item['id']}. {_short(item['description'], 120)}{after}")
-            for issue in data["issues"]:
-                self._line(self._paint(f"  plan problem: {issue}", "bad"))
-        elif kind == "review_verdict":
-            verdict = "approved" if data["approved"] else "rejected"
-            tone = "ok" if data["approved"] else "bad"
-            concerns = f": {'; '.join(data['concerns'])}" if data["concerns"] else ""
-            self._line(self._paint(f"review: {verdict}{concerns}", tone))
-        elif kind == "step_attempt_started":
-            first_line = data["description"].strip().splitlines()[0]
-            self._line(f"{step} attempt {event['attempt']} started: {_short(first_line, 100)}")
-        elif kind == "step_attempt_finished":
-            if data.get("error"):
-                self._line(self._paint(f"{step} attempt {event['attempt']} error: "
-                                       f"{_short(data['error'])}", "bad"))  # fmt: skip
-            else:
-                self._line(f"{step} output: {_short(data['output'])}")
-        elif kind == "validation_verdict":
-            valid = data["valid"] and not data["retry"]
-            label = "valid" if data["valid"] else "invalid"
-            self._line(self._paint(
-                f"{step} validation: {label}, score {data['score']:.2f} — "
-                f"{_short(data['rationale'], 120)}", "ok" if valid else "bad",
-            ))  # fmt: skip
-        elif kind == "guidance":
-            self._line(self._paint(f"{step} guidance: {_short(data['guidance'])}", "note"))
-        elif kind == "step_finished":
-            self._line(
-                f"{step} {data['status']} after {data['attempts']} attempt(s), "
-                f"score {data['score']:.2f}"
-            )
-        elif kind == "reward":
-            judges = ", ".join(f"{j['identifier']} {j['score']:.2f}" for j in data["judges"])
-            self._line(f"reward: {data['score']:.2f} ({judges})")
-        elif kind == "final_answer":
-            self._line(f"final answer: {_short(data['answer'], 400)}")
-        elif kind == "session_finished":
-            began = self._started.pop(event["session_id"], None)
-            took = f" in {time.monotonic() - began:.2f}s" if began is not None else ""
-            tone = "ok" if data["status"] == "succeeded" else "bad"
-            self._line(self._paint(f"task {data['status']}{took} (lane {data['lane']})", tone))
+        handler = getattr(self, f"_on_{event['atlas_event']}", None)
+        if handler is not None:
+            step = f"[step {event['step_id']}]" if event.get("step_id") is not None else ""
+            handler(event, event["data"], step)
+
+    # ------------------------------------------------------------------ session and plan
+
+    def _on_session_started(self, event: AtlasEvent, data: dict[str, Any], step: str) -> None:
+        self._sessions[event["session_id"]] = _Session(started=time.monotonic())
+        at = event["at"][:19].replace("T", " ")
+        self._line(f"task started {at} UTC: {_short(data['task'])}")
+
+    def _on_triage_done(self, event: AtlasEvent, data: dict[str, Any], step: str) -> None:
+        summary = data.get("summary") or data.get("dossier", {}).get("summary", "")
+        self._line(f"triage: {_short(summary, 120)}", "dim")
+
+    def _on_lane_decided(self, event: AtlasEvent, data: dict[str, Any], step: str) -> None:
+        confidence = data.get("confidence")
+        sure = f", confidence {confidence:.2f}" if isinstance(confidence, int | float) else ""
+        self._line(f"lane: {data['lane']} ({data.get('reason', data.get('source', ''))}{sure})",
+                   "note")  # fmt: skip
+
+    def _on_plan_ready(self, event: AtlasEvent, data: dict[str, Any], step: str) -> None:
+        self._line(f"plan (draft {data['draft']}):")
+        for item in data["steps"]:
+            after = item["depends_on"]
+            after_text = f" (after {', '.join(map(str, after))})" if after else ""
+            self._line(f"  {item['id']}. {_short(item['description'], 120)}{after_text}")
+        for issue in data["issues"]:
+            self._line(f"  plan problem: {issue}", "bad")
+
+    def _on_review_verdict(self, event: AtlasEvent, data: dict[str, Any], step: str) -> None:
+        verdict = "approved" if data["approved"] else "rejected"
+        concerns = f": {'; '.join(data['concerns'])}" if data["concerns"] else ""
+        self._line(f"review: {verdict}{concerns}", "ok" if data["approved"] else "bad")
+
+    def _on_plan_approval_requested(
+        self, event: AtlasEvent, data: dict[str, Any], step: str
+    ) -> None:
+        self._line(f"plan approval requested (session {event['session_id']})", "note")
+
+    # ------------------------------------------------------------------ steps
+
+    def _on_step_attempt_started(self, event: AtlasEvent, data: dict[str, Any], step: str) -> None:
+        lines = str(data.get("description", "")).strip().splitlines() or [""]
+        self._line(f"{step} attempt {event['attempt']} started: {_short(lines[0], 100)}")
+
+    def _on_tool_call(self, event: AtlasEvent, data: dict[str, Any], step: str) -> None:
+        name = data.get("name") or data.get("tool") or "tool"
+        args = data.get("args", data.get("arguments", {}))
+        shown = args if isinstance(args, str) else json.dumps(args, default=str)
+        self._line(f"{step} tool call: {name}({_short(shown, 100)})".lstrip(), "dim")
+
+    def _on_tool_result(self, event: AtlasEvent, data: dict[str, Any], step: str) -> None:
+        name = data.get("name") or data.get("tool") or "tool"
+        result = data.get("error") or data.get("output", data.get("result", ""))
+        tone = "bad" if data.get("error") else "dim"
+        self._line(f"{step} tool result: {name} → {_short(result, 120)}".lstrip(), tone)
+
+    def _on_step_attempt_finished(self, event: AtlasEvent, data: dict[str, Any], step: str) -> None:
+        if data.get("error"):
+            self._line(f"{step} attempt {event['attempt']} error: {_short(data['error'])}", "bad")
+        else:
+            self._line(f"{step} output: {_short(data['output'])}")
+
+    def _on_validation_verdict(self, event: AtlasEvent, data: dict[str, Any], step: str) -> None:
+        label = "valid" if data["valid"] else "invalid"
+        tone = "ok" if data["valid"] and not data.get("retry") else "bad"
+        self._line(f"{step} validation: {label}, score {data['score']:.2f} — "
+                   f"{_short(data['rationale'], 120)}", tone)  # fmt: skip
+
+    def _on_retry(self, event: AtlasEvent, data: dict[str, Any], step: str) -> None:
+        self._line(f"{step} retry: attempt {data['next_attempt']} of {data['max_attempts']}",
+                   "note")  # fmt: skip
+
+    def _on_guidance(self, event: AtlasEvent, data: dict[str, Any], step: str) -> None:
+        self._line(f"{step} guidance: {_short(data['guidance'])}", "note")
+
+    def _on_step_finished(self, event: AtlasEvent, data: dict[str, Any], step: str) -> None:
+        session = self._session(event["session_id"])
+        session.steps[int(event["step_id"] or 0)] = data
+        self._line(f"{step} {data['status']} after {data['attempts']} attempt(s), "
+                   f"score {_score(data['score'])}")  # fmt: skip
+
+    # ------------------------------------------------------------------ reward and memory
+
+    def _on_reward_tier1(self, event: AtlasEvent, data: dict[str, Any], step: str) -> None:
+        judge = data.get("judge") or data.get("identifier") or "judge"
+        self._line(f"reward tier 1: {judge} {_score(data.get('score'))}", "dim")
+
+    def _on_arbiter_escalation(self, event: AtlasEvent, data: dict[str, Any], step: str) -> None:
+        reason = data.get("reason") or data.get("escalation_reason") or ""
+        self._line(f"arbiter escalation: {_short(reason, 120)}".rstrip(": "), "note")
+
+    def _on_reward(self, event: AtlasEvent, data: dict[str, Any], step: str) -> None:
+        session = self._session(event["session_id"])
+        judges = data.get("judges", [])
+        session.judge_scores = [
+            j["score"] for j in judges if isinstance(j.get("score"), int | float)
+        ]
+        shown = ", ".join(f"{j['identifier']} {_score(j['score'])}" for j in judges)
+        self._line(f"reward: {_score(data['score'])}" + (f" ({shown})" if shown else ""))
+
+    def _on_memory_update(self, event: AtlasEvent, data: dict[str, Any], step: str) -> None:
+        what = data.get("summary") or ", ".join(sorted(data)) or "updated"
+        self._line(f"memory: {_short(what, 120)}", "dim")
+
+    # ------------------------------------------------------------------ the end
+
+    def _on_final_answer(self, event: AtlasEvent, data: dict[str, Any], step: str) -> None:
+        # printed with the summary, after the completion line, as one block
+        self._session(event["session_id"]).answer = str(data.get("answer", ""))
+
+    def _on_session_finished(self, event: AtlasEvent, data: dict[str, Any], step: str) -> None:
+        session = self._sessions.pop(event["session_id"], None) or _Session(time.monotonic())
+        took = time.monotonic() - session.started
+        tone = "ok" if data["status"] == "succeeded" else "bad"
+        self._line(f"task completed in {took:.2f}s: {data['status']} (lane {data['lane']})", tone)
+        if session.answer is not None:
+            self._line(f"final answer: {_short(session.answer, 400)}")
+        for step_id in sorted(session.steps):
+            info = session.steps[step_id]
+            self._line(f"  step {step_id}: {info['status']}, attempts {info['attempts']}, "
+                       f"score {_score(info['score'])}")  # fmt: skip
+        if session.judge_scores:
+            scores = session.judge_scores
+            self._line(f"RIM scores | max {max(scores):.2f} | avg {sum(scores) / len(scores):.2f}")
+
+    def _on_session_failed(self, event: AtlasEvent, data: dict[str, Any], step: str) -> None:
+        session = self._sessions.pop(event["session_id"], None) or _Session(time.monotonic())
+        took = time.monotonic() - session.started
+        where = f" in {data['node']}" if data.get("node") else ""
+        self._line(f"task failed after {took:.2f}s{where}: {_short(data.get('error', ''))}",
+                   "bad")  # fmt: skip
+
+
+def _isatty(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # closed or file-like without a terminal
+        return False

@@ -18,6 +18,7 @@ from atlas_graph.adaptive import make_probe_node, make_triage_node
 from atlas_graph.arbiter import make_arbiter_node
 from atlas_graph.config import AtlasConfig, load_config
 from atlas_graph.finalize import make_finalize_node
+from atlas_graph.instrument import instrument_nodes
 from atlas_graph.learning import make_learn_node
 from atlas_graph.models import is_transient
 from atlas_graph.reward import make_reward_node, route_after_reward
@@ -119,4 +120,6 @@ def create_atlas_graph(
     builder.add_edge("arbiter", after_reward)
     builder.add_edge("learn", "finalize")
     builder.add_edge("finalize", END)
+    # events into trajectory_events and LangSmith labels, for every node (see instrument.py)
+    instrument_nodes(builder, event_limit=services.config.orchestration.trajectory_event_limit)
     return builder

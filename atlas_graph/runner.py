@@ -6,7 +6,7 @@ import asyncio
 import concurrent.futures
 import sys
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
@@ -17,12 +17,14 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph.state import CompiledStateGraph
 
 from atlas_graph.config import AtlasConfig, load_config
-from atlas_graph.events import AtlasEvent, is_event
+from atlas_graph.events import AtlasEvent
 from atlas_graph.graph import GRAPH_NAME, create_atlas_graph
 from atlas_graph.lanes import LANES
 from atlas_graph.persistence import open_persistence
+from atlas_graph.publishers import TelemetryPublisher
 from atlas_graph.result import Result
 from atlas_graph.services import AtlasContext
+from atlas_graph.telemetry import SessionTelemetry
 
 ConfigSource = AtlasConfig | Mapping[str, Any] | str | Path
 
@@ -50,8 +52,9 @@ async def arun(
     models: Mapping[str, BaseChatModel] | None = None,
     agent: Any = None,
     checkpointer: BaseCheckpointSaver[Any] | None = None,
-    stream_progress: bool | None = False,
+    stream_progress: bool | None = None,
     on_event: Callable[[AtlasEvent], None] | None = None,
+    publishers: Sequence[TelemetryPublisher] = (),
 ) -> Result:
     """Run one supervised session, or continue an unfinished one, and return its ``Result``.
 
@@ -66,6 +69,8 @@ async def arun(
         checkpointer: A LangGraph checkpointer; default: the one ``storage`` names.
         stream_progress: Print live progress (``None``: only when stdout is a terminal).
         on_event: Called with every event as it happens.
+        publishers: ``TelemetryPublisher`` objects that receive every event of the session,
+            bracketed by ``session_started`` / ``session_completed`` control events.
 
     Raises:
         AtlasRunError: The session stopped; the message says where and how to resume.
@@ -77,13 +82,7 @@ async def arun(
     atlas_config = load_config(config if config is not None else {})
     builder = create_atlas_graph(atlas_config, models=models, agent=agent)
     thread_id = thread_id or uuid.uuid4().hex
-    if stream_progress is None:
-        stream_progress = sys.stdout.isatty()
-    renderer = None
-    if stream_progress:
-        from atlas_graph.console import ConsoleRenderer
-
-        renderer = ConsoleRenderer()
+    telemetry = _session_telemetry(thread_id, stream_progress, on_event, publishers)
 
     own_checkpointer = checkpointer is not None
     async with AsyncExitStack() as stack:
@@ -97,14 +96,13 @@ async def arun(
         )
         run_config: dict[str, Any] = {
             "configurable": {"thread_id": thread_id},
-            "run_name": GRAPH_NAME,
-            "tags": ["atlas-graph"],
-            "metadata": {"session_id": thread_id},
+            **_trace_labels(thread_id, mode, None),
         }
         existing = await graph.aget_state(run_config)
         graph_input: dict[str, Any] | None
         if existing.values and existing.next:
             graph_input = None  # an unfinished session continues from its last checkpoint
+            run_config.update(_trace_labels(thread_id, *_known_labels(existing.values)))
         elif existing.values:
             raise AtlasRunError(
                 f"session {thread_id} already finished; start a new session with another thread id",
@@ -116,19 +114,16 @@ async def arun(
             graph_input = {"task": task, "session_metadata": dict(session_metadata or {})}
             if mode is not None:
                 graph_input["mode"] = mode
+        telemetry.start(task=task, mode=mode, resumed=graph_input is None)
         try:
-            async for _, chunk in graph.astream(
+            async for stream_mode, chunk in graph.astream(
                 graph_input,
                 run_config,
                 context=AtlasContext(),
                 stream_mode=["custom", "updates"],
                 durability=atlas_config.storage.durability,
             ):
-                if is_event(chunk):
-                    if renderer is not None:
-                        renderer.handle(chunk)
-                    if on_event is not None:
-                        on_event(chunk)
+                telemetry.feed(stream_mode, chunk)
         except Exception as error:
             snapshot = await graph.aget_state(run_config)
             where = ", ".join(task.name for task in snapshot.tasks) or "start"
@@ -138,13 +133,62 @@ async def arun(
                 if kept
                 else "nothing was kept (storage.backend is memory)"
             )
+            telemetry.failed(_one_line(error), where=where)
+            telemetry.finish("failed", error=_one_line(error))
             raise AtlasRunError(
                 f"session {thread_id} stopped in {where}: {_one_line(error)}; {hint}",
                 session_id=thread_id,
             ) from error
+        except BaseException:  # cancelled or interrupted: publishers still hear the end
+            telemetry.finish("failed", error="interrupted")
+            raise
         snapshot = await graph.aget_state(run_config)
+        telemetry.finish(snapshot.values.get("status", "failed"))
     checkpoint_id = snapshot.config.get("configurable", {}).get("checkpoint_id")
     return Result.from_state(snapshot.values, checkpoint_id=checkpoint_id)
+
+
+# --------------------------------------------------------------------------- telemetry
+
+
+def _session_telemetry(
+    session_id: str,
+    stream_progress: bool | None,
+    on_event: Callable[[AtlasEvent], None] | None,
+    publishers: Sequence[TelemetryPublisher],
+) -> SessionTelemetry:
+    """The console (when asked for, or on a terminal), the callback and the publishers."""
+    if stream_progress is None:
+        stream_progress = sys.stdout.isatty()
+    renderer = None
+    if stream_progress:
+        from atlas_graph.console import ConsoleRenderer
+
+        renderer = ConsoleRenderer()
+    return SessionTelemetry(session_id, renderer=renderer, on_event=on_event, publishers=publishers)
+
+
+def _trace_labels(session_id: str, lane: str | None, fingerprint: str | None) -> dict[str, Any]:
+    """Name, tags and metadata of the session's root run in LangSmith.
+
+    A new session knows its lane here only when the caller forces it; otherwise the graph adds
+    the lane (and the fingerprint) to the still-open root run once triage and the probe have
+    run (see ``instrument.py``). A resumed session's root run gets them from its checkpoint.
+    """
+    tags = ["atlas-graph"]
+    metadata: dict[str, Any] = {"session_id": session_id}
+    if lane is not None:
+        tags.append(f"lane:{lane}")
+        metadata["lane"] = lane
+    if fingerprint is not None:
+        metadata["fingerprint"] = fingerprint
+    return {"run_name": GRAPH_NAME, "tags": tags, "metadata": metadata}
+
+
+def _known_labels(values: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """The lane and fingerprint an unfinished session already has."""
+    dossier = values.get("dossier") or {}
+    return values.get("lane"), values.get("fingerprint") or dossier.get("fingerprint")
 
 
 def run(task: str | None, **kwargs: Any) -> Result:

@@ -185,6 +185,7 @@ class Services:
                         f"no {role} model: configure it or pass models={{'{role}': ...}}"
                     )
                 base = chat_model_from_params(source, role=role)
+                base.metadata = {**(base.metadata or {}), "role": role}  # names its LLM runs
             self._built[key] = with_max_tokens(base, max_tokens)
         return self._built[key]
 

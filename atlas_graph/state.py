@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, NotRequired, TypedDict
 
+from atlas_graph.trajectory import TrajectoryEvent, keep_trajectory
+
 LaneName = Literal["auto", "paired", "coach", "escalate"]
 StepStatus = Literal["running", "succeeded", "failed"]
 SessionStatus = Literal["running", "succeeded", "failed"]
@@ -232,6 +234,8 @@ class AtlasState(TypedDict, total=False):
     review_notes: str | None
     # human plan approval
     plan_approval: dict[str, Any] | None
+    # events of the run for the export, oldest first, capped (see trajectory.py)
+    trajectory_events: Annotated[list[TrajectoryEvent], keep_trajectory]
 
 
 class StepTask(TypedDict, total=False):

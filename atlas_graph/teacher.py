@@ -306,6 +306,11 @@ def make_validate_node(services: Services) -> Node:
         step_update: dict[str, Any] = {"attempts": [attempt_update], "validation": verdict}
         update["steps"] = {str(step["id"]): step_update}
         if retry:
+            services.emit(
+                runtime, "retry", session_id=task.get("session_id", ""), actor="system",
+                step_id=step["id"], attempt=attempt, intermediate=True, next_attempt=attempt + 1,
+                max_attempts=policy.max_retries + 1, score=verdict["score"],
+            )  # fmt: skip
             return Command(update=update, goto=Send("guide", {**task, "verdict": verdict}))
         step_update["status"] = "succeeded" if passes(verdict, threshold) else "failed"
         step_update["completed_at"] = utc_now()

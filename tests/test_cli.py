@@ -123,6 +123,9 @@ def test_demo_stream_shows_the_whole_loop(capsys: pytest.CaptureFixture[str]) ->
     retry = coach.index("[step 1] attempt 2 started")
     retry_output = coach.index("[step 1] output: 245 ms")
     assert invalid < guidance < retry < retry_output
+    assert "[step 1] retry: attempt 2 of 2" in coach[invalid:guidance]
+    assert "  step 1: succeeded, attempts 2, score 1.00" in coach
+    assert re.search(r"^RIM scores \| max \d\.\d\d \| avg \d\.\d\d$", coach, re.M)
     assert "unit 'ms' is missing" in coach[invalid:guidance]
     assert re.search(r"^reward: \d\.\d\d \(process \d\.\d\d\)$", coach, re.MULTILINE)
     assert "final answer: 245 ms" in coach
@@ -131,7 +134,7 @@ def test_demo_stream_shows_the_whole_loop(capsys: pytest.CaptureFixture[str]) ->
     for lane in LANES:
         section = sections[lane]
         assert f"lane: {lane} (set by run override)" in section
-        assert re.search(rf"^task succeeded in [\d.]+s \(lane {lane}\)$", section, re.M)
+        assert re.search(rf"^task completed in [\d.]+s: succeeded \(lane {lane}\)$", section, re.M)
         assert re.search(rf"^succeeded: lane {lane}, ", section, re.M)
     for lane in ("auto", "paired", "escalate"):
         assert ", 0 retries, " in sections[lane]

@@ -193,6 +193,7 @@ def test_empty_config_defaults() -> None:
     assert config.orchestration.max_plan_revisions == 1
     assert config.orchestration.rim_guidance_tag == "rim_feedback"
     assert config.orchestration.emit_intermediate_steps is True
+    assert config.orchestration.trajectory_event_limit == 500
     assert config.orchestration.forced_mode is None
     assert config.orchestration.lanes == {}
     assert config.rim.judges == []
@@ -484,6 +485,13 @@ def test_negative_max_retries_names_path_and_bound(tmp_path: Path) -> None:
     assert message.startswith(f"{path}: orchestration.max_retries: ")
     assert "greater than or equal to 0" in message
     assert "-1" in message
+
+
+def test_negative_trajectory_event_limit_names_path_and_bound(tmp_path: Path) -> None:
+    path = write(tmp_path, "orchestration:\n  trajectory_event_limit: -5\n")
+    message = file_error(path)
+    assert message.startswith(f"{path}: orchestration.trajectory_event_limit: ")
+    assert "greater than or equal to 0" in message
 
 
 def test_non_integer_max_retries_names_path_and_type(tmp_path: Path) -> None:

@@ -346,8 +346,11 @@ async def test_stream_progress_prints_lines(capsys: pytest.CaptureFixture[str]) 
         "'ms' is missing" in lines  # fmt: skip
     assert "[step 1] guidance: State the unit: write the number followed by 'ms'." in lines
     assert "final answer: 200 ms" in lines
-    assert lines[-1].startswith("task succeeded in ")
-    assert lines[-1].endswith("(lane coach)")
+    done = next(line for line in lines if line.startswith("task completed in "))
+    assert done.endswith("s: succeeded (lane coach)")
+    assert lines.index(done) < lines.index("final answer: 200 ms")
+    assert "  step 1: succeeded, attempts 2, score 1.00" in lines
+    assert lines[-1].startswith("RIM scores | max ")
 
 
 @pytest.mark.parametrize("stream_progress", [False, None])

@@ -1,0 +1,138 @@
+"""The console transcript: a golden file for a scripted run with a retry, and colour rules."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from langchain_core.messages import BaseMessage
+
+from atlas_graph.console import ConsoleRenderer
+from atlas_graph.events import make_event
+from atlas_graph.runner import arun
+from atlas_graph.testing import ScriptedAgent, ScriptedChatModel
+
+GOLDEN = Path(__file__).parent / "golden" / "console_retry.txt"
+MEMORY: dict[str, Any] = {"storage": {"backend": "memory"}}
+
+
+def normalise(transcript: str) -> str:
+    """Replace what changes from run to run (clock and durations) with fixed marks."""
+    transcript = re.sub(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", "<time>", transcript)
+    return re.sub(r"\b\d+\.\d+s\b", "<N>s", transcript)
+
+
+def teacher() -> ScriptedChatModel:
+    """Approves plans; rejects the output 'draft', accepts everything else."""
+
+    def respond(messages: list[BaseMessage]) -> str:
+        text = str(messages[-1].content)
+        rejected = text.endswith("Student output:\ndraft")
+        return json.dumps({
+            "approved": True, "concerns": [],
+            "valid": not rejected, "score": 0.3 if rejected else 0.9,
+            "rationale": "no facts yet" if rejected else "complete",
+            "guidance": "Add the facts." if rejected else "",
+        })  # fmt: skip
+
+    return ScriptedChatModel(responder=respond)
+
+
+async def test_golden_transcript_of_a_run_with_a_retry() -> None:
+    agent = ScriptedAgent(
+        plan=[
+            {"id": 1, "description": "Gather facts.", "depends_on": []},
+            {"id": 2, "description": "Write summary.", "depends_on": [1]},
+        ],
+        outputs={1: ["draft", "facts"], 2: ["summary"]},
+        synthesis="final summary",
+    )
+    out = io.StringIO()
+    renderer = ConsoleRenderer(out)
+    result = await arun(
+        "Summarise the incident.", config=MEMORY, mode="escalate", thread_id="golden",
+        agent=agent, models={"teacher": teacher()}, on_event=renderer.handle,
+        stream_progress=False,
+    )  # fmt: skip
+    assert result.retries == 1
+    transcript = normalise(out.getvalue())
+    if os.environ.get("ATLAS_GRAPH_UPDATE_GOLDEN") == "1":
+        GOLDEN.write_text(transcript, encoding="utf-8")
+    assert transcript == GOLDEN.read_text(encoding="utf-8")
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize(("stream", "coloured"), [(_Terminal(), True), (io.StringIO(), False)])
+def test_colour_only_on_a_terminal(stream: io.StringIO, coloured: bool) -> None:
+    renderer = ConsoleRenderer(stream)
+    renderer.handle(make_event(
+        "validation_verdict", session_id="s", actor="teacher", step_id=1, attempt=1,
+        valid=False, score=0.2, rationale="wrong", guidance="", retry=True,
+    ))  # fmt: skip
+    text = stream.getvalue()
+    assert ("\033[31m" in text) is coloured
+    assert "[step 1] validation: invalid, score 0.20 — wrong" in text
+
+
+def test_tool_events_and_failure_lines() -> None:
+    out = io.StringIO()
+    renderer = ConsoleRenderer(out)
+    address = {"session_id": "s", "step_id": 2, "attempt": 1}
+    renderer.feed("custom", make_event("tool_call", actor="student", name="search",
+                                       args={"q": "latency"}, **address))  # fmt: skip
+    renderer.feed("custom", make_event("tool_result", actor="tool", name="search",
+                                       output="3 hits", **address))  # fmt: skip
+    renderer.feed("updates", {"execute": {"steps": {}}})  # node updates print nothing
+    renderer.feed("custom", make_event("session_failed", session_id="s", actor="system",
+                                       error="RuntimeError: boom", node="validate"))  # fmt: skip
+    lines = out.getvalue().splitlines()
+    assert lines[0] == '[step 2] tool call: search({"q": "latency"})'
+    assert lines[1] == "[step 2] tool result: search → 3 hits"
+    assert re.fullmatch(r"task failed after \d+\.\d\ds in validate: RuntimeError: boom", lines[2])
+    assert len(lines) == 3
+
+
+@pytest.mark.parametrize(("terminal", "prints"), [(True, True), (False, False)])
+async def test_stream_progress_none_follows_the_terminal(
+    monkeypatch: pytest.MonkeyPatch, terminal: bool, prints: bool
+) -> None:
+    out = _Terminal() if terminal else io.StringIO()
+    monkeypatch.setattr("sys.stdout", out)
+    await arun("Do it.", config=MEMORY, mode="auto", agent=ScriptedAgent(), stream_progress=None)
+    text = out.getvalue()
+    assert ("task started " in text) is prints
+    assert ("\033[32m" in text) is prints  # a terminal also gets colour
+
+
+def test_lines_for_the_events_of_triage_reward_tiers_memory_and_approval() -> None:
+    out = io.StringIO()
+    renderer = ConsoleRenderer(out)
+    for event in (
+        make_event("triage_done", session_id="s", actor="system", summary="a billing question"),
+        make_event("lane_decided", session_id="s", actor="probe", lane="coach",
+                   source="probe", confidence=0.62, reason="probe said so"),
+        make_event("plan_approval_requested", session_id="s", actor="system"),
+        make_event("reward_tier1", session_id="s", actor="judge", judge="process", score=0.8),
+        make_event("arbiter_escalation", session_id="s", actor="arbiter",
+                   reason="judges disagree"),
+        make_event("memory_update", session_id="s", actor="system", summary="2 notes"),
+        make_event("some_future_event", session_id="s", actor="system"),  # type: ignore[arg-type]
+    ):  # fmt: skip
+        renderer.handle(event)
+    assert out.getvalue().splitlines() == [
+        "triage: a billing question",
+        "lane: coach (probe said so, confidence 0.62)",
+        "plan approval requested (session s)",
+        "reward tier 1: process 0.80",
+        "arbiter escalation: judges disagree",
+        "memory: 2 notes",
+    ]
