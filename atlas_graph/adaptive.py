@@ -15,6 +15,7 @@ from langgraph.runtime import Runtime
 from atlas_graph.callables import call_maybe_async, load_object
 from atlas_graph.events import utc_now
 from atlas_graph.lanes import LANES
+from atlas_graph.ledger import record_start
 from atlas_graph.plans import single_step_plan
 from atlas_graph.services import AtlasContext, Node, Services
 from atlas_graph.state import AtlasState, LaneDecision
@@ -57,6 +58,7 @@ def make_triage_node(services: Services) -> Node:
         services.emit(
             runtime, "session_started", session_id=session_id, actor="system", task=state["task"]
         )
+        await record_start(runtime.store, session_id, state["task"], metadata)  # session ledger
         return {
             "session_id": session_id,
             "session_metadata": metadata,

@@ -274,11 +274,11 @@ def test_unedited_atlas_example_lists_every_unsupported_key(tmp_path: Path) -> N
     data["storage"] = {"database_url": "postgresql://localhost:5432/atlas"}
     path = write(tmp_path, yaml.safe_dump(data))
     message = file_error(path)
-    assert message.count("not supported by atlas-graph yet") == 3
+    assert message.count("not supported by atlas-graph yet") == 2
     assert "unknown field" not in message
-    for key in ("rim.arbiter", "rim.aggregation_strategy", "storage.database_url"):
+    for key in ("rim.arbiter", "rim.aggregation_strategy"):
         assert re.search(rf"(^{re.escape(str(path))}:|;) {re.escape(key)}: not supported", message)
-    assert "(PostgreSQL storage)" in message
+    assert "storage" not in message
 
 
 # --------------------------------------------------------------------------- environment
@@ -458,7 +458,6 @@ def test_fixture_with_large_model_is_not_supported(tmp_path: Path) -> None:
     ("data", "key", "feature"),
     [
         ({"rim": {"temperatures": [0.0, 0.3]}}, "rim.temperatures", "multi-temperature"),
-        ({"storage": {"database_url": "postgresql://x"}}, "storage.database_url", "PostgreSQL"),
         ({"adaptive_teaching": {"probe": {"llm": {}}}}, "adaptive_teaching.probe.llm", "probe"),
         ({"agent": python_agent(allow_generator=True)}, "agent.allow_generator", "generator"),
         ({"agent": python_agent(response_format=None)}, "agent.response_format", "response"),
@@ -750,3 +749,26 @@ def test_duplicate_yaml_keys_are_an_error_with_their_line(tmp_path: Path) -> Non
     message = file_error(path)
     assert message.startswith(f"{path}: invalid YAML at line 4")
     assert "duplicate key 'orchestration'" in message
+
+
+def test_atlas_storage_keys_load_as_they_are() -> None:
+    storage = parse_config({"storage": {
+        "database_url": "postgresql://atlas:s3cret@db:5432/atlas", "min_connections": 2,
+        "max_connections": 8, "statement_timeout_seconds": 30, "apply_schema_on_connect": False,
+    }}).storage  # fmt: skip
+    assert storage.backend == "postgres"  # a URL alone means PostgreSQL, as in Atlas
+    assert (storage.min_size, storage.max_size) == (2, 8)
+    assert storage.statement_timeout_seconds == 30
+    assert storage.apply_schema_on_connect is False
+    assert storage.durability == "sync"
+    assert "s3cret" not in repr(storage)
+
+
+def test_storage_pool_sizes_and_explicit_backend() -> None:
+    storage = parse_config({"storage": {"backend": "postgres", "min_size": 0, "max_size": 3}})
+    assert (storage.storage.backend, storage.storage.min_size) == ("postgres", 0)
+    sqlite = parse_config({"storage": {"backend": "sqlite", "database_url": "postgresql://x"}})
+    assert sqlite.storage.backend == "sqlite"
+    message = config_error({"storage": {"min_connections": 5, "max_connections": 2}})
+    assert "min_size (5) must not exceed max_size (2)" in message
+    assert "storage.backend" in config_error({"storage": {"backend": "mysql"}})
