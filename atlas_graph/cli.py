@@ -13,6 +13,13 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from atlas_graph.cli_sessions import (
+    SESSION_COMMANDS,
+    add_session_commands,
+    report_result,
+    session_errors,
+)
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ERROR = 0, 1, 2, 3
 
 
@@ -44,6 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     config_commands = config.add_subparsers(dest="config_command", required=True)
     validate = config_commands.add_parser("validate", help="check a config file")
     validate.add_argument("file")
+    add_session_commands(commands)
     return parser
 
 
@@ -108,6 +116,8 @@ def _command_run(args: argparse.Namespace) -> int:
         session_metadata=metadata,
         on_event=_progress(stream, args.json),
     )
+    if result.waiting:
+        return report_result(result, args.json)  # paused for plan approval: exit 3
     _print_result(result, args.json, stream)
     return EXIT_OK if result.success else EXIT_FAILED
 
@@ -164,6 +174,7 @@ _COMMANDS = {
     "demo": _command_demo,
     "graph": _command_graph,
     "config": _command_config,
+    **SESSION_COMMANDS,
 }
 
 
@@ -178,6 +189,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _COMMANDS[args.command](args)
     except (ConfigError, ImportReferenceError, ModelConfigError, ValueError) as error:
+        return _fail(str(error).splitlines()[0], EXIT_USAGE)
+    except session_errors() as error:
         return _fail(str(error).splitlines()[0], EXIT_USAGE)
     except AtlasRunError as error:
         return _fail(str(error), EXIT_ERROR)
