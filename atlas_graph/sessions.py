@@ -208,15 +208,15 @@ async def fork_session(
     if guidance:
         update = {**guidance_update(guidance), **update}
     async with _opened(config, persistence) as (_, _storage, graph):
-        target = await graph.aget_state(_thread(thread_id, checkpoint_id))
-        if _checkpoint_id(target) != checkpoint_id or not target.config:
-            raise SessionNotFoundError(f"no checkpoint {checkpoint_id} in session {thread_id}")
         history = [item async for item in graph.aget_state_history(_thread(thread_id))]
         ids = [_checkpoint_id(item) for item in history]
-        writer = None  # the node(s) that produced the checkpoint: successors follow from them
-        if checkpoint_id in ids and ids.index(checkpoint_id) + 1 < len(ids):
-            names = [task.name for task in history[ids.index(checkpoint_id) + 1].tasks]
-            writer = names[0] if len(names) == 1 else None
+        if checkpoint_id not in ids:
+            raise SessionNotFoundError(f"no checkpoint {checkpoint_id} in session {thread_id}")
+        # The node that produced the checkpoint: what runs next follows from its edges.
+        position = ids.index(checkpoint_id)
+        names = [task.name for task in history[position + 1].tasks] if position + 1 < len(
+            ids) else []  # fmt: skip
+        writer = names[0] if len(names) == 1 else None
         if writer not in _FORKABLE_AFTER:
             raise ValueError(
                 f"checkpoint {checkpoint_id} was written by {writer or 'several nodes'} inside a "
