@@ -251,3 +251,23 @@ async def test_arun_on_postgres_writes_checkpoints_and_ledger(pg_url: str) -> No
     assert record is not None and record["status"] == "succeeded"
     assert record["final_answer"] == "42"
     assert state is not None
+
+
+async def test_ledger_through_runtime_store_without_a_checkpointer() -> None:
+    """As under ``langgraph dev``: the server brings the store, nodes find it on the runtime."""
+    from atlas_graph.graph import create_atlas_graph
+
+    store = InMemoryStore()
+    graph = create_atlas_graph(DEMO_TEACHER, agent=ScriptedAgent(outputs={1: ["42"]})).compile(
+        store=store
+    )
+    await graph.ainvoke(
+        {"task": "Multiply 6 by 7.", "mode": "paired"}, {"configurable": {"thread_id": "srv-1"}}
+    )
+    record = await get_record(store, "srv-1")
+    assert record is not None
+    assert (record["status"], record["lane"], record["final_answer"]) == (
+        "succeeded",
+        "paired",
+        "42",
+    )
