@@ -27,6 +27,7 @@ def add_session_commands(commands: Any) -> None:
     resume = command("resume", "continue an unfinished session from its last checkpoint")
     resume.add_argument("thread", help="session (thread) id")
     resume.add_argument("--json", action="store_true", help="print the Result as JSON")
+    _stream_flag(resume)
 
     sessions = command("sessions", "list sessions with status, lane, reward and age")
     sessions.add_argument("--limit", type=int, default=50)
@@ -57,10 +58,28 @@ def add_session_commands(commands: Any) -> None:
     decision.add_argument("--reject", action="store_true", help="send the plan back to redraft")
     approve.add_argument("--notes", help="why (shown to the student on reject)")
     approve.add_argument("--json", action="store_true")
+    _stream_flag(approve)
 
     prune = command("prune", "delete checkpoints of finished sessions older than N days")
     prune.add_argument("--older-than", type=float, required=True, metavar="DAYS")
     prune.add_argument("--ledger", action="store_true", help="delete their ledger records too")
+
+
+def _stream_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--stream", action=argparse.BooleanOptionalAction, default=None,
+        help="print live progress (default: when stdout is a terminal)",
+    )  # fmt: skip
+
+
+def _on_event(args: argparse.Namespace) -> Callable[[Any], None] | None:
+    """Live progress for a continued run, on stderr when stdout carries JSON."""
+    stream = args.stream if args.stream is not None else (sys.stdout.isatty() and not args.json)
+    if not stream:
+        return None
+    from atlas_graph.console import ConsoleRenderer
+
+    return ConsoleRenderer(sys.stderr if args.json else sys.stdout).handle
 
 
 def report_result(result: Any, as_json: bool) -> int:
@@ -97,7 +116,8 @@ def _age(seconds: float | None) -> str:
 def _resume(args: argparse.Namespace) -> int:
     from atlas_graph.sessions import resume_session
 
-    return report_result(asyncio.run(resume_session(args.thread, config=args.config)), args.json)
+    result = asyncio.run(resume_session(args.thread, config=args.config, on_event=_on_event(args)))
+    return report_result(result, args.json)
 
 
 def _sessions(args: argparse.Namespace) -> int:
@@ -212,7 +232,8 @@ def _approve(args: argparse.Namespace) -> int:
     elif args.plan:
         action, plan = "edit", _read_plan(args.plan)
     result = asyncio.run(approve_plan(
-        args.thread, action=action, plan=plan, notes=args.notes, config=args.config
+        args.thread, action=action, plan=plan, notes=args.notes, config=args.config,
+        on_event=_on_event(args),
     ))  # fmt: skip
     return report_result(result, args.json)
 

@@ -141,6 +141,11 @@ async def test_decision_for_a_session_that_does_not_wait_is_refused() -> None:
     with pytest.raises(AtlasRunError, match="stopped in review"):
         await arun("Do the sums.", config=config, mode="escalate", thread_id="stopped-1",
                    agent=agent(), models={"teacher": ScriptedChatModel(responses=[])})  # fmt: skip
+    view = await show_session("stopped-1", config)
+    assert view["next"] == ["review"]
+    assert view["errors"][0]["node"] == "review"
+    assert "ScriptExhaustedError" in view["errors"][0]["error"]
+    assert view["ledger"]["status"] == "running"
     with pytest.raises(AtlasRunError, match="not waiting for a decision"):
         await approve_plan("stopped-1", config=config, agent=agent())
     with pytest.raises(AtlasRunError, match="no session nope"):
