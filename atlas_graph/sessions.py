@@ -27,6 +27,7 @@ from atlas_graph.ledger import delete_record, get_record, list_records
 from atlas_graph.persistence import Persistence, open_persistence
 from atlas_graph.result import Result
 from atlas_graph.runner import AtlasRunError, ConfigSource, arun
+from atlas_graph.state import AtlasState
 
 # Nodes whose successors follow from graph edges, so a fork after them knows what runs next.
 # (Step branches route with Command/Send, which a state update cannot replay.)
@@ -205,6 +206,16 @@ async def fork_session(
         SessionNotFoundError: No such thread or checkpoint.
     """
     update: dict[str, Any] = dict(values or {})
+    unknown = sorted(set(update) - set(AtlasState.__annotations__))
+    if unknown:
+        raise ValueError(
+            f"unknown state key(s) {', '.join(unknown)}; the session state has "
+            + ", ".join(sorted(AtlasState.__annotations__))
+        )
+    try:
+        json.dumps(update)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"fork values must be plain JSON: {error}") from None
     if guidance:
         update = {**guidance_update(guidance), **update}
     async with _opened(config, persistence) as (_, _storage, graph):

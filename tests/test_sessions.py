@@ -188,6 +188,9 @@ async def test_history_fork_with_guidance_and_resume() -> None:
     mid_step = next(row for row in history if row["node"] == ["execute"])
     with pytest.raises(ValueError, match="inside a step branch"):
         await fork_session("f-1", mid_step["checkpoint_id"], config=config, values={"task": "x"})
+    with pytest.raises(ValueError, match="unknown state key") as unknown:
+        await fork_session("f-1", after_probe["checkpoint_id"], config=config, values={"tsk": 1})
+    assert "tsk" in str(unknown.value) and "task" in str(unknown.value)
     with pytest.raises(SessionNotFoundError):
         await fork_session("f-1", "no-such-checkpoint", config=config, values={"task": "x"})
     with pytest.raises(SessionNotFoundError):
