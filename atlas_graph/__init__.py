@@ -16,10 +16,25 @@ if TYPE_CHECKING:
     from atlas_graph.events import AtlasEvent, ControlEvent
     from atlas_graph.graph import create_atlas_graph
     from atlas_graph.lanes import LanePolicy
+    from atlas_graph.persistence import (
+        Persistence,
+        StorageError,
+        open_persistence,
+        open_persistence_sync,
+    )
     from atlas_graph.publishers import JsonlFilePublisher, TelemetryPublisher
     from atlas_graph.result import Result
     from atlas_graph.runner import AtlasRunError, arun, run
     from atlas_graph.services import AtlasContext
+    from atlas_graph.sessions import (
+        approve_plan,
+        fork_session,
+        list_sessions,
+        prune_sessions,
+        resume_session,
+        session_history,
+        show_session,
+    )
     from atlas_graph.state import AtlasInput, AtlasOutput, AtlasState
 
 __all__ = [
@@ -38,12 +53,23 @@ __all__ = [
     "ControlEvent",
     "JsonlFilePublisher",
     "LanePolicy",
+    "Persistence",
     "Result",
+    "StorageError",
     "TelemetryPublisher",
+    "approve_plan",
     "arun",
     "create_atlas_graph",
+    "fork_session",
+    "list_sessions",
     "load_config",
+    "open_persistence",
+    "open_persistence_sync",
+    "prune_sessions",
+    "resume_session",
     "run",
+    "session_history",
+    "show_session",
 ]
 
 _HOMES = {
@@ -65,6 +91,17 @@ _HOMES = {
     "arun": "atlas_graph.runner",
     "run": "atlas_graph.runner",
     "AtlasContext": "atlas_graph.services",
+    "Persistence": "atlas_graph.persistence",
+    "StorageError": "atlas_graph.persistence",
+    "open_persistence": "atlas_graph.persistence",
+    "open_persistence_sync": "atlas_graph.persistence",
+    "approve_plan": "atlas_graph.sessions",
+    "fork_session": "atlas_graph.sessions",
+    "list_sessions": "atlas_graph.sessions",
+    "prune_sessions": "atlas_graph.sessions",
+    "resume_session": "atlas_graph.sessions",
+    "session_history": "atlas_graph.sessions",
+    "show_session": "atlas_graph.sessions",
     "AtlasInput": "atlas_graph.state",
     "AtlasOutput": "atlas_graph.state",
     "AtlasState": "atlas_graph.state",

@@ -16,6 +16,7 @@ from langgraph.runtime import Runtime
 from atlas_graph import history, learning
 from atlas_graph.events import utc_now
 from atlas_graph.fingerprint import fingerprint, tenant_of
+from atlas_graph.ledger import record_start
 from atlas_graph.personas import persona_prompts
 from atlas_graph.plans import single_step_plan
 from atlas_graph.probe import Routing, adaptive_summary, override, route
@@ -55,6 +56,7 @@ def make_triage_node(services: Services) -> Node:
             tags=dossier.get("tags", []), builder=dossier.get("builder"),
             builder_error=dossier.get("builder_error"),
         )  # fmt: skip
+        await record_start(runtime.store, session_id, state["task"], metadata)  # session ledger
         return {
             "session_id": session_id,
             "session_metadata": metadata,

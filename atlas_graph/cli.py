@@ -13,6 +13,13 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from atlas_graph.cli_sessions import (
+    SESSION_COMMANDS,
+    add_session_commands,
+    report_result,
+    session_errors,
+)
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ERROR = 0, 1, 2, 3
 
 
@@ -46,6 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     config_commands = config.add_subparsers(dest="config_command", required=True)
     validate = config_commands.add_parser("validate", help="check a config file")
     validate.add_argument("file")
+    add_session_commands(commands)
     return parser
 
 
@@ -133,6 +141,8 @@ def _command_run(args: argparse.Namespace) -> int:
         stream_progress=False,  # the console above already prints, on stderr under --json
         publishers=_publishers(args),
     )
+    if result.waiting:
+        return report_result(result, args.json)  # paused for plan approval: exit 3
     _print_result(result, args.json, stream)
     return EXIT_OK if result.success else EXIT_FAILED
 
@@ -192,6 +202,7 @@ _COMMANDS = {
     "demo": _command_demo,
     "graph": _command_graph,
     "config": _command_config,
+    **SESSION_COMMANDS,
 }
 
 
@@ -206,6 +217,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _COMMANDS[args.command](args)
     except (ConfigError, ImportReferenceError, ModelConfigError, ValueError) as error:
+        return _fail(str(error).splitlines()[0], EXIT_USAGE)
+    except session_errors() as error:
         return _fail(str(error).splitlines()[0], EXIT_USAGE)
     except AtlasRunError as error:
         return _fail(str(error), EXIT_ERROR)

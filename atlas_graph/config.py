@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AliasChoices,
     BaseModel,
     ConfigDict,
     Field,
@@ -262,6 +263,11 @@ class TeacherConfig(_Strict):
         "verdict's guidance",
     )
     plan_cache_seconds: int = Field(default=300, ge=0)
+    plan_approval: Literal["auto", "human"] = Field(
+        default="auto",
+        description="human: the review pauses the run until a person approves, edits or "
+        "rejects the reviewed plan",
+    )
     prompts: TeacherPrompts = Field(default_factory=TeacherPrompts)
     prompt_guidance: dict[Literal["plan_review", "validation", "guidance"], str] = Field(
         default_factory=dict
@@ -509,11 +515,47 @@ class PromptRewriteConfig(_Strict):
 
 
 class StorageConfig(_Strict):
-    """Where checkpoints live for ``run()`` and the CLI."""
+    """Where checkpoints and the session ledger live for ``run()`` and the CLI.
 
-    backend: Literal["memory", "sqlite"] = "sqlite"
+    ``backend`` defaults to ``postgres`` when a ``database_url`` is given (Atlas configs name
+    only the URL), else to the embedded SQLite file at ``path``. Atlas's
+    ``min_connections``/``max_connections`` load as ``min_size``/``max_size``.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    backend: Literal["memory", "sqlite", "postgres"] = "sqlite"
     path: str = ".atlas_graph/atlas.sqlite"
     durability: Literal["sync", "async", "exit"] = "sync"
+    database_url: str | None = Field(
+        default=None, repr=False,
+        description="PostgreSQL DSN; default: the ATLAS_GRAPH_DATABASE_URL variable",
+    )  # fmt: skip
+    min_size: int = Field(
+        default=1, ge=0, validation_alias=AliasChoices("min_size", "min_connections")
+    )
+    max_size: int = Field(
+        default=10, ge=1, validation_alias=AliasChoices("max_size", "max_connections")
+    )
+    statement_timeout_seconds: float | None = Field(default=None, gt=0)
+    apply_schema_on_connect: bool = Field(
+        default=True, description="create or migrate the saver and store tables when opening"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _url_means_postgres(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("database_url") and "backend" not in data:
+            return {**data, "backend": "postgres"}
+        return data
+
+    @model_validator(mode="after")
+    def _pool_sizes_ordered(self) -> StorageConfig:
+        if self.min_size > self.max_size:
+            raise ValueError(
+                f"min_size ({self.min_size}) must not exceed max_size ({self.max_size})"
+            )
+        return self
 
 
 class AtlasConfig(_Strict):
@@ -552,11 +594,6 @@ _NOT_YET_SUPPORTED = {
     # adaptive teaching
     "adaptive_teaching.reward": "adaptive reward hooks",
     # persistence
-    "storage.database_url": "PostgreSQL storage",
-    "storage.min_connections": "PostgreSQL storage",
-    "storage.max_connections": "PostgreSQL storage",
-    "storage.statement_timeout_seconds": "PostgreSQL storage",
-    "storage.apply_schema_on_connect": "PostgreSQL storage",
     # agent adapters
     "agent.metadata_digest": "metadata digests in agent prompts",
     # drift, review and learning

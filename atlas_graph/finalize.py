@@ -7,6 +7,7 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from atlas_graph.events import utc_now
+from atlas_graph.ledger import record_end
 from atlas_graph.services import AtlasContext, Node, Services
 from atlas_graph.state import AtlasState
 
@@ -38,6 +39,8 @@ def make_finalize_node(services: Services) -> Node:
             runtime, "session_finished", session_id=session_id, actor="system", status=status,
             lane=state.get("lane"), reward=reward["score"] if reward else None,
         )  # fmt: skip
-        return {"status": status, "completed_at": utc_now()}
+        completed_at = utc_now()
+        await record_end(runtime.store, state, status=status, completed_at=completed_at)
+        return {"status": status, "completed_at": completed_at}
 
     return finalize

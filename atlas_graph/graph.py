@@ -15,6 +15,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.types import CachePolicy, RetryPolicy, Send
 
 from atlas_graph.adaptive import make_probe_node, make_triage_node
+from atlas_graph.approval import awaiting_approval
 from atlas_graph.arbiter import make_arbiter_node
 from atlas_graph.config import AtlasConfig, load_config
 from atlas_graph.finalize import make_finalize_node
@@ -62,9 +63,9 @@ def create_atlas_graph(
     services = Services(load_config(config), models=models, agent=agent)
     llm_retry = RetryPolicy(max_attempts=3, initial_interval=0.5, retry_on=is_transient)
     cache_seconds = services.config.teacher.plan_cache_seconds
-    review_cache = (
-        CachePolicy(key_func=review_cache_key, ttl=cache_seconds) if cache_seconds > 0 else None
-    )
+    # A person's plan decision belongs to one session: never serve it from the cache.
+    cacheable = cache_seconds > 0 and services.config.teacher.plan_approval != "human"
+    review_cache = CachePolicy(key_func=review_cache_key, ttl=cache_seconds) if cacheable else None
 
     builder = StateGraph(
         AtlasState, context_schema=AtlasContext, input_schema=AtlasInput, output_schema=AtlasOutput
@@ -102,6 +103,8 @@ def create_atlas_graph(
         return ready_sends(state, services)[0]
 
     async def after_review(state: AtlasState) -> str | list[Send]:
+        if awaiting_approval(state):
+            return "review"  # the review pauses for a person's decision on its second pass
         return ready_sends(state, services)[0] if state.get("plan") else "plan"
 
     async def after_synthesize(state: AtlasState) -> Literal["reward", "learn", "finalize"]:
@@ -111,7 +114,7 @@ def create_atlas_graph(
     builder.add_edge("triage", "probe")
     builder.add_conditional_edges("probe", after_probe, ["plan", "execute"])
     builder.add_edge("plan", "review")
-    builder.add_conditional_edges("review", after_review, ["plan", "execute"])
+    builder.add_conditional_edges("review", after_review, ["plan", "review", "execute"])
     builder.add_conditional_edges("synthesize", after_synthesize)
     after_reward = services.after_reward()  # fixed per graph: learn when it has work
     builder.add_conditional_edges(

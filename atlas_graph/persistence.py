@@ -1,43 +1,269 @@
-"""Open the checkpointer and node cache that ``run()`` and the CLI use.
+"""Open the checkpointer, store and node cache that ``run()``, the CLI and hosts use.
 
-The embedded default is one SQLite file (``storage.path``, under ``.atlas_graph/``); the
-plan-review cache sits beside it so cached reviews survive between CLI runs.
+Three backends, all built from LangGraph's own savers and stores (no hand-written schema):
+
+- ``memory``: ``InMemorySaver`` + ``InMemoryStore``; nothing outlives the process.
+- ``sqlite`` (the embedded default): ``SqliteSaver`` + ``SqliteStore`` in one file under
+  ``.atlas_graph/``; the plan-review cache sits beside it.
+- ``postgres``: ``PostgresSaver`` + ``PostgresStore`` sharing ONE psycopg pool
+  (``autocommit=True``, ``prepare_threshold=0``, dict rows, as both classes require), with
+  their ``setup()`` run once when the pool opens, under an advisory lock so that workers
+  starting together do not race on the migrations.
+
+Open the persistence once per process and hand it to every run (``arun(...,
+persistence=...)``): the pool is then shared by all concurrent sessions. Database URLs carry
+passwords, so every message that could show one goes through ``redact_dsn``.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import asyncio
+import os
+import re
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Literal
 
 from langgraph.cache.base import BaseCache
 from langgraph.cache.memory import InMemoryCache
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.store.base import BaseStore
+from langgraph.store.memory import InMemoryStore
 
 from atlas_graph.config import StorageConfig
+
+DATABASE_URL_ENV = "ATLAS_GRAPH_DATABASE_URL"
+Backend = Literal["memory", "sqlite", "postgres"]
+
+# An arbitrary constant: the advisory lock that serialises schema setup across processes.
+_SETUP_LOCK_KEY = 0x41544C4153  # "ATLAS"
+_TRY_LOCK = "SELECT pg_try_advisory_lock(%s)"
+_SETUP_POLL_SECONDS = 0.05
+_CONNECT_TIMEOUT_SECONDS = 10
+
+_URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*:)(?P<secret>[^@\s]*)@")
+_KEYWORD_PASSWORD = re.compile(
+    r"(?P<head>\bpassword\s*=\s*)(?P<secret>'(?:[^'\\]|\\.)*'|\S+)", re.I
+)
+_QUERY_PASSWORD = re.compile(r"(?P<head>[?&]password=)(?P<secret>[^&\s]+)", re.I)
+
+
+class StorageError(RuntimeError):
+    """Storage cannot be opened; ``str()`` is one line with any password redacted."""
+
+
+def redact_dsn(text: str) -> str:
+    """Replace passwords in URLs (``user:pw@``), ``password=...`` pairs and query strings."""
+    text = _URL_PASSWORD.sub(r"\g<head>***@", text)
+    text = _KEYWORD_PASSWORD.sub(r"\g<head>***", text)
+    return _QUERY_PASSWORD.sub(r"\g<head>***", text)
 
 
 @dataclass(frozen=True)
 class Persistence:
-    """A checkpointer and a node cache opened together."""
+    """A checkpointer, a store and a node cache opened together for one backend.
 
-    checkpointer: BaseCheckpointSaver[str]
-    cache: BaseCache[object]
+    ``store`` is ``None`` only when a caller brings a checkpointer without a store; nodes
+    then skip the session ledger.
+    """
+
+    checkpointer: BaseCheckpointSaver[Any]
+    store: BaseStore | None
+    cache: BaseCache[Any]
+    backend: Backend
+
+
+def resolve_backend(
+    storage: StorageConfig, environ: Mapping[str, str] | None = None
+) -> tuple[Backend, str | None]:
+    """The backend and database URL to use.
+
+    ``ATLAS_GRAPH_DATABASE_URL`` supplies the URL when the config has none, and switches the
+    default backend to PostgreSQL; an explicit ``backend: sqlite`` or ``memory`` wins.
+    """
+    env = os.environ if environ is None else environ
+    url = storage.database_url or env.get(DATABASE_URL_ENV) or None
+    backend: Backend = storage.backend
+    if url and "backend" not in storage.model_fields_set:
+        backend = "postgres"
+    if backend == "postgres" and not url:
+        raise StorageError(
+            f"storage.backend is postgres but no database_url is set (config or {DATABASE_URL_ENV})"
+        )
+    is_url = url and url.startswith(("postgresql://", "postgres://"))
+    if backend == "postgres" and url and not is_url and "=" not in url:  # or key=value DSN
+        raise StorageError(
+            f"storage.database_url must be a postgresql:// URL, got '{redact_dsn(url)}'"
+        )
+    return backend, url
+
+
+def _sqlite_paths(storage: StorageConfig) -> tuple[Path, Path]:
+    path = Path(storage.path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path, path.with_name(f"{path.stem}.cache{path.suffix or '.sqlite'}")
+
+
+def _connection_kwargs(storage: StorageConfig) -> dict[str, Any]:
+    from psycopg.rows import dict_row
+
+    kwargs: dict[str, Any] = {"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row}
+    if storage.statement_timeout_seconds is not None:
+        milliseconds = max(1, round(storage.statement_timeout_seconds * 1000))
+        kwargs["options"] = f"-c statement_timeout={milliseconds}"
+    return kwargs
+
+
+def _connect_error(url: str, error: BaseException) -> StorageError:
+    detail = " ".join(str(error).split()) or type(error).__name__
+    return StorageError(f"cannot connect to PostgreSQL at {redact_dsn(url)}: {redact_dsn(detail)}")
 
 
 @asynccontextmanager
-async def open_persistence(storage: StorageConfig) -> AsyncIterator[Persistence]:
-    """Open what ``storage`` names; SQLite files and folders are created on first use."""
-    if storage.backend == "memory":
-        yield Persistence(InMemorySaver(), InMemoryCache())
-        return
-    from langgraph.cache.sqlite import SqliteCache
-    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+async def open_persistence(
+    storage: StorageConfig, *, environ: Mapping[str, str] | None = None
+) -> AsyncIterator[Persistence]:
+    """Open what ``storage`` names (async savers and stores); closes them on exit.
 
-    path = Path(storage.path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    cache_path = path.with_name(f"{path.stem}.cache{path.suffix or '.sqlite'}")
-    async with AsyncSqliteSaver.from_conn_string(str(path)) as saver:
-        yield Persistence(saver, SqliteCache(path=str(cache_path)))
+    Raises:
+        StorageError: The database cannot be reached or the storage config is unusable.
+    """
+    backend, url = resolve_backend(storage, environ)
+    if backend == "memory":
+        yield Persistence(InMemorySaver(), InMemoryStore(), InMemoryCache(), backend)
+        return
+    if backend == "sqlite":
+        from langgraph.cache.sqlite import SqliteCache
+        from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+        from langgraph.store.sqlite.aio import AsyncSqliteStore
+
+        path, cache_path = _sqlite_paths(storage)
+        async with (
+            AsyncSqliteSaver.from_conn_string(str(path)) as saver,
+            AsyncSqliteStore.from_conn_string(str(path)) as store,
+        ):
+            if storage.apply_schema_on_connect:
+                await saver.setup()
+                await store.setup()
+            yield Persistence(saver, store, SqliteCache(path=str(cache_path)), backend)
+        return
+    assert url is not None
+    async with _postgres_pool(storage, url) as pool:
+        from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+        from langgraph.store.postgres.aio import AsyncPostgresStore
+
+        saver = AsyncPostgresSaver(pool)  # type: ignore[arg-type]
+        store = AsyncPostgresStore(pool)  # type: ignore[arg-type]
+        if storage.apply_schema_on_connect:
+            await _setup_postgres(url, storage, saver, store)
+        yield Persistence(saver, store, InMemoryCache(), backend)
+
+
+@asynccontextmanager
+async def _postgres_pool(storage: StorageConfig, url: str) -> AsyncIterator[Any]:
+    import psycopg
+    from psycopg_pool import AsyncConnectionPool
+
+    try:  # one direct connection first: its error says why (refused, auth, no database)
+        probe = await psycopg.AsyncConnection.connect(
+            url, connect_timeout=_CONNECT_TIMEOUT_SECONDS, autocommit=True
+        )
+    except (psycopg.Error, ValueError) as error:
+        raise _connect_error(url, error) from None
+    await probe.close()
+    pool = AsyncConnectionPool(
+        url, min_size=storage.min_size, max_size=storage.max_size,
+        kwargs=_connection_kwargs(storage), open=False, name="atlas-graph",
+    )  # fmt: skip
+    await pool.open(wait=storage.min_size > 0, timeout=_CONNECT_TIMEOUT_SECONDS)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+async def _setup_postgres(url: str, storage: StorageConfig, saver: Any, store: Any) -> None:
+    """Run both migrations once, serialised across processes by an advisory lock."""
+    import psycopg
+
+    async with await psycopg.AsyncConnection.connect(
+        url, connect_timeout=_CONNECT_TIMEOUT_SECONDS, autocommit=True
+    ) as lock:
+        # Poll instead of waiting inside pg_advisory_lock: a waiting statement holds a
+        # snapshot, and the saver's CREATE INDEX CONCURRENTLY would wait for it forever.
+        while not await _try_lock(lock):
+            await asyncio.sleep(_SETUP_POLL_SECONDS)
+        try:
+            await saver.setup()
+            await store.setup()
+        finally:
+            await lock.execute("SELECT pg_advisory_unlock(%s)", (_SETUP_LOCK_KEY,))
+
+
+async def _try_lock(connection: Any) -> bool:
+    row = await (await connection.execute(_TRY_LOCK, (_SETUP_LOCK_KEY,))).fetchone()
+    return bool(row[0])
+
+
+@contextmanager
+def open_persistence_sync(
+    storage: StorageConfig, *, environ: Mapping[str, str] | None = None
+) -> Iterator[Persistence]:
+    """The synchronous form of ``open_persistence`` for ``graph.invoke``/``stream`` hosts.
+
+    Raises:
+        StorageError: The database cannot be reached or the storage config is unusable.
+    """
+    backend, url = resolve_backend(storage, environ)
+    if backend == "memory":
+        yield Persistence(InMemorySaver(), InMemoryStore(), InMemoryCache(), backend)
+        return
+    if backend == "sqlite":
+        from langgraph.cache.sqlite import SqliteCache
+        from langgraph.checkpoint.sqlite import SqliteSaver
+        from langgraph.store.sqlite import SqliteStore
+
+        path, cache_path = _sqlite_paths(storage)
+        saver_conn = sqlite3.connect(str(path), check_same_thread=False)
+        store_conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        try:
+            saver, store = SqliteSaver(saver_conn), SqliteStore(store_conn)
+            if storage.apply_schema_on_connect:
+                saver.setup()
+                store.setup()
+            yield Persistence(saver, store, SqliteCache(path=str(cache_path)), backend)
+        finally:
+            saver_conn.close()
+            store_conn.close()
+        return
+    assert url is not None
+    import psycopg
+    from langgraph.checkpoint.postgres import PostgresSaver
+    from langgraph.store.postgres import PostgresStore
+    from psycopg_pool import ConnectionPool
+
+    try:
+        psycopg.connect(url, connect_timeout=_CONNECT_TIMEOUT_SECONDS).close()
+    except (psycopg.Error, ValueError) as error:
+        raise _connect_error(url, error) from None
+    with ConnectionPool(
+        url, min_size=storage.min_size, max_size=storage.max_size,
+        kwargs=_connection_kwargs(storage), open=True, name="atlas-graph",
+    ) as pool:  # fmt: skip
+        saver = PostgresSaver(pool)  # type: ignore[arg-type]
+        store = PostgresStore(pool)  # type: ignore[arg-type]
+        if storage.apply_schema_on_connect:
+            with psycopg.connect(url, autocommit=True) as lock:
+                while not lock.execute(_TRY_LOCK, (_SETUP_LOCK_KEY,)).fetchone()[0]:  # type: ignore[index]
+                    time.sleep(_SETUP_POLL_SECONDS)
+                try:
+                    saver.setup()
+                    store.setup()
+                finally:
+                    lock.execute("SELECT pg_advisory_unlock(%s)", (_SETUP_LOCK_KEY,))
+        yield Persistence(saver, store, InMemoryCache(), backend)

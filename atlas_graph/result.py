@@ -55,6 +55,16 @@ class Result(BaseModel):
     started_at: str | None = None
     completed_at: str | None = None
     checkpoint_id: str | None = None
+    waiting_for: dict[str, Any] | None = Field(
+        default=None,
+        description="set when the session paused for a person (e.g. plan approval): the "
+        "interrupt's payload; resume it with a decision",
+    )
+
+    @property
+    def waiting(self) -> bool:
+        """Whether the session paused on an interrupt and waits for a decision."""
+        return self.waiting_for is not None
 
     @property
     def success(self) -> bool:

@@ -15,12 +15,14 @@ from langchain_core.language_models import BaseChatModel
 from langgraph.cache.memory import InMemoryCache
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph.state import CompiledStateGraph
+from langgraph.store.base import BaseStore
+from langgraph.types import Command
 
 from atlas_graph.config import AtlasConfig, load_config
 from atlas_graph.events import AtlasEvent
 from atlas_graph.graph import GRAPH_NAME, create_atlas_graph
 from atlas_graph.lanes import LANES
-from atlas_graph.persistence import open_persistence
+from atlas_graph.persistence import Persistence, open_persistence
 from atlas_graph.publishers import TelemetryPublisher
 from atlas_graph.result import Result
 from atlas_graph.services import AtlasContext
@@ -55,6 +57,9 @@ async def arun(
     stream_progress: bool | None = None,
     on_event: Callable[[AtlasEvent], None] | None = None,
     publishers: Sequence[TelemetryPublisher] = (),
+    store: BaseStore | None = None,
+    persistence: Persistence | None = None,
+    resume: Any = None,
 ) -> Result:
     """Run one supervised session, or continue an unfinished one, and return its ``Result``.
 
@@ -71,6 +76,11 @@ async def arun(
         on_event: Called with every event as it happens.
         publishers: ``TelemetryPublisher`` objects that receive every event of the session,
             bracketed by ``session_started`` / ``session_completed`` control events.
+        store: A LangGraph store for the session ledger (with ``checkpointer``).
+        persistence: An open ``Persistence`` to share across runs (one pool per process);
+            takes the place of ``checkpointer``, ``store`` and the config's ``storage``.
+        resume: The answer to a pending interrupt, e.g. a plan approval decision
+            ``{"action": "approve" | "reject" | "edit", "plan": ..., "notes": ...}``.
 
     Raises:
         AtlasRunError: The session stopped; the message says where and how to resume.
@@ -84,25 +94,25 @@ async def arun(
     thread_id = thread_id or uuid.uuid4().hex
     telemetry = _session_telemetry(thread_id, stream_progress, on_event, publishers)
 
-    own_checkpointer = checkpointer is not None
+    own_checkpointer = checkpointer is not None or persistence is not None
     async with AsyncExitStack() as stack:
-        if checkpointer is None:
-            persistence = await stack.enter_async_context(open_persistence(atlas_config.storage))
-            checkpointer, cache = persistence.checkpointer, persistence.cache
-        else:
-            cache = InMemoryCache()
+        opened = await _storage(stack, atlas_config, persistence, checkpointer, store)
         graph: CompiledStateGraph[Any, Any, Any, Any] = builder.compile(
-            checkpointer=checkpointer, cache=cache, name=GRAPH_NAME
-        )
+            checkpointer=opened.checkpointer, store=opened.store, cache=opened.cache,
+            name=GRAPH_NAME,
+        )  # fmt: skip
         run_config: dict[str, Any] = {
             "configurable": {"thread_id": thread_id},
             **_trace_labels(thread_id, mode, None),
         }
         existing = await graph.aget_state(run_config)
-        graph_input: dict[str, Any] | None
-        if existing.values and existing.next:
+        graph_input: dict[str, Any] | Command[Any] | None
+        resumed = bool(existing.values and existing.next)
+        if resumed:
             graph_input = None  # an unfinished session continues from its last checkpoint
             run_config.update(_trace_labels(thread_id, *_known_labels(existing.values)))
+            if resume is not None:
+                graph_input = _resume_command(existing, resume, thread_id)
         elif existing.values:
             raise AtlasRunError(
                 f"session {thread_id} already finished; start a new session with another thread id",
@@ -114,7 +124,7 @@ async def arun(
             graph_input = {"task": task, "session_metadata": dict(session_metadata or {})}
             if mode is not None:
                 graph_input["mode"] = mode
-        telemetry.start(task=task, mode=mode, resumed=graph_input is None)
+        telemetry.start(task=task, mode=mode, resumed=resumed)
         try:
             async for stream_mode, chunk in graph.astream(
                 graph_input,
@@ -145,7 +155,42 @@ async def arun(
         snapshot = await graph.aget_state(run_config)
         telemetry.finish(snapshot.values.get("status", "failed"))
     checkpoint_id = snapshot.config.get("configurable", {}).get("checkpoint_id")
-    return Result.from_state(snapshot.values, checkpoint_id=checkpoint_id)
+    result = Result.from_state(snapshot.values, checkpoint_id=checkpoint_id)
+    return _with_interrupt(result, snapshot)
+
+
+async def _storage(
+    stack: AsyncExitStack,
+    config: AtlasConfig,
+    persistence: Persistence | None,
+    checkpointer: BaseCheckpointSaver[Any] | None,
+    store: BaseStore | None,
+) -> Persistence:
+    """The caller's persistence, the caller's saver (and store), or the config's storage."""
+    if persistence is not None:
+        return persistence
+    if checkpointer is not None:
+        return Persistence(checkpointer, store, InMemoryCache(), "memory")
+    return await stack.enter_async_context(open_persistence(config.storage))
+
+
+def _resume_command(snapshot: Any, resume: Any, thread_id: str) -> Command[Any]:
+    """``Command(resume=...)`` for a thread that waits on an interrupt."""
+    if not snapshot.interrupts:
+        raise AtlasRunError(
+            f"session {thread_id} is not waiting for a decision; resume it without one",
+            session_id=thread_id,
+        )
+    return Command(resume=resume)
+
+
+def _with_interrupt(result: Result, snapshot: Any) -> Result:
+    """Mark a result whose session paused on an interrupt (e.g. plan approval)."""
+    if not snapshot.interrupts:
+        return result
+    payload = snapshot.interrupts[0].value
+    waiting_for = payload if isinstance(payload, dict) else {"value": payload}
+    return result.model_copy(update={"waiting_for": waiting_for})
 
 
 # --------------------------------------------------------------------------- telemetry

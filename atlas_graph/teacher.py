@@ -17,6 +17,7 @@ from langgraph.types import Command, Send
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from atlas_graph import prompts
+from atlas_graph.approval import approval_request, awaiting_approval, decide
 from atlas_graph.callables import call_maybe_async
 from atlas_graph.events import utc_now
 from atlas_graph.lanes import passes, should_retry
@@ -179,8 +180,12 @@ def _choose_plan(
 def make_review_node(services: Services) -> Node:
     """The teacher approves, revises or rejects the draft; unschedulable drafts never run."""
     teacher = services.config.teacher
+    human = teacher.plan_approval == "human"
 
     async def review(state: AtlasState, runtime: Runtime[AtlasContext]) -> dict[str, Any]:
+        if human and awaiting_approval(state):  # second pass: pause, then apply the decision
+            single = services.policy(state["lane"]).single_step
+            return decide(state, single_step=single, runnable=_runnable_plan)
         draft = state["plan_draft"] or {"steps": [], "issues": []}
         update: dict[str, Any] = {}
         if services.plan_reviewer is not None:
@@ -235,6 +240,12 @@ def make_review_node(services: Services) -> Node:
             approved=verdict.approved, concerns=concerns, redraft=plan is None,
             plan=plan,
         )  # fmt: skip
+        if human and plan is not None:  # first pass: keep the reviewed plan for a person
+            update["plan_approval"] = approval_request(update.pop("plan"), update["review"])
+            services.emit(
+                runtime, "plan_approval_requested", session_id=state.get("session_id", ""),
+                actor="system", plan=plan, concerns=concerns,
+            )  # fmt: skip
         return update
 
     return review

@@ -8,9 +8,12 @@ from typing import Any
 import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.store.base import BaseStore
+from pg import pg_url
 
 from atlas_graph.events import is_event
 from atlas_graph.graph import create_atlas_graph
+
+__all__ = ["pg_url"]  # the PostgreSQL fixture, shared by every test module
 
 MEMORY = {"storage": {"backend": "memory"}}
 

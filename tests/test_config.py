@@ -287,14 +287,14 @@ def test_atlas_sdk_openai_example_loads(tmp_path: Path) -> None:
 def test_unedited_atlas_example_lists_every_unsupported_key(tmp_path: Path) -> None:
     data = yaml.safe_load(ATLAS_OPENAI_EXAMPLE_YAML)
     data["storage"] = {"database_url": "postgresql://localhost:5432/atlas"}
-    data["learning"] = {"gates": {}}
+    data["learning"] = {"gates": {}, "schema": {}}
     path = write(tmp_path, yaml.safe_dump(data))
     message = file_error(path)
     assert message.count("not supported by atlas-graph yet") == 2
     assert "unknown field" not in message
-    for key in ("learning.gates", "storage.database_url"):
+    for key in ("learning.gates", "learning.schema"):
         assert re.search(rf"(^{re.escape(str(path))}:|;) {re.escape(key)}: not supported", message)
-    assert "(PostgreSQL storage)" in message
+    assert "storage" not in message
 
 
 # --------------------------------------------------------------------------- environment
@@ -459,7 +459,6 @@ def test_unknown_lane_name_has_a_clean_key_path() -> None:
 @pytest.mark.parametrize(
     ("data", "key", "feature"),
     [
-        ({"storage": {"database_url": "postgresql://x"}}, "storage.database_url", "PostgreSQL"),
         (
             {"agent": {"type": "openai", "llm": {"model": "m"}, "metadata_digest": {}}},
             "agent.metadata_digest",
@@ -871,3 +870,26 @@ def test_unknown_review_status_is_rejected() -> None:
     message = config_error({"runtime_safety": {"review": {"default_export_statuses": ["ok"]}}})
     assert message.startswith("cfg.yaml: runtime_safety.review.default_export_statuses[0]: ")
     assert "'pending'" in message
+
+
+def test_atlas_storage_keys_load_as_they_are() -> None:
+    storage = parse_config({"storage": {
+        "database_url": "postgresql://atlas:s3cret@db:5432/atlas", "min_connections": 2,
+        "max_connections": 8, "statement_timeout_seconds": 30, "apply_schema_on_connect": False,
+    }}).storage  # fmt: skip
+    assert storage.backend == "postgres"  # a URL alone means PostgreSQL, as in Atlas
+    assert (storage.min_size, storage.max_size) == (2, 8)
+    assert storage.statement_timeout_seconds == 30
+    assert storage.apply_schema_on_connect is False
+    assert storage.durability == "sync"
+    assert "s3cret" not in repr(storage)
+
+
+def test_storage_pool_sizes_and_explicit_backend() -> None:
+    storage = parse_config({"storage": {"backend": "postgres", "min_size": 0, "max_size": 3}})
+    assert (storage.storage.backend, storage.storage.min_size) == ("postgres", 0)
+    sqlite = parse_config({"storage": {"backend": "sqlite", "database_url": "postgresql://x"}})
+    assert sqlite.storage.backend == "sqlite"
+    message = config_error({"storage": {"min_connections": 5, "max_connections": 2}})
+    assert "min_size (5) must not exceed max_size (2)" in message
+    assert "storage.backend" in config_error({"storage": {"backend": "mysql"}})

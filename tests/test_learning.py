@@ -138,7 +138,7 @@ async def test_memory_off_leaves_prompts_and_store_alone(make_run: Any) -> None:
     state = await run("x", mode="coach")
     assert "learn" not in run.nodes
     assert state.get("persona_updates") is None
-    assert store.search(("atlas",)) == []
+    assert [tuple(item.namespace) for item in store.search(("atlas",))] == [("atlas", "sessions")]
 
 
 def test_duplicates_are_compacted_and_caps_hold() -> None:

@@ -1,0 +1,346 @@
+"""Work with stored sessions: list, inspect, time-travel, fork, resume, approve, prune.
+
+Every function opens the storage its config names (default: the embedded SQLite file under
+``.atlas_graph/``), or uses an open ``Persistence`` passed in. Sessions are LangGraph
+threads: inspection reads checkpoints through the compiled graph (``aget_state``,
+``aget_state_history``), a fork is ``aupdate_state`` on an earlier checkpoint, and resuming
+runs the thread again from its latest checkpoint. These are the operations behind the
+``atlas-graph sessions | show | history | fork | resume | approve | prune`` commands.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langgraph.graph.state import CompiledStateGraph
+
+from atlas_graph.approval import check_decision
+from atlas_graph.config import AtlasConfig, load_config
+from atlas_graph.graph import GRAPH_NAME, create_atlas_graph
+from atlas_graph.ledger import delete_record, get_record, list_records
+from atlas_graph.persistence import Persistence, open_persistence
+from atlas_graph.result import Result
+from atlas_graph.runner import AtlasRunError, ConfigSource, arun
+from atlas_graph.state import AtlasState
+
+# Nodes whose successors follow from graph edges, so a fork after them knows what runs next.
+# (Step branches route with Command/Send, which a state update cannot replay.)
+_FORKABLE_AFTER = frozenset({"triage", "probe", "plan", "review", "synthesize", "reward"})
+
+
+class SessionNotFoundError(LookupError):
+    """No checkpoints for this thread id in the configured storage."""
+
+
+@dataclass
+class PruneReport:
+    """What ``prune_sessions`` deleted."""
+
+    threads: list[str] = field(default_factory=list)
+    ledger_records: list[str] = field(default_factory=list)
+
+
+@asynccontextmanager
+async def _opened(
+    config: ConfigSource | None, persistence: Persistence | None
+) -> AsyncIterator[tuple[AtlasConfig, Persistence, CompiledStateGraph[Any, Any, Any, Any]]]:
+    atlas_config = load_config(config if config is not None else {})
+    graph_builder = create_atlas_graph(atlas_config)
+    if persistence is not None:
+        yield atlas_config, persistence, _compile(graph_builder, persistence)
+        return
+    async with open_persistence(atlas_config.storage) as opened:
+        yield atlas_config, opened, _compile(graph_builder, opened)
+
+
+def _compile(builder: Any, persistence: Persistence) -> CompiledStateGraph[Any, Any, Any, Any]:
+    return builder.compile(  # type: ignore[no-any-return]
+        checkpointer=persistence.checkpointer, store=persistence.store, name=GRAPH_NAME
+    )
+
+
+def _thread(thread_id: str, checkpoint_id: str | None = None) -> dict[str, Any]:
+    configurable = {"thread_id": thread_id}
+    if checkpoint_id:
+        configurable["checkpoint_id"] = checkpoint_id
+    return {"configurable": configurable}
+
+
+def _checkpoint_id(snapshot: Any) -> str | None:
+    return (snapshot.config or {}).get("configurable", {}).get("checkpoint_id")
+
+
+async def _snapshot(graph: Any, thread_id: str) -> Any:
+    snapshot = await graph.aget_state(_thread(thread_id))
+    if not snapshot.values and snapshot.config.get("configurable", {}).get("checkpoint_id") is None:
+        raise SessionNotFoundError(f"no session {thread_id} in this storage")
+    return snapshot
+
+
+def _age(timestamp: str | None, now: datetime) -> float | None:
+    if not timestamp:
+        return None
+    try:
+        return (now - datetime.fromisoformat(timestamp)).total_seconds()
+    except ValueError:
+        return None
+
+
+async def list_sessions(
+    config: ConfigSource | None = None, *, limit: int = 50, persistence: Persistence | None = None
+) -> list[dict[str, Any]]:
+    """Sessions from the ledger, newest first: id, status, lane, reward, task and age.
+
+    A ledger ``running`` record is shown as ``waiting`` when its thread waits for a
+    decision (plan approval), else as ``running`` (live, or stopped and resumable).
+    """
+    now = datetime.now(UTC)
+    async with _opened(config, persistence) as (_, opened, graph):
+        if opened.store is None:
+            return []
+        rows: list[dict[str, Any]] = []
+        for record in await list_records(opened.store, limit=limit):
+            status = record.get("status")
+            if status == "running":
+                snapshot = await graph.aget_state(_thread(record["session_id"]))
+                if snapshot.interrupts:
+                    status = "waiting"
+            summary = record.get("reward_summary") or {}
+            rows.append({
+                "session_id": record["session_id"], "status": status, "lane": record.get("lane"),
+                "reward": summary.get("score"), "task": record.get("task", ""),
+                "review_status": record.get("review_status"),
+                "started_at": record.get("started_at"), "completed_at": record.get("completed_at"),
+                "age_seconds": _age(record.get("started_at"), now),
+            })  # fmt: skip
+        return rows
+
+
+async def show_session(
+    thread_id: str, config: ConfigSource | None = None, *, persistence: Persistence | None = None
+) -> dict[str, Any]:
+    """The latest state of one session: values, pending nodes, errors and interrupts.
+
+    Raises:
+        SessionNotFoundError: The thread has no checkpoints here.
+    """
+    async with _opened(config, persistence) as (_, opened, graph):
+        snapshot = await _snapshot(graph, thread_id)
+        ledger = await get_record(opened.store, thread_id) if opened.store else None
+    return {
+        "session_id": thread_id,
+        "checkpoint_id": _checkpoint_id(snapshot),
+        "next": list(snapshot.next),
+        "finished": bool(snapshot.values) and not snapshot.next,
+        "errors": [
+            {"node": task.name, "error": task.error} for task in snapshot.tasks if task.error
+        ],
+        "interrupts": [interrupt.value for interrupt in snapshot.interrupts],
+        "values": snapshot.values,
+        "ledger": ledger,
+    }
+
+
+async def session_history(
+    thread_id: str,
+    config: ConfigSource | None = None,
+    *,
+    limit: int | None = None,
+    persistence: Persistence | None = None,
+) -> list[dict[str, Any]]:
+    """Checkpoints of one session, newest first, with the step and the node(s) that wrote it.
+
+    Raises:
+        SessionNotFoundError: The thread has no checkpoints here.
+    """
+    async with _opened(config, persistence) as (_, _opened_storage, graph):
+        snapshots = [item async for item in graph.aget_state_history(_thread(thread_id))]
+    if not snapshots:
+        raise SessionNotFoundError(f"no session {thread_id} in this storage")
+    rows: list[dict[str, Any]] = []
+    for index, snapshot in enumerate(snapshots):
+        parent = snapshots[index + 1] if index + 1 < len(snapshots) else None
+        metadata = snapshot.metadata or {}
+        rows.append({
+            "checkpoint_id": _checkpoint_id(snapshot),
+            "parent_id": _checkpoint_id(parent) if parent else None,
+            "step": metadata.get("step"),
+            "source": metadata.get("source"),
+            "node": sorted({task.name for task in parent.tasks}) if parent else [],
+            "next": list(snapshot.next),
+            "created_at": snapshot.created_at,
+        })  # fmt: skip
+    return rows[:limit] if limit else rows
+
+
+def guidance_update(text: str) -> dict[str, Any]:
+    """State update that puts a person's guidance in front of the student's next plan."""
+    return {
+        "review": {"approved": False, "concerns": [text], "issues": [], "revised": False},
+        "plan_notes": [f"forked with guidance: {text}"],
+    }
+
+
+async def fork_session(
+    thread_id: str,
+    checkpoint_id: str,
+    *,
+    config: ConfigSource | None = None,
+    values: Mapping[str, Any] | None = None,
+    guidance: str | None = None,
+    persistence: Persistence | None = None,
+) -> str:
+    """Branch the session at ``checkpoint_id`` with changed values; returns the new checkpoint.
+
+    The fork becomes the thread's latest checkpoint (the old branch stays in its history);
+    ``resume_session`` then runs it. ``guidance`` is shown to the student as the concern to
+    address in its next plan, so fork at a checkpoint before ``plan`` runs.
+
+    Raises:
+        SessionNotFoundError: No such thread or checkpoint.
+    """
+    update: dict[str, Any] = dict(values or {})
+    unknown = sorted(set(update) - set(AtlasState.__annotations__))
+    if unknown:
+        raise ValueError(
+            f"unknown state key(s) {', '.join(unknown)}; the session state has "
+            + ", ".join(sorted(AtlasState.__annotations__))
+        )
+    try:
+        json.dumps(update)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"fork values must be plain JSON: {error}") from None
+    if guidance:
+        update = {**guidance_update(guidance), **update}
+    async with _opened(config, persistence) as (_, _storage, graph):
+        history = [item async for item in graph.aget_state_history(_thread(thread_id))]
+        ids = [_checkpoint_id(item) for item in history]
+        if checkpoint_id not in ids:
+            raise SessionNotFoundError(f"no checkpoint {checkpoint_id} in session {thread_id}")
+        # The node that produced the checkpoint: what runs next follows from its edges.
+        position = ids.index(checkpoint_id)
+        names = [task.name for task in history[position + 1].tasks] if position + 1 < len(
+            ids) else []  # fmt: skip
+        writer = names[0] if len(names) == 1 else None
+        if writer not in _FORKABLE_AFTER:
+            raise ValueError(
+                f"checkpoint {checkpoint_id} was written by {writer or 'several nodes'} inside a "
+                "step branch; fork at a checkpoint written by " + ", ".join(sorted(_FORKABLE_AFTER))
+            )
+        branch_point = _thread(thread_id, checkpoint_id)
+        branch_point["configurable"]["checkpoint_ns"] = ""
+        new_config = await graph.aupdate_state(branch_point, update, as_node=writer)
+    return str(new_config["configurable"]["checkpoint_id"])
+
+
+async def resume_session(
+    thread_id: str,
+    *,
+    config: ConfigSource | None = None,
+    models: Mapping[str, BaseChatModel] | None = None,
+    agent: Any = None,
+    persistence: Persistence | None = None,
+    **kwargs: Any,
+) -> Result:
+    """Continue an unfinished session from its latest checkpoint (``arun(None, ...)``)."""
+    return await arun(
+        None, config=config, thread_id=thread_id, models=models, agent=agent,
+        persistence=persistence, **kwargs,
+    )  # fmt: skip
+
+
+async def approve_plan(
+    thread_id: str,
+    *,
+    action: str = "approve",
+    plan: Any = None,
+    notes: str | None = None,
+    config: ConfigSource | None = None,
+    models: Mapping[str, BaseChatModel] | None = None,
+    agent: Any = None,
+    persistence: Persistence | None = None,
+    **kwargs: Any,
+) -> Result:
+    """Answer a pending plan approval and run on: approve, edit (with ``plan``) or reject.
+
+    Raises:
+        ApprovalError: The decision is malformed (nothing is resumed).
+        AtlasRunError: The session does not wait for a decision.
+    """
+    decision: dict[str, Any] = {"action": action}
+    if plan is not None:
+        decision["plan"] = plan
+    if notes:
+        decision["notes"] = notes
+    check_decision(decision)
+    return await arun(
+        None, config=config, thread_id=thread_id, models=models, agent=agent,
+        persistence=persistence, resume=decision, **kwargs,
+    )  # fmt: skip
+
+
+async def prune_sessions(
+    older_than_days: float,
+    *,
+    config: ConfigSource | None = None,
+    ledger: bool = False,
+    persistence: Persistence | None = None,
+) -> PruneReport:
+    """Delete the checkpoints of finished sessions that ended more than N days ago.
+
+    Unfinished sessions are never touched. Ledger records stay (exports read them) unless
+    ``ledger`` is true.
+    """
+    if older_than_days < 0:
+        raise ValueError("--older-than must be zero or more days")
+    cutoff = datetime.now(UTC) - timedelta(days=older_than_days)
+    report = PruneReport()
+    async with _opened(config, persistence) as (_, opened, graph):
+        thread_ids: dict[str, None] = {}
+        if opened.store is not None:
+            for record in await list_records(opened.store, limit=1_000_000):
+                thread_ids[record["session_id"]] = None
+        async for item in opened.checkpointer.alist(None):
+            thread_ids[item.config["configurable"]["thread_id"]] = None
+        for thread_id in thread_ids:
+            snapshot = await graph.aget_state(_thread(thread_id))
+            finished = bool(snapshot.values) and not snapshot.next
+            ended = (snapshot.values or {}).get("completed_at") or snapshot.created_at
+            has_checkpoints = _checkpoint_id(snapshot) is not None
+            if has_checkpoints and not finished:
+                continue
+            if has_checkpoints and ended and datetime.fromisoformat(ended) <= cutoff:
+                await opened.checkpointer.adelete_thread(thread_id)
+                report.threads.append(thread_id)
+            if ledger and opened.store is not None:
+                record = await get_record(opened.store, thread_id)
+                done = record and record.get("status") in ("succeeded", "failed")
+                if done and datetime.fromisoformat(record["completed_at"]) <= cutoff:  # type: ignore[index]
+                    await delete_record(opened.store, thread_id)
+                    report.ledger_records.append(thread_id)
+    return report
+
+
+def dumps(value: Any) -> str:
+    """JSON for command output (timestamps and other objects as text)."""
+    return json.dumps(value, default=str, indent=2)
+
+
+__all__ = [
+    "AtlasRunError",
+    "PruneReport",
+    "SessionNotFoundError",
+    "approve_plan",
+    "fork_session",
+    "list_sessions",
+    "prune_sessions",
+    "resume_session",
+    "session_history",
+    "show_session",
+]

@@ -1,0 +1,273 @@
+"""Storage backends: memory, SQLite and the real PostgreSQL, plus the session ledger."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pytest
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.store.memory import InMemoryStore
+
+from atlas_graph.config import StorageConfig, parse_config
+from atlas_graph.ledger import NAMESPACE, get_record, list_records
+from atlas_graph.persistence import (
+    StorageError,
+    open_persistence,
+    open_persistence_sync,
+    redact_dsn,
+    resolve_backend,
+)
+from atlas_graph.runner import arun
+from atlas_graph.testing import ScriptedAgent
+
+DEMO_TEACHER: dict[str, Any] = {
+    "teacher": {
+        "validator": "atlas_graph.demo:validator",
+        "plan_reviewer": "atlas_graph.demo:plan_reviewer",
+    }
+}
+
+
+@pytest.fixture(autouse=True)
+def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ATLAS_GRAPH_DATABASE_URL", raising=False)
+    return tmp_path
+
+
+def postgres(url: str, **storage: Any) -> StorageConfig:
+    return StorageConfig(backend="postgres", database_url=url, **storage)
+
+
+# --------------------------------------------------------------------------- config → backend
+
+
+def test_backend_resolution_from_config_and_environment() -> None:
+    assert resolve_backend(StorageConfig(), {}) == ("sqlite", None)
+    url = "postgresql://atlas@db/atlas"
+    assert resolve_backend(StorageConfig(), {"ATLAS_GRAPH_DATABASE_URL": url}) == ("postgres", url)
+    # an explicit backend wins over the environment
+    explicit = parse_config({"storage": {"backend": "sqlite"}}).storage
+    assert resolve_backend(explicit, {"ATLAS_GRAPH_DATABASE_URL": url}) == ("sqlite", url)
+    with pytest.raises(StorageError, match="no database_url"):
+        resolve_backend(StorageConfig(backend="postgres"), {})
+    with pytest.raises(StorageError, match="must be a postgresql:// URL") as error:
+        resolve_backend(postgres("mysql://root:hunter2@db/x"), {})
+    assert "hunter2" not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("postgresql://atlas:hunter2@db:5432/x", "postgresql://atlas:***@db:5432/x"),
+        ("postgres://u:p%40ss@h/x?sslmode=require", "postgres://u:***@h/x?sslmode=require"),
+        ("postgresql://atlas@db/x", "postgresql://atlas@db/x"),
+        ("host=db user=u password=hunter2 dbname=x", "host=db user=u password=*** dbname=x"),
+        ("host=db password='a b' dbname=x", "host=db password=*** dbname=x"),
+        ("postgresql://db/x?user=u&password=hunter2", "postgresql://db/x?user=u&password=***"),
+    ],
+)
+def test_redact_dsn(text: str, expected: str) -> None:
+    assert redact_dsn(text) == expected
+
+
+# --------------------------------------------------------------------------- memory, SQLite
+
+
+async def test_memory_backend_opens_memory_saver_and_store(tmp_path: Path) -> None:
+    async with open_persistence(StorageConfig(backend="memory")) as opened:
+        assert isinstance(opened.checkpointer, InMemorySaver)
+        assert isinstance(opened.store, InMemoryStore)
+    assert not (tmp_path / ".atlas_graph").exists()
+
+
+async def test_sqlite_store_survives_reopen(tmp_path: Path) -> None:
+    storage = StorageConfig(path="data/atlas.sqlite")
+    async with open_persistence(storage) as opened:
+        assert opened.backend == "sqlite"
+        assert opened.store is not None
+        await opened.store.aput(("atlas", "x"), "k", {"v": 1})
+    async with open_persistence(storage) as again:
+        assert again.store is not None
+        item = await again.store.aget(("atlas", "x"), "k")
+        assert item is not None and item.value == {"v": 1}
+    assert (tmp_path / "data" / "atlas.sqlite").is_file()
+    with open_persistence_sync(storage) as sync:
+        assert sync.store is not None
+        item = sync.store.get(("atlas", "x"), "k")
+        assert item is not None and item.value == {"v": 1}
+
+
+async def test_ledger_records_a_finished_session_in_sqlite() -> None:
+    result = await arun(
+        "Add 120 and 80 and report the total in ms.", config=DEMO_TEACHER, mode="coach",
+        thread_id="ledger-1", agent=ScriptedAgent(outputs={1: ["200", "200 ms"]}),
+        session_metadata={"team": "a"},
+    )  # fmt: skip
+    assert result.status == "succeeded"
+    async with open_persistence(StorageConfig()) as opened:
+        assert opened.store is not None
+        record = await get_record(opened.store, "ledger-1")
+    assert record is not None
+    assert record["status"] == "succeeded"
+    assert record["lane"] == "coach"
+    assert record["task"] == "Add 120 and 80 and report the total in ms."
+    assert record["review_status"] == "pending"
+    assert record["final_answer"] == "200 ms"
+    assert record["started_at"] == result.started_at
+    assert record["completed_at"] == result.completed_at
+    assert record["session_metadata"] == {"team": "a"}
+    assert record["plan"]["steps"][0]["id"] == 1
+    assert [a["output"] for a in record["steps"]["1"]["attempts"]] == ["200", "200 ms"]
+    assert record["reward_summary"]["score"] == result.reward["score"]  # type: ignore[index]
+    assert record["dossier"]["summary"].startswith("Add 120")
+
+
+async def test_ledger_is_skipped_without_a_store() -> None:
+    saver = InMemorySaver()
+    result = await arun("Hello.", checkpointer=saver, mode="auto", agent=ScriptedAgent())
+    assert result.status == "succeeded"  # no store compiled in: nodes skip the ledger
+
+
+async def test_ledger_start_record_while_running_and_no_duplicates() -> None:
+    store, saver = InMemoryStore(), InMemorySaver()
+    seen: list[dict[str, Any] | None] = []
+
+    async def execute(request: Any) -> str:
+        seen.append(await get_record(store, "run-1"))
+        return "42"
+
+    agent = ScriptedAgent(outputs=execute)
+    await arun("Multiply 6 by 7.", config=DEMO_TEACHER, mode="paired", thread_id="run-1",
+               agent=agent, checkpointer=saver, store=store)  # fmt: skip
+    (during,) = seen
+    assert during is not None
+    assert during["status"] == "running"
+    assert during["completed_at"] is None
+    records = await list_records(store)
+    assert [r["session_id"] for r in records] == ["run-1"]
+    assert records[0]["status"] == "succeeded"
+    assert len(await store.asearch(NAMESPACE)) == 1
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+
+
+async def test_postgres_saver_and_store_share_one_pool(pg_url: str) -> None:
+    storage = postgres(pg_url, min_size=1, max_size=3, statement_timeout_seconds=2.5)
+    async with open_persistence(storage) as opened:
+        assert opened.backend == "postgres"
+        pool = opened.checkpointer.conn  # type: ignore[attr-defined]
+        assert opened.store.conn is pool  # type: ignore[union-attr]
+        assert pool.max_size == 3
+        async with pool.connection() as conn:
+            assert conn.autocommit is True
+            row = await (await conn.execute("SHOW statement_timeout")).fetchone()
+            assert row["statement_timeout"] == "2500ms"
+        assert opened.store is not None
+        await opened.store.aput(("atlas", "t"), "k", {"v": 2})
+    # setup() ran (tables exist) and a second open is idempotent
+    async with open_persistence(storage) as again:
+        item = await again.store.aget(("atlas", "t"), "k")  # type: ignore[union-attr]
+        assert item is not None and item.value == {"v": 2}
+
+
+def test_postgres_sync_form(pg_url: str) -> None:
+    with open_persistence_sync(postgres(pg_url, max_size=2)) as opened:
+        assert opened.store is not None
+        assert opened.store.conn is opened.checkpointer.conn  # type: ignore[attr-defined]
+        opened.store.put(("atlas", "sync"), "k", {"v": 3})
+        item = opened.store.get(("atlas", "sync"), "k")
+        assert item is not None and item.value == {"v": 3}
+
+
+async def test_concurrent_setup_is_serialised(pg_url: str) -> None:
+    from pg import with_database
+
+    name = "atlas_graph_setup_race"
+    admin = with_database(pg_url, "postgres")
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        connection.execute(f'CREATE DATABASE "{name}"')
+    try:
+        storage = postgres(with_database(pg_url, name))
+
+        async def open_once() -> str:
+            async with open_persistence(storage) as opened:
+                return opened.backend
+
+        assert await asyncio.gather(*(open_once() for _ in range(4))) == ["postgres"] * 4
+    finally:
+        with psycopg.connect(admin, autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.mark.parametrize("form", ["async", "sync"])
+async def test_connection_errors_never_show_the_password(pg_url: str, form: str) -> None:
+    from pg import with_database
+
+    # A real server and user but a database that does not exist; the password is bogus.
+    parts = urlsplit(with_database(pg_url, "atlas_graph_missing_db"))
+    netloc = f"{parts.username or 'postgres'}:hunter2@{parts.hostname}:{parts.port or 5432}"
+    url = urlunsplit(parts._replace(netloc=netloc))
+    storage = postgres(url)
+    with pytest.raises(StorageError) as error:
+        if form == "async":
+            async with open_persistence(storage):
+                pass
+        else:
+            with open_persistence_sync(storage):
+                pass
+    message = str(error.value)
+    assert "hunter2" not in message
+    assert ":***@" in message
+    assert "atlas_graph_missing_db" in message
+    assert "\n" not in message
+    assert error.value.__cause__ is None
+
+
+async def test_refused_connection_is_a_clear_error() -> None:
+    storage = postgres("postgresql://atlas:hunter2@127.0.0.1:1/atlas")
+    expected = r"cannot connect to PostgreSQL at postgresql://atlas:\*\*\*@127\.0\.0\.1:1/atlas: "
+    with pytest.raises(StorageError, match=expected) as error:
+        async with open_persistence(storage):
+            pass
+    assert "hunter2" not in str(error.value)
+
+
+async def test_arun_on_postgres_writes_checkpoints_and_ledger(pg_url: str) -> None:
+    config = {**DEMO_TEACHER, "storage": {"database_url": pg_url}}
+    result = await arun("Multiply 6 by 7.", config=config, mode="paired", thread_id="pg-run-1",
+                        agent=ScriptedAgent(outputs={1: ["42"]}))  # fmt: skip
+    assert result.status == "succeeded"
+    async with open_persistence(parse_config(config).storage) as opened:
+        assert opened.store is not None
+        record = await get_record(opened.store, "pg-run-1")
+        state = await opened.checkpointer.aget_tuple({"configurable": {"thread_id": "pg-run-1"}})
+    assert record is not None and record["status"] == "succeeded"
+    assert record["final_answer"] == "42"
+    assert state is not None
+
+
+async def test_ledger_through_runtime_store_without_a_checkpointer() -> None:
+    """As under ``langgraph dev``: the server brings the store, nodes find it on the runtime."""
+    from atlas_graph.graph import create_atlas_graph
+
+    store = InMemoryStore()
+    graph = create_atlas_graph(DEMO_TEACHER, agent=ScriptedAgent(outputs={1: ["42"]})).compile(
+        store=store
+    )
+    await graph.ainvoke(
+        {"task": "Multiply 6 by 7.", "mode": "paired"}, {"configurable": {"thread_id": "srv-1"}}
+    )
+    record = await get_record(store, "srv-1")
+    assert record is not None
+    assert (record["status"], record["lane"], record["final_answer"]) == (
+        "succeeded",
+        "paired",
+        "42",
+    )

@@ -1,0 +1,297 @@
+"""Stored sessions: human plan approval, inspection, fork, prune, and their CLI commands."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from langchain_core.messages import BaseMessage
+
+from atlas_graph.approval import ApprovalError
+from atlas_graph.cli import main
+from atlas_graph.config import StorageConfig
+from atlas_graph.events import AtlasEvent
+from atlas_graph.persistence import open_persistence
+from atlas_graph.runner import AtlasRunError, arun
+from atlas_graph.sessions import (
+    SessionNotFoundError,
+    approve_plan,
+    fork_session,
+    list_sessions,
+    prune_sessions,
+    resume_session,
+    session_history,
+    show_session,
+)
+from atlas_graph.testing import ScriptedAgent, ScriptedChatModel
+
+HUMAN: dict[str, Any] = {
+    "teacher": {"validator": "atlas_graph.demo:validator", "plan_approval": "human"}
+}
+PLAN = [
+    {"id": 1, "description": "Add 1200 and 340.", "depends_on": []},
+    {"id": 2, "description": "Multiply 12 by 9.", "depends_on": []},
+]
+
+
+@pytest.fixture(autouse=True)
+def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test gets its own embedded SQLite under tmp_path/.atlas_graph."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ATLAS_GRAPH_DATABASE_URL", raising=False)
+    return tmp_path
+
+
+def reviewer() -> ScriptedChatModel:
+    """A teacher model that approves every plan (counts its calls)."""
+
+    def respond(messages: list[BaseMessage]) -> str:
+        return json.dumps({"approved": True, "concerns": []})
+
+    return ScriptedChatModel(responder=respond)
+
+
+def agent() -> ScriptedAgent:
+    return ScriptedAgent(plan=PLAN, outputs={1: ["1540"], 2: ["108"]}, synthesis="1540 and 108")
+
+
+# --------------------------------------------------------------------------- human approval
+
+
+async def test_run_pauses_for_approval_and_the_review_call_is_not_repeated() -> None:
+    teacher, student = reviewer(), agent()
+    events: list[AtlasEvent] = []
+    paused = await arun(
+        "Do the sums.", config=HUMAN, mode="escalate", thread_id="h-1", agent=student,
+        models={"teacher": teacher}, on_event=events.append,
+    )  # fmt: skip
+    assert paused.waiting
+    assert paused.status == "running"
+    assert paused.waiting_for is not None
+    assert paused.waiting_for["type"] == "plan_approval"
+    assert [s["id"] for s in paused.waiting_for["plan"]["steps"]] == [1, 2]
+    assert [e["atlas_event"] for e in events].count("plan_approval_requested") == 1
+    assert teacher.call_count == 1
+    assert [c["mode"] for c in student.calls] == ["planning"]
+
+    # resuming without a decision asks again, without calling anyone
+    again = await resume_session("h-1", config=HUMAN, agent=student, models={"teacher": teacher})
+    assert again.waiting
+    assert teacher.call_count == 1
+    assert student.call_count == 1
+
+    done = await approve_plan("h-1", config=HUMAN, agent=student, models={"teacher": teacher})
+    assert not done.waiting
+    assert done.status == "succeeded"
+    assert done.final_answer == "1540 and 108"
+    assert teacher.call_count == 1  # the review ran once across three runs
+    assert [c["mode"] for c in student.calls] == ["planning", "execute", "execute", "synthesize"]
+    view = await show_session("h-1", HUMAN)
+    assert view["values"]["plan_approval"]["status"] == "approved"
+    assert "plan approved by a person" in view["values"]["plan_notes"]
+
+    with pytest.raises(AtlasRunError, match="already finished"):
+        await approve_plan("h-1", config=HUMAN, agent=student, models={"teacher": teacher})
+
+
+async def test_edited_plan_runs_and_bad_edits_change_nothing() -> None:
+    student = agent()
+    await arun("Do the sums.", config=HUMAN, mode="escalate", thread_id="h-2", agent=student,
+               models={"teacher": reviewer()})  # fmt: skip
+    with pytest.raises(ApprovalError, match="cannot be scheduled"):
+        cyclic = {"steps": [{"id": 1, "description": "x", "depends_on": [9]}]}
+        await approve_plan("h-2", action="edit", config=HUMAN, agent=student, plan=cyclic)
+    with pytest.raises(ApprovalError, match="action"):
+        await approve_plan("h-2", action="maybe", config=HUMAN, agent=student)
+    assert (await show_session("h-2", HUMAN))["interrupts"]  # still waiting, nothing lost
+
+    edited = {"steps": [{"id": 1, "description": "Add 1200 and 340.", "depends_on": []}]}
+    result = await approve_plan("h-2", action="edit", plan=edited, config=HUMAN, agent=student)
+    assert result.status == "succeeded"
+    assert [step.description for step in result.steps] == ["Add 1200 and 340."]
+    assert result.final_answer == "1540"
+
+
+async def test_rejected_plan_is_redrafted_with_the_notes_and_asked_again() -> None:
+    student = agent()
+    await arun("Do the sums.", config=HUMAN, mode="escalate", thread_id="h-3", agent=student,
+               models={"teacher": reviewer()})  # fmt: skip
+    again = await approve_plan(
+        "h-3", action="reject", notes="split it differently", config=HUMAN, agent=student,
+        models={"teacher": reviewer()},
+    )  # fmt: skip
+    assert again.waiting
+    assert [c["mode"] for c in student.calls] == ["planning", "planning"]
+    assert "a person rejected the plan: split it differently" in student.calls[1]["guidance"]
+
+
+async def test_a_decision_is_never_served_from_the_review_cache() -> None:
+    teacher = reviewer()
+    for thread in ("cache-a", "cache-b"):
+        result = await arun("Do the sums.", config=HUMAN, mode="escalate", thread_id=thread,
+                            agent=agent(), models={"teacher": teacher})  # fmt: skip
+        assert result.waiting
+    assert teacher.call_count == 2
+
+
+async def test_decision_for_a_session_that_does_not_wait_is_refused() -> None:
+    config = {"teacher": {"plan_approval": "human"}}
+    with pytest.raises(AtlasRunError, match="stopped in review"):
+        await arun("Do the sums.", config=config, mode="escalate", thread_id="stopped-1",
+                   agent=agent(), models={"teacher": ScriptedChatModel(responses=[])})  # fmt: skip
+    view = await show_session("stopped-1", config)
+    assert view["next"] == ["review"]
+    assert view["errors"][0]["node"] == "review"
+    assert "ScriptExhaustedError" in view["errors"][0]["error"]
+    assert view["ledger"]["status"] == "running"
+    with pytest.raises(AtlasRunError, match="not waiting for a decision"):
+        await approve_plan("stopped-1", config=config, agent=agent())
+    with pytest.raises(AtlasRunError, match="no session nope"):
+        await approve_plan("nope", config=config, agent=agent())
+
+
+# --------------------------------------------------------------------------- inspect, fork
+
+
+async def test_history_fork_with_guidance_and_resume() -> None:
+    student = agent()
+    config = {"teacher": {"validator": "atlas_graph.demo:validator"}}
+    first = await arun("Do the sums.", config=config, mode="escalate", thread_id="f-1",
+                       agent=student, models={"teacher": reviewer()})  # fmt: skip
+    assert first.status == "succeeded"
+    history = await session_history("f-1", config)
+    assert history[0]["node"] == ["finalize"] and history[0]["next"] == []
+    assert history[-1]["source"] == "input"
+    steps = [row["step"] for row in history]
+    assert steps == sorted(steps, reverse=True)
+    after_probe = next(row for row in history if row["node"] == ["probe"])
+    assert after_probe["next"] == ["plan"]
+
+    new_checkpoint = await fork_session(
+        "f-1", after_probe["checkpoint_id"], config=config, guidance="Show your working."
+    )
+    view = await show_session("f-1", config)
+    assert view["checkpoint_id"] == new_checkpoint
+    assert view["next"] == ["plan"]
+    assert not view["finished"]
+    rerun = await resume_session("f-1", config=config, agent=student,
+                                 models={"teacher": reviewer()})  # fmt: skip
+    assert rerun.status == "succeeded"
+    assert student.calls[4]["mode"] == "planning"
+    assert student.calls[4]["guidance"] == ["Show your working."]
+    # the original branch is still in the history
+    ids = {row["checkpoint_id"] for row in await session_history("f-1", config)}
+    assert after_probe["checkpoint_id"] in ids and history[0]["checkpoint_id"] in ids
+
+    mid_step = next(row for row in history if row["node"] == ["execute"])
+    with pytest.raises(ValueError, match="inside a step branch"):
+        await fork_session("f-1", mid_step["checkpoint_id"], config=config, values={"task": "x"})
+    with pytest.raises(ValueError, match="unknown state key") as unknown:
+        await fork_session("f-1", after_probe["checkpoint_id"], config=config, values={"tsk": 1})
+    assert "tsk" in str(unknown.value) and "task" in str(unknown.value)
+    with pytest.raises(SessionNotFoundError):
+        await fork_session("f-1", "no-such-checkpoint", config=config, values={"task": "x"})
+    with pytest.raises(SessionNotFoundError):
+        await show_session("missing", config)
+
+
+async def test_list_sessions_and_prune() -> None:
+    config = {"teacher": {"validator": "atlas_graph.demo:validator"}}
+    await arun("Add 1 and 2.", config=config, mode="auto", thread_id="old-1", agent=agent())
+    await arun("Do the sums.", config=HUMAN, mode="escalate", thread_id="waiting-1",
+               agent=agent(), models={"teacher": reviewer()})  # fmt: skip
+    rows = {row["session_id"]: row for row in await list_sessions(config)}
+    assert rows["old-1"]["status"] == "succeeded" and rows["old-1"]["lane"] == "auto"
+    assert rows["waiting-1"]["status"] == "waiting"
+    assert rows["old-1"]["age_seconds"] >= 0
+
+    assert (await prune_sessions(1, config=config)).threads == []  # nothing is a day old
+    report = await prune_sessions(0, config=config)
+    assert report.threads == ["old-1"]  # the unfinished session is kept
+    assert report.ledger_records == []
+    with pytest.raises(SessionNotFoundError):
+        await show_session("old-1", config)
+    assert "waiting-1" in {row["session_id"] for row in await list_sessions(config)}
+    assert "old-1" in {row["session_id"] for row in await list_sessions(config)}  # ledger kept
+    report = await prune_sessions(0, config=config, ledger=True)
+    assert report.ledger_records == ["old-1"]
+    assert {row["session_id"] for row in await list_sessions(config)} == {"waiting-1"}
+    async with open_persistence(StorageConfig()) as opened:
+        state = await opened.checkpointer.aget_tuple({"configurable": {"thread_id": "waiting-1"}})
+    assert state is not None
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def write_config(folder: Path) -> Path:
+    demo = (Path(__file__).parent.parent / "atlas_graph/examples/offline_demo.yaml").read_text()
+    assert "plan_cache_seconds: 300\n" in demo
+    path = folder / "human.yaml"
+    path.write_text(demo.replace("plan_cache_seconds: 300\n",
+                                 "plan_cache_seconds: 300\n  plan_approval: human\n"))  # fmt: skip
+    return path
+
+
+def test_cli_approval_flow(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = str(write_config(tmp_path))
+    task = "Add 1200 and 340, multiply 12 by 9, then add both results."
+    code = main(["run", task, "-c", config, "--mode", "escalate", "--thread-id", "cli-1",
+                 "--no-stream"])  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 3
+    assert "session cli-1 waits for plan approval:" in out
+    assert "atlas-graph approve cli-1" in out
+
+    assert main(["sessions", "-c", config]) == 0
+    listing = capsys.readouterr().out.splitlines()
+    assert listing[0].split()[:5] == ["SESSION", "STATUS", "LANE", "REWARD", "AGE"]
+    assert listing[1].split()[:2] == ["cli-1", "waiting"]
+
+    assert main(["show", "cli-1", "-c", config]) == 0
+    shown = capsys.readouterr().out
+    assert "pending: review" in shown and "waiting for: plan_approval" in shown
+
+    bad_plan = tmp_path / "bad.json"
+    bad_plan.write_text(json.dumps({"steps": [{"id": 1, "description": "x", "depends_on": [1]}]}))
+    assert main(["approve", "cli-1", "-c", config, "--plan", str(bad_plan)]) == 2
+    assert "cannot be scheduled" in capsys.readouterr().err
+
+    assert main(["approve", "cli-1", "-c", config]) == 0
+    assert "succeeded: lane escalate, 3 step(s)" in capsys.readouterr().out
+
+    assert main(["history", "cli-1", "-c", config, "--json"]) == 0
+    history = json.loads(capsys.readouterr().out)
+    assert history[0]["node"] == ["finalize"]
+    after_probe = next(row for row in history if row["node"] == ["probe"])
+
+    assert main(["fork", "cli-1", "-c", config, "--checkpoint", after_probe["checkpoint_id"],
+                 "--set", "task=not json"]) == 2  # fmt: skip
+    assert "--set task: value is not JSON" in capsys.readouterr().err
+    assert main(["fork", "cli-1", "-c", config, "--checkpoint", after_probe["checkpoint_id"],
+                 "--set", 'session_metadata={"forked": true}']) == 0  # fmt: skip
+    assert "atlas-graph resume cli-1" in capsys.readouterr().out
+    assert main(["resume", "cli-1", "-c", config]) == 3  # the fork plans anew and asks again
+    capsys.readouterr()
+    assert main(["approve", "cli-1", "-c", config, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["session_metadata"]["forked"] is True
+
+    assert main(["prune", "-c", config, "--older-than", "0", "--ledger"]) == 0
+    assert "deleted checkpoints of 1 finished session(s) and 1 ledger record(s)" in (
+        capsys.readouterr().out
+    )
+    assert main(["show", "cli-1", "-c", config]) == 2
+    assert "no session cli-1" in capsys.readouterr().err
+
+
+def test_cli_storage_errors_hide_passwords(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "pg.yaml"
+    config.write_text("storage:\n  database_url: postgresql://atlas:hunter2@127.0.0.1:1/atlas\n")
+    assert main(["sessions", "-c", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert "cannot connect to PostgreSQL at postgresql://atlas:***@127.0.0.1:1/atlas" in err
+    assert "hunter2" not in err
