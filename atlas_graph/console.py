@@ -98,7 +98,8 @@ class ConsoleRenderer:
     def _on_review_verdict(self, event: AtlasEvent, data: dict[str, Any], step: str) -> None:
         verdict = "approved" if data["approved"] else "rejected"
         concerns = f": {'; '.join(data['concerns'])}" if data["concerns"] else ""
-        self._line(f"review: {verdict}{concerns}", "ok" if data["approved"] else "bad")
+        reused = " (reused review)" if data.get("cached") else ""
+        self._line(f"review: {verdict}{reused}{concerns}", "ok" if data["approved"] else "bad")
 
     def _on_plan_approval_requested(
         self, event: AtlasEvent, data: dict[str, Any], step: str

@@ -1,6 +1,6 @@
 """``create_atlas_graph``: the supervised loop as an uncompiled LangGraph ``StateGraph``.
 
-The caller compiles it with the persistence it wants (a checkpointer, a store, a node cache),
+The caller compiles it with the persistence it wants (a checkpointer and a store),
 or hands it to ``langgraph dev``, or adds it to a parent graph as a subgraph.
 """
 
@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from langchain_core.language_models import BaseChatModel
 from langgraph.graph import END, START, StateGraph
-from langgraph.types import CachePolicy, RetryPolicy, Send
+from langgraph.types import RetryPolicy, Send
 
 from atlas_graph.adaptive import make_probe_node, make_triage_node
 from atlas_graph.approval import awaiting_approval
@@ -31,7 +31,6 @@ from atlas_graph.teacher import (
     make_guide_node,
     make_review_node,
     make_validate_node,
-    review_cache_key,
 )
 
 GRAPH_NAME = "atlas-graph"
@@ -58,14 +57,10 @@ def create_atlas_graph(
             a function. Defaults to the config's ``agent`` section.
 
     Returns:
-        An uncompiled graph; compile it with the checkpointer, store and cache you want.
+        An uncompiled graph; compile it with the checkpointer and store you want.
     """
     services = Services(load_config(config), models=models, agent=agent)
     llm_retry = RetryPolicy(max_attempts=3, initial_interval=0.5, retry_on=is_transient)
-    cache_seconds = services.config.teacher.plan_cache_seconds
-    # A person's plan decision belongs to one session: never serve it from the cache.
-    cacheable = cache_seconds > 0 and services.config.teacher.plan_approval != "human"
-    review_cache = CachePolicy(key_func=review_cache_key, ttl=cache_seconds) if cacheable else None
 
     builder = StateGraph(
         AtlasState, context_schema=AtlasContext, input_schema=AtlasInput, output_schema=AtlasOutput
@@ -73,9 +68,7 @@ def create_atlas_graph(
     builder.add_node("triage", make_triage_node(services))
     builder.add_node("probe", make_probe_node(services))
     builder.add_node("plan", make_plan_node(services), retry_policy=llm_retry)
-    builder.add_node(
-        "review", make_review_node(services), retry_policy=llm_retry, cache_policy=review_cache
-    )
+    builder.add_node("review", make_review_node(services), retry_policy=llm_retry)
     builder.add_node(
         "dispatch", make_dispatch_node(services), destinations=("execute", "synthesize")
     )

@@ -6,8 +6,6 @@ The teacher is an LLM (``teacher.llm``) or Python callables (``teacher.validator
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from typing import Any
 
@@ -29,6 +27,7 @@ from atlas_graph.plans import (
     single_step_plan,
     stepwise_plan,
 )
+from atlas_graph.review_cache import cached_review, remember_review, review_cache_key
 from atlas_graph.scheduler import step_finished
 from atlas_graph.services import AtlasContext, Node, Services
 from atlas_graph.state import AtlasState, PersonaContext, Plan, StepSpec, StepTask, Verdict
@@ -118,22 +117,6 @@ def _system(
     return prompts.with_memories(text, persona.get("memories", {}).get("teacher", []))
 
 
-def review_cache_key(state: AtlasState) -> str:
-    """Reviews are reused for the same task, lane, draft, redraft count and teacher persona."""
-    material = json.dumps(
-        [
-            state.get("task"),
-            state.get("lane"),
-            state.get("plan_draft"),
-            state.get("plan_drafts"),
-            state.get("persona_context"),
-        ],
-        sort_keys=True,
-        default=str,
-    )
-    return hashlib.sha256(material.encode()).hexdigest()
-
-
 def _runnable_plan(steps: list[StepSpec]) -> Plan:
     """A one-step plan needs no synthesis; anything longer runs stepwise."""
     if len(steps) == 1:
@@ -181,6 +164,8 @@ def make_review_node(services: Services) -> Node:
     """The teacher approves, revises or rejects the draft; unschedulable drafts never run."""
     teacher = services.config.teacher
     human = teacher.plan_approval == "human"
+    # a person's decision belongs to one session, so approval sessions never reuse reviews
+    cache_seconds = 0 if human else teacher.plan_cache_seconds
 
     async def review(state: AtlasState, runtime: Runtime[AtlasContext]) -> dict[str, Any]:
         if human and awaiting_approval(state):  # second pass: pause, then apply the decision
@@ -188,7 +173,11 @@ def make_review_node(services: Services) -> Node:
             return decide(state, single_step=single, runnable=_runnable_plan)
         draft = state["plan_draft"] or {"steps": [], "issues": []}
         update: dict[str, Any] = {}
-        if services.plan_reviewer is not None:
+        cache_key = review_cache_key(state)
+        cached = await cached_review(runtime.store, cache_key, cache_seconds)
+        if cached is not None:
+            verdict = PlanReview.model_validate(cached)
+        elif services.plan_reviewer is not None:
             result = await call_maybe_async(
                 services.plan_reviewer,
                 PlanReviewRequest(task=state["task"], steps=draft["steps"], issues=draft["issues"]),
@@ -215,6 +204,9 @@ def make_review_node(services: Services) -> Node:
                     runnable, PlanReview, messages, role="teacher"
                 )
                 update["usage"] = {"teacher": usage}
+                await remember_review(
+                    runtime.store, cache_key, cache_seconds, verdict.model_dump(mode="json")
+                )
             except ModelOutputError as error:
                 verdict = PlanReview(approved=True, concerns=[f"review unreadable: {error}"])
                 update["usage"] = {"teacher": error.usage}
@@ -238,7 +230,7 @@ def make_review_node(services: Services) -> Node:
         services.emit(
             runtime, "review_verdict", session_id=state.get("session_id", ""), actor="teacher",
             approved=verdict.approved, concerns=concerns, redraft=plan is None,
-            plan=plan,
+            plan=plan, cached=cached is not None,
         )  # fmt: skip
         if human and plan is not None:  # first pass: keep the reviewed plan for a person
             update["plan_approval"] = approval_request(update.pop("plan"), update["review"])

@@ -8,10 +8,12 @@ from typing import Any
 
 import pytest
 from helpers import teacher_responder, verdict
-from langgraph.cache.memory import InMemoryCache
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.store.memory import InMemoryStore
 
 from atlas_graph import demo
 from atlas_graph.graph import NODES, create_atlas_graph
+from atlas_graph.review_cache import cached_review, remember_review
 from atlas_graph.testing import ScriptedAgent, ScriptedChatModel
 
 THREE_STEPS = [
@@ -318,23 +320,47 @@ async def test_coach_collapses_the_approved_plan(make_run: Any) -> None:
     assert "1. first" in step["description"] and "3. third" in step["description"]
 
 
-async def test_plan_review_is_cached_by_task_and_plan() -> None:
+async def test_plan_review_is_reused_by_task_and_plan() -> None:
     teacher = scripted_teacher()
     builder = create_atlas_graph(
         {"storage": {"backend": "memory"}},
         agent=ScriptedAgent(plan=THREE_STEPS),
         models={"teacher": teacher},
     )
-    graph = builder.compile(cache=InMemoryCache())
+    graph = builder.compile(checkpointer=InMemorySaver(), store=InMemoryStore())
+    sessions = []
     for thread in ("a", "b"):
-        await graph.ainvoke(
-            {"task": "same", "mode": "coach"}, {"configurable": {"thread_id": thread}}
-        )
+        events: list[dict[str, Any]] = []
+        async for chunk in graph.astream(
+            {"task": "same", "mode": "escalate"},
+            {"configurable": {"thread_id": thread}},
+            stream_mode="custom",
+        ):
+            events.append(chunk)
+        state = (await graph.aget_state({"configurable": {"thread_id": thread}})).values
+        sessions.append((events, state))
     reviews = [c for c in teacher.calls if "\n\nPlan:\n" in str(c["messages"][-1].content)]
     assert len(reviews) == 1
-    await graph.ainvoke({"task": "different", "mode": "coach"})
+    (_, first), (second_events, second) = sessions
+    # the second session runs its own steps: every event is its own, and it paid for no review
+    assert {event["session_id"] for event in second_events} == {"b"}
+    [reused] = [e for e in second_events if e["atlas_event"] == "review_verdict"]
+    assert reused["data"]["cached"] is True
+    assert second["steps"].keys() == first["steps"].keys()
+    assert second["usage"]["teacher"]["calls"] == first["usage"]["teacher"]["calls"] - 1
+    await graph.ainvoke({"task": "other", "mode": "coach"}, {"configurable": {"thread_id": "c"}})
     reviews = [c for c in teacher.calls if "\n\nPlan:\n" in str(c["messages"][-1].content)]
     assert len(reviews) == 2
+
+
+async def test_a_stale_review_is_not_reused() -> None:
+    store = InMemoryStore()
+    await remember_review(store, "k", 1, {"approved": True, "concerns": []})
+    assert await cached_review(store, "k", 1) == {"approved": True, "concerns": []}
+    assert await cached_review(store, "k", 0) is None  # caching off
+    assert await cached_review(None, "k", 60) is None  # no store
+    await asyncio.sleep(1.1)
+    assert await cached_review(store, "k", 1) is None
 
 
 async def test_lane_precedence(make_run: Any) -> None:

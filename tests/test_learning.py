@@ -138,7 +138,8 @@ async def test_memory_off_leaves_prompts_and_store_alone(make_run: Any) -> None:
     state = await run("x", mode="coach")
     assert "learn" not in run.nodes
     assert state.get("persona_updates") is None
-    assert [tuple(item.namespace) for item in store.search(("atlas",))] == [("atlas", "sessions")]
+    kept = {tuple(item.namespace) for item in store.search(("atlas",))}
+    assert kept <= {("atlas", "sessions"), ("atlas", "plan_reviews")}  # no memory, no history
 
 
 def test_duplicates_are_compacted_and_caps_hold() -> None:
@@ -345,7 +346,7 @@ async def test_memories_reach_a_chat_model_students_messages(make_run: Any) -> N
 
 
 def test_cached_plan_reviews_are_keyed_by_the_teacher_persona() -> None:
-    from atlas_graph.teacher import review_cache_key
+    from atlas_graph.review_cache import review_cache_key
 
     state: dict[str, Any] = {"task": "x", "lane": "coach", "plan_draft": None, "plan_drafts": 1}
     with_memory = {**state, "persona_context": {"memories": {"teacher": ["be strict"]}}}

@@ -1,0 +1,62 @@
+"""Teacher plan reviews reused across sessions, kept in the LangGraph Store.
+
+Only the teacher's verdict is cached, never the node's output: each session still turns the
+verdict into its own plan, routes its own steps, counts no tokens for a reused verdict and
+emits its own ``review_verdict`` event (marked ``cached``). A node cache (``CachePolicy``)
+cannot give that, because it replays the node's writes, routing included, from the session
+that filled it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from langgraph.store.base import BaseStore
+
+from atlas_graph.state import AtlasState
+
+NAMESPACE = ("atlas", "plan_reviews")
+
+
+def review_cache_key(state: AtlasState) -> str:
+    """Reviews are reused for the same task, lane, draft, redraft count and teacher persona."""
+    material = json.dumps(
+        [
+            state.get("task"),
+            state.get("lane"),
+            state.get("plan_draft"),
+            state.get("plan_drafts"),
+            state.get("persona_context"),
+        ],
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha256(material.encode()).hexdigest()
+
+
+async def cached_review(store: BaseStore | None, key: str, ttl_seconds: int) -> Any:
+    """The verdict stored under ``key`` if it is younger than ``ttl_seconds``, else None."""
+    if store is None or ttl_seconds <= 0:
+        return None
+    item = await store.aget(NAMESPACE, key)
+    if item is None:
+        return None
+    age = (datetime.now(UTC) - _aware(item.updated_at)).total_seconds()
+    return item.value.get("verdict") if age <= ttl_seconds else None
+
+
+async def remember_review(
+    store: BaseStore | None, key: str, ttl_seconds: int, verdict: dict[str, Any]
+) -> None:
+    """Keep a fresh teacher verdict for later sessions (a no-op without a store)."""
+    if store is None or ttl_seconds <= 0:
+        return
+    await store.aput(NAMESPACE, key, {"verdict": verdict})
+
+
+def _aware(moment: datetime) -> datetime:
+    # stores return naive UTC timestamps on some backends
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
