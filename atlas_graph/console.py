@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from atlas_graph.events import AtlasEvent, is_event
+from atlas_graph.triage import SEVERITIES
 
 _COLORS = {"ok": "\033[32m", "bad": "\033[31m", "note": "\033[36m", "dim": "\033[2m"}
 _RESET = "\033[0m"
@@ -77,8 +78,23 @@ class ConsoleRenderer:
         self._line(f"task started {at} UTC: {_short(data['task'])}")
 
     def _on_triage_done(self, event: AtlasEvent, data: dict[str, Any], step: str) -> None:
-        summary = data.get("summary") or data.get("dossier", {}).get("summary", "")
-        self._line(f"triage: {_short(summary, 120)}", "dim")
+        # the task itself was just printed; say what triage found instead
+        risks = data.get("risks") or []
+        parts = []
+        if risks:
+            levels = [r.get("severity") for r in risks if isinstance(r, dict)]
+            known = [SEVERITIES.index(level) for level in levels if level in SEVERITIES]
+            worst = f", worst {SEVERITIES[max(known)]}" if known else ""
+            parts.append(f"{len(risks)} risk(s){worst}")
+        else:
+            parts.append("no risks flagged")
+        if data.get("tags"):
+            parts.append(f"tags {', '.join(map(str, data['tags']))}")
+        if data.get("fingerprint"):
+            parts.append(f"fingerprint {data['fingerprint']}")
+        if data.get("builder_error"):
+            parts.append(f"builder failed: {data['builder_error']}")
+        self._line(f"triage: {_short(' | '.join(parts), 160)}", "dim")
 
     def _on_lane_decided(self, event: AtlasEvent, data: dict[str, Any], step: str) -> None:
         confidence = data.get("confidence")
@@ -119,9 +135,11 @@ class ConsoleRenderer:
 
     def _on_tool_result(self, event: AtlasEvent, data: dict[str, Any], step: str) -> None:
         name = data.get("name") or data.get("tool") or "tool"
+        failed = bool(data.get("is_error") or data.get("error"))
         result = data.get("error") or data.get("output", data.get("result", ""))
-        tone = "bad" if data.get("error") else "dim"
-        self._line(f"{step} tool result: {name} → {_short(result, 120)}".lstrip(), tone)
+        kind = "tool error" if failed else "tool result"
+        self._line(f"{step} {kind}: {name} → {_short(result, 120)}".lstrip(),
+                   "bad" if failed else "dim")  # fmt: skip
 
     def _on_step_attempt_finished(self, event: AtlasEvent, data: dict[str, Any], step: str) -> None:
         if data.get("error"):
@@ -152,7 +170,8 @@ class ConsoleRenderer:
 
     def _on_reward_tier1(self, event: AtlasEvent, data: dict[str, Any], step: str) -> None:
         judge = data.get("judge") or data.get("identifier") or "judge"
-        self._line(f"reward tier 1: {judge} {_score(data.get('score'))}", "dim")
+        where = f"{step} " if step else ""  # step-scoped judges name their step
+        self._line(f"{where}reward tier 1: {judge} {_score(data.get('score'))}", "dim")
 
     def _on_arbiter_escalation(self, event: AtlasEvent, data: dict[str, Any], step: str) -> None:
         reason = data.get("reason") or data.get("escalation_reason") or ""
@@ -168,8 +187,13 @@ class ConsoleRenderer:
         self._line(f"reward: {_score(data['score'])}" + (f" ({shown})" if shown else ""))
 
     def _on_memory_update(self, event: AtlasEvent, data: dict[str, Any], step: str) -> None:
-        what = data.get("summary") or ", ".join(sorted(data)) or "updated"
-        self._line(f"memory: {_short(what, 120)}", "dim")
+        updates = data.get("updates") or []
+        what = data.get("summary") or "; ".join(
+            f'{u.get("action", "updated")} {u.get("persona", "")} memory "{u.get("text", "")}"'
+            for u in updates
+            if isinstance(u, dict)
+        )
+        self._line(f"memory: {_short(what or 'updated', 160)}", "dim")
 
     # ------------------------------------------------------------------ the end
 
