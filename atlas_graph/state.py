@@ -251,6 +251,7 @@ class StepTask(TypedDict, total=False):
     prior_results: dict[str, str]
     output: str
     error: str | None
+    tool_calls: list[dict[str, Any]]
     execute_ms: float
     verdict: Verdict
     then: Literal["dispatch", "synthesize"]

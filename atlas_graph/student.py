@@ -185,7 +185,10 @@ def make_execute_node(services: Services) -> Node:
         if loop.usage["calls"]:
             update["usage"] = {"student": dict(loop.usage)}
         if services.policy(task["lane"]).validate:
-            payload = {**task, "output": output, "error": error, "execute_ms": elapsed_ms}
+            payload = {
+                **task, "output": output, "error": error, "execute_ms": elapsed_ms,
+                "tool_calls": record["tool_calls"],
+            }  # fmt: skip
             return Command(update=update, goto=Send("validate", payload))
         step_update.update(
             status="failed" if error else "succeeded", completed_at=utc_now(), validation=None

@@ -73,6 +73,8 @@ class ValidationRequest(BaseModel):
     attempt: int
     prior_results: dict[str, str]
     guidance: list[str]
+    tool_calls: list[dict[str, Any]] = Field(default_factory=list)
+    """The attempt's tool calls with their results (``round, id, name, args, output, is_error``)."""
 
 
 class PlanReviewRequest(BaseModel):
@@ -259,6 +261,7 @@ def make_validate_node(services: Services) -> Node:
             request = ValidationRequest(
                 task=task["task"], step=dict(step), output=task.get("output", ""), attempt=attempt,
                 prior_results=task.get("prior_results", {}), guidance=task.get("guidance", []),
+                tool_calls=task.get("tool_calls", []),
             )  # fmt: skip
             try:
                 verdict = coerce_verdict(await call_maybe_async(services.validator, request))
@@ -273,7 +276,8 @@ def make_validate_node(services: Services) -> Node:
                     services, "validation", prompts.VALIDATION, task.get("persona_context")
                 )),
                 HumanMessage(prompts.validation_message(
-                    task["task"], step, task.get("output", ""), task.get("prior_results", {})
+                    task["task"], step, task.get("output", ""), task.get("prior_results", {}),
+                    task.get("tool_calls", []),
                 )),
             ]  # fmt: skip
             runnable = services.structured(

@@ -24,6 +24,7 @@ from atlas_graph.agents.base import (
     coerce_response,
 )
 from atlas_graph.agents.messages import normalize_tool_call
+from atlas_graph.prompts import format_tool_calls
 from atlas_graph.tools import Toolbox
 
 ToolCallHook = Callable[[int, dict[str, Any]], None]
@@ -143,12 +144,8 @@ class ToolLoop:
 
     def trace(self) -> str:
         """The attempt as text: each tool call and result, then the final answer."""
-        lines: list[str] = []
-        for record in self.records():
-            arguments = json.dumps(record["args"], default=str)
-            lines.append(f"tool call [round {record['round']}]: {record['name']}({arguments})")
-            kind = "tool error" if record["is_error"] else "tool result"
-            lines.append(f"{kind} [round {record['round']}] {record['name']}: {record['output']}")
+        records = self.records()
+        lines: list[str] = [format_tool_calls(records)] if records else []
         response = self.response
         if response is not None and response.tool_calls and (self.error or not self.toolbox):
             lines.extend(

@@ -222,3 +222,42 @@ async def test_an_attempt_that_breaks_mid_loop_keeps_its_tool_calls_and_usage(
     assert state["usage"]["student"] == {
         "prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10, "calls": 1,
     }  # fmt: skip
+
+
+def record_tools(request: Any) -> dict[str, Any]:
+    """A Python validator that passes an attempt only when a tool backed its answer."""
+    seen_by_validator.append(request.tool_calls)
+    return {"valid": bool(request.tool_calls), "score": 0.9 if request.tool_calls else 0.1}
+
+
+seen_by_validator: list[list[dict[str, Any]]] = []
+
+
+async def test_teacher_and_step_judges_see_the_attempts_tool_calls(make_run: Any) -> None:
+    teacher_model = ScriptedChatModel(responder=teacher_responder())
+    judge = ScriptedChatModel(
+        responder=lambda _m: json.dumps({"score": 0.8, "rationale": "ok", "uncertainty": 0.1})
+    )
+    run = make_run(config(), models={"teacher": teacher_model, "judge": judge})
+    await run("Multiply 17 by 23.", mode="coach")
+
+    validation = str(teacher_model.calls[-1]["messages"][-1].content)
+    assert 'tool call [round 1]: calculate({"expression": "17 * 23"})' in validation
+    assert "tool result [round 1] calculate: 391" in validation
+
+    step_run = make_run(
+        {**config(), "rim": {"scope": "step", "reuse_validation_as_reward": False}},
+        models={"teacher": teacher_model, "judge": judge},
+    )
+    await step_run("Multiply 17 by 23.", mode="paired", thread="step")
+    judged = str(judge.calls[-1]["messages"][-1].content)
+    assert "Tool calls of the last attempt:\ntool call [round 1]: calculate(" in judged
+
+
+async def test_a_python_validator_receives_the_tool_calls(make_run: Any) -> None:
+    seen_by_validator.clear()
+    run = make_run({**config(), "teacher": {"validator": "test_tool_loop:record_tools"}})
+    state = await run("Multiply 17 by 23.", mode="paired")
+
+    assert [[call["output"] for call in calls] for calls in seen_by_validator] == [["391"]]
+    assert state["steps"]["1"]["validation"]["valid"] is True
