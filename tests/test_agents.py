@@ -355,3 +355,23 @@ async def test_http_agent_reads_result_path_and_structured_answers() -> None:
     assert structured.content == "42" and structured.usage == {"prompt_tokens": 9}
     assert structured.tool_calls == [{"name": "calc", "args": {}}]
     assert plain.content == "plain"
+
+
+async def test_a_non_json_reply_quoting_a_header_is_redacted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import httpx
+
+    monkeypatch.setenv("AGENT_TOKEN", "Bearer tok-echoed-secret")
+
+    def echo_headers(incoming: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, text=f"<html>hello {incoming.headers['authorization']}</html>")
+
+    agent = HttpAgent("http://agent.invalid/run", headers_env={"Authorization": "AGENT_TOKEN"})
+    client = httpx.AsyncClient(transport=httpx.MockTransport(echo_headers))
+    monkeypatch.setattr(agent, "_client", lambda: client)
+    with pytest.raises(AgentError, match=r"not JSON") as info:
+        await agent.ainvoke(request())
+    await client.aclose()
+    assert "echoed-secret" not in str(info.value)
+    assert "[redacted]" in str(info.value)
