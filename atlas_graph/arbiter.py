@@ -35,10 +35,9 @@ from atlas_graph.reward import (
     assemble,
     emit_reward,
     subject_messages,
-    sum_usage,
 )
 from atlas_graph.services import AtlasContext, Node, Services
-from atlas_graph.state import AtlasState
+from atlas_graph.state import AtlasState, sum_usage
 
 ARBITER_PROMPT = """You are the arbiter of a reward system. One judge scored the same work
 several times and its samples disagreed or were unsure. Read the work and the judge's samples,

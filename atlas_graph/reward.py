@@ -37,7 +37,7 @@ from atlas_graph.judges import (
     step_message,
 )
 from atlas_graph.services import AtlasContext, Node, Services
-from atlas_graph.state import AtlasState, Verdict
+from atlas_graph.state import AtlasState, Verdict, sum_usage
 
 SESSION = "session"
 """The subject key of the whole session; steps are keyed by their step id."""
@@ -187,12 +187,6 @@ def emit_reward(services: Services, runtime: Runtime[AtlasContext], state: Atlas
         success=reward["score"] >= services.config.rim.success_threshold,
         judges=[{"identifier": e["identifier"], "score": e["score"]} for e in reward["judges"]],
     )  # fmt: skip
-
-
-def sum_usage(usages: list[dict[str, int]]) -> dict[str, int]:
-    """Token usage of several calls added up."""
-    keys = ("prompt_tokens", "completion_tokens", "total_tokens", "calls")
-    return {key: sum(usage.get(key, 0) for usage in usages) for key in keys}
 
 
 def is_certification_run(state: AtlasState) -> bool:

@@ -25,6 +25,7 @@ from atlas_graph.agents.base import (
 )
 from atlas_graph.agents.messages import normalize_tool_call
 from atlas_graph.prompts import format_tool_calls
+from atlas_graph.state import reply_usage, sum_usage
 from atlas_graph.tools import Toolbox
 
 ToolCallHook = Callable[[int, dict[str, Any]], None]
@@ -61,19 +62,10 @@ class ToolLoop:
     rounds: list[ToolRound] = field(default_factory=list)
     response: AgentResponse | None = None
     error: str | None = None
-    usage: dict[str, int] = field(
-        default_factory=lambda: {
-            "prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0, "calls": 0,
-        }
-    )  # fmt: skip
+    usage: dict[str, int] = field(default_factory=lambda: sum_usage([]))
 
     def _count(self, response: AgentResponse) -> None:
-        prompt = int(response.usage.get("prompt_tokens", 0))
-        completion = int(response.usage.get("completion_tokens", 0))
-        self.usage["prompt_tokens"] += prompt
-        self.usage["completion_tokens"] += completion
-        self.usage["total_tokens"] += int(response.usage.get("total_tokens", prompt + completion))
-        self.usage["calls"] += 1
+        self.usage = sum_usage([self.usage, reply_usage(response.usage)])
 
     async def run(self, agent: Agent, request: AgentRequest) -> AgentResponse:
         """Ask the agent, running its tool calls until it answers or the round limit hits.
