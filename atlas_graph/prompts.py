@@ -134,12 +134,18 @@ def validation_message(
 
 
 def guidance_message(
-    task: str, step: Mapping[str, Any], output: str, rationale: str, score: float
+    task: str,
+    step: Mapping[str, Any],
+    output: str,
+    rationale: str,
+    score: float,
+    tool_calls: Sequence[Mapping[str, Any]] = (),
 ) -> str:
-    """What the teacher sees when writing guidance for a retry."""
+    """What the teacher sees when writing guidance for a retry, with the tools it used."""
+    used = f"\n\nTool calls of this attempt:\n{format_tool_calls(tool_calls)}" if tool_calls else ""
     return (
-        f"Task:\n{task}\n\nStep {step['id']}: {step['description']}\n\nStudent output:\n{output}"
-        f"\n\nVerdict: score {score:.2f}. {rationale}"
+        f"Task:\n{task}\n\nStep {step['id']}: {step['description']}{used}"
+        f"\n\nStudent output:\n{output}\n\nVerdict: score {score:.2f}. {rationale}"
     )
 
 

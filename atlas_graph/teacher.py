@@ -349,7 +349,7 @@ def make_guide_node(services: Services) -> Node:
                 )),
                 HumanMessage(prompts.guidance_message(
                     task["task"], step, task.get("output", ""), verdict["rationale"],
-                    verdict["score"],
+                    verdict["score"], task.get("tool_calls", []),
                 )),
             ])  # fmt: skip
             content = reply.content if isinstance(reply.content, str) else str(reply.content)
@@ -371,7 +371,7 @@ def make_guide_node(services: Services) -> Node:
         retry: StepTask = {
             key: value  # type: ignore[misc]
             for key, value in task.items()
-            if key not in ("output", "error", "execute_ms", "verdict")
+            if key not in ("output", "error", "execute_ms", "verdict", "tool_calls")
         }
         retry["attempt"] = task["attempt"] + 1
         retry["guidance"] = guidance

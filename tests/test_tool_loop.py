@@ -261,3 +261,30 @@ async def test_a_python_validator_receives_the_tool_calls(make_run: Any) -> None
 
     assert [[call["output"] for call in calls] for calls in seen_by_validator] == [["391"]]
     assert state["steps"]["1"]["validation"]["valid"] is True
+
+
+async def test_a_separate_guidance_call_sees_the_tool_calls(make_run: Any) -> None:
+    verdicts = iter([
+        {"valid": False, "score": 0.2, "rationale": "no unit", "guidance": ""},
+        {"valid": True, "score": 0.9, "rationale": "fine", "guidance": ""},
+    ])  # fmt: skip
+
+    def respond(messages: Any) -> str:
+        text = str(messages[-1].content)
+        if text.startswith("Task:") and "\n\nPlan:\n" in text:
+            return json.dumps({"approved": True, "concerns": []})
+        if "\n\nVerdict: score " in text:
+            return "Give the unit."
+        return json.dumps(next(verdicts))
+
+    model = ScriptedChatModel(responder=respond)
+    run = make_run({**config(), "teacher": {"guidance_call": True}}, models={"teacher": model})
+    state = await run("Multiply 17 by 23.", mode="coach")
+
+    assert state["steps"]["1"]["guidance"] == ["Give the unit."]
+    (asked,) = [
+        str(call["messages"][-1].content)
+        for call in model.calls
+        if "\n\nVerdict: score " in str(call["messages"][-1].content)
+    ]
+    assert "tool result [round 1] calculate: 391" in asked
