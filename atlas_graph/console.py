@@ -175,7 +175,14 @@ class ConsoleRenderer:
 
     def _on_arbiter_escalation(self, event: AtlasEvent, data: dict[str, Any], step: str) -> None:
         reason = data.get("reason") or data.get("escalation_reason") or ""
-        self._line(f"arbiter escalation: {_short(reason, 120)}".rstrip(": "), "note")
+        where = f"{step} " if step else ""
+        if isinstance(data.get("score"), int | float):  # the arbiter's word on one judge
+            judge = data.get("judge") or "judge"
+            change = f"{_score(data.get('tier1_score'))} → {_score(data['score'])}"
+            kept = "" if data.get("valid", True) else ", unreadable reply: tier-1 kept"
+            self._line(f"{where}arbiter: {judge} {change} ({_short(reason, 100)}{kept})", "note")
+            return
+        self._line(f"{where}arbiter escalation: {_short(reason, 120)}".rstrip(": "), "note")
 
     def _on_reward(self, event: AtlasEvent, data: dict[str, Any], step: str) -> None:
         session = self._session(event["session_id"])

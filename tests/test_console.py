@@ -189,3 +189,23 @@ async def test_lines_of_a_session_with_triage_risks_a_tool_error_and_a_memory_up
     assert not any(" tool result: " in line for line in lines)
     (memory,) = [line for line in lines if line.startswith("memory: ")]
     assert memory == 'memory: created student memory "Say the number."'
+
+
+async def test_the_arbiter_line_shows_the_tier1_and_the_final_score() -> None:
+    scores = iter([0.9, 0.5, 0.7])
+
+    def judge(_messages: Any) -> str:
+        return json.dumps({"score": next(scores), "rationale": "r", "uncertainty": 0.1})
+
+    arbiter = ScriptedChatModel(responder=lambda _m: json.dumps({"score": 0.6, "rationale": "a"}))
+    out = io.StringIO()
+    await arun(
+        "Do it.", config=MEMORY, mode="coach", agent=ScriptedAgent(),
+        models={"teacher": teacher(), "judge": ScriptedChatModel(responder=judge),
+                "arbiter": arbiter},
+        on_event=ConsoleRenderer(out).handle, stream_progress=False,
+    )  # fmt: skip
+    lines = out.getvalue().splitlines()
+    (line,) = [line for line in lines if line.startswith("arbiter")]
+    assert line == "arbiter: process 0.70 → 0.60 (score stdev 0.163 > variance_threshold 0.15)"
+    assert "reward: 0.60 (process 0.60)" in lines
