@@ -355,7 +355,16 @@ def make_learn_node(services: Services) -> Node:
                 update["usage"] = {"learning": usage}
             if problem:
                 update["plan_notes"] = [problem]
-        if store is None or not fp:
+        if store is None:
+            # history, certification, drift and memory all live in the Store; say they were
+            # skipped rather than let a session without one look as if it learned
+            update["plan_notes"] = [
+                *update.get("plan_notes", []),
+                "learning skipped: the graph was compiled without a store, so fingerprint "
+                "history, certification, drift and persona memory were not kept",
+            ]
+            return update
+        if not fp:
             return update
         sessions = await history.load_sessions(store, fp)
         if summary.get("certification_run") and score is not None:

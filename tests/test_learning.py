@@ -418,3 +418,17 @@ async def test_only_the_newest_uses_are_kept() -> None:
     [memory] = await learning.load_memories(store, "fp")
     assert [use["session_id"] for use in memory["uses"]] == [f"s{n}" for n in range(5, 25)]
     assert "uses" not in store.search(memory_namespace("fp"))[0].value
+
+
+async def test_learning_without_a_store_says_what_was_skipped(make_run: Any) -> None:
+    teacher = Teacher()
+    run = make_run(LEARNING, agent=ScriptedAgent(), models={"teacher": teacher.model})
+    teacher.session(verdict(valid=False, score=0.2, guidance="Name the owner."), verdict())
+    state = await run("x", mode="coach")
+
+    assert "learn" in run.nodes
+    assert any(
+        note.startswith("learning skipped: the graph was compiled without a store")
+        for note in state["plan_notes"]
+    )
+    assert state["student_learning"]  # the session's own notes need no store
