@@ -37,6 +37,7 @@ class _Session:
     answer: str | None = None
     steps: dict[int, dict[str, Any]] = field(default_factory=dict)
     judge_scores: list[float] = field(default_factory=list)
+    drafted_steps: int = 0
 
 
 class ConsoleRenderer:
@@ -103,6 +104,7 @@ class ConsoleRenderer:
                    "note")  # fmt: skip
 
     def _on_plan_ready(self, event: AtlasEvent, data: dict[str, Any], step: str) -> None:
+        self._session(event["session_id"]).drafted_steps = len(data["steps"])
         self._line(f"plan (draft {data['draft']}):")
         for item in data["steps"]:
             after = item["depends_on"]
@@ -114,6 +116,10 @@ class ConsoleRenderer:
     def _on_review_verdict(self, event: AtlasEvent, data: dict[str, Any], step: str) -> None:
         verdict = "approved" if data["approved"] else "rejected"
         concerns = f": {'; '.join(data['concerns'])}" if data["concerns"] else ""
+        plan = data.get("plan") or {}
+        drafted = self._session(event["session_id"]).drafted_steps
+        if len(plan.get("steps", [])) == 1 < drafted:  # the lane runs the plan as one step
+            verdict += f" (the {drafted} steps run as one)"
         self._line(f"review: {verdict}{concerns}", "ok" if data["approved"] else "bad")
 
     def _on_plan_approval_requested(

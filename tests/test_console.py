@@ -209,3 +209,20 @@ async def test_the_arbiter_line_shows_the_tier1_and_the_final_score() -> None:
     (line,) = [line for line in lines if line.startswith("arbiter")]
     assert line == "arbiter: process 0.70 → 0.60 (score stdev 0.163 > variance_threshold 0.15)"
     assert "reward: 0.60 (process 0.60)" in lines
+
+
+async def test_a_plan_collapsed_by_the_lane_says_so() -> None:
+    agent = ScriptedAgent(
+        plan=[
+            {"id": 1, "description": "Gather facts.", "depends_on": []},
+            {"id": 2, "description": "Write summary.", "depends_on": [1]},
+        ]
+    )
+    out = io.StringIO()
+    for lane in ("coach", "escalate"):
+        await arun(
+            "Summarise.", config=MEMORY, mode=lane, agent=agent, models={"teacher": teacher()},
+            on_event=ConsoleRenderer(out).handle, stream_progress=False,
+        )  # fmt: skip
+    reviews = [line for line in out.getvalue().splitlines() if line.startswith("review: ")]
+    assert reviews == ["review: approved (the 2 steps run as one)", "review: approved"]
