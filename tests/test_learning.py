@@ -432,3 +432,29 @@ async def test_learning_without_a_store_says_what_was_skipped(make_run: Any) -> 
         for note in state["plan_notes"]
     )
     assert state["student_learning"]  # the session's own notes need no store
+
+
+seen_by_atlas_agent: list[dict[str, Any]] = []
+
+
+def atlas_style_agent(prompt: str, metadata: dict[str, Any]) -> str:
+    """An agent with the Atlas ``(prompt, metadata)`` signature."""
+    seen_by_atlas_agent.append(metadata)
+    return "done"
+
+
+async def test_memories_reach_an_atlas_signature_agent(make_run: Any) -> None:
+    seen_by_atlas_agent.clear()
+    store = InMemoryStore()
+    teacher = Teacher()
+    agent = {"type": "python", "import_path": "test_learning", "attribute": "atlas_style_agent",
+             "system_prompt": "You close tickets."}  # fmt: skip
+    run = make_run({**LEARNING, "agent": agent}, models={"teacher": teacher.model}, store=store)
+    teacher.session(verdict(valid=False, score=0.2, guidance="Quote the ticket id."), verdict())
+    await run("x", mode="paired", thread="a")
+    teacher.session(verdict())
+    await run("x", mode="paired", thread="b")
+
+    system = seen_by_atlas_agent[-1]["system_prompt"]
+    assert "You close tickets." in system
+    assert f"{MEMORY_HEADER}\n- Quote the ticket id." in system
