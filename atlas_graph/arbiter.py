@@ -217,7 +217,7 @@ def make_arbiter_node(services: Services) -> Node:
         usages = [call.usage for call in calls if call.usage]
         if usages:
             update["usage"] = {"arbiter": sum_usage(usages)}
-        emit_reward(services, runtime, {**state, **update})  # type: ignore[typeddict-item]
+        emit_reward(services, runtime, {**state, **update}, actor="arbiter")  # type: ignore[typeddict-item]
         return update
 
     return arbiter

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from statistics import fmean, pstdev
-from typing import Any
+from typing import Any, Literal
 
 from langchain_core.messages import HumanMessage, SystemMessage
 from langgraph.runtime import Runtime
@@ -177,12 +177,17 @@ def assemble(
     }
 
 
-def emit_reward(services: Services, runtime: Runtime[AtlasContext], state: AtlasState) -> None:
-    """The ``reward`` event of a finished reward."""
+def emit_reward(
+    services: Services,
+    runtime: Runtime[AtlasContext],
+    state: AtlasState,
+    actor: Literal["judge", "arbiter"] = "judge",
+) -> None:
+    """The ``reward`` event of a finished reward, from whoever had the last word."""
     reward = state["reward"]
     assert reward is not None
     services.emit(
-        runtime, "reward", session_id=state.get("session_id", ""), actor="judge",
+        runtime, "reward", session_id=state.get("session_id", ""), actor=actor,
         score=reward["score"], source=reward["raw"]["source"],
         success=reward["score"] >= services.config.rim.success_threshold,
         judges=[{"identifier": e["identifier"], "score": e["score"]} for e in reward["judges"]],

@@ -199,12 +199,22 @@ async def test_the_arbiter_line_shows_the_tier1_and_the_final_score() -> None:
 
     arbiter = ScriptedChatModel(responder=lambda _m: json.dumps({"score": 0.6, "rationale": "a"}))
     out = io.StringIO()
+    renderer = ConsoleRenderer(out)
+    events: list[Any] = []
+
+    def seen(event: Any) -> None:
+        events.append(event)
+        renderer.handle(event)
+
     await arun(
         "Do it.", config=MEMORY, mode="coach", agent=ScriptedAgent(),
         models={"teacher": teacher(), "judge": ScriptedChatModel(responder=judge),
                 "arbiter": arbiter},
-        on_event=ConsoleRenderer(out).handle, stream_progress=False,
+        on_event=seen, stream_progress=False,
     )  # fmt: skip
+    # the arbiter had the last word, so the reward is its event
+    (reward,) = [event for event in events if event["atlas_event"] == "reward"]
+    assert reward["actor"] == "arbiter"
     lines = out.getvalue().splitlines()
     (line,) = [line for line in lines if line.startswith("arbiter")]
     assert line == "arbiter: process 0.70 → 0.60 (score stdev 0.163 > variance_threshold 0.15)"
