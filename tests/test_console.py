@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import teacher_responder
+from helpers import CALCULATE, teacher_responder
 from langchain_core.messages import BaseMessage
 
 from atlas_graph.console import ConsoleRenderer
@@ -154,12 +154,7 @@ async def test_lines_of_a_session_with_triage_risks_a_tool_error_and_a_memory_up
 
     from atlas_graph.graph import create_atlas_graph
 
-    calculate = {
-        "name": "calculate", "description": "Evaluate arithmetic.",
-        "parameters": {"type": "object", "properties": {"expression": {"type": "string"}},
-                       "required": ["expression"]},
-        "implementation": "test_console:failing_tool",
-    }  # fmt: skip
+    calculate = {**CALCULATE, "implementation": "test_console:failing_tool"}
     config = {
         **MEMORY, "learning": {"enabled": True},
         "agent": {"type": "python", "tools": [calculate],

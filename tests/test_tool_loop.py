@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 import pytest
-from helpers import teacher_responder
+from helpers import CALCULATE, teacher_responder
 
 from atlas_graph.agents import AgentRequest, AgentResponse
 from atlas_graph.config import ConfigError, parse_config
@@ -15,17 +15,6 @@ from atlas_graph.graph import create_atlas_graph
 from atlas_graph.testing import ScriptedChatModel
 from atlas_graph.tool_loop import ToolLoop
 from atlas_graph.tools import Toolbox
-
-CALCULATE = {
-    "name": "calculate",
-    "description": "Evaluate arithmetic.",
-    "parameters": {
-        "type": "object",
-        "properties": {"expression": {"type": "string"}},
-        "required": ["expression"],
-    },
-    "implementation": "atlas_graph.examples.tools:calculate",
-}
 
 
 def broken_tool(expression: str) -> str:
