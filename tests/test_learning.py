@@ -14,6 +14,7 @@ from atlas_graph.graph import create_atlas_graph
 from atlas_graph.learning import memory_namespace, update_memories, uses_namespace
 from atlas_graph.personas import rewrite_key
 from atlas_graph.prompts import MEMORY_HEADER
+from atlas_graph.result import Result
 from atlas_graph.testing import ScriptedAgent, ScriptedChatModel
 
 LEARNING = {"learning": {"enabled": True}}
@@ -226,6 +227,25 @@ async def test_a_reward_far_below_the_baseline_is_flagged_for_review(make_run: A
     drift = flagged["adaptive_summary"]["drift"]
     assert drift["z_score"] <= -2.0
     assert drift["window"] == 4
+    # the public Result shows the flag too
+    result = Result.from_state(flagged)
+    assert (result.review_status, result.review_notes) == ("pending", flagged["review_notes"])
+    assert result.adaptive_summary["drift"] == drift
+    assert result.fingerprint == flagged["fingerprint"]
+
+
+async def test_result_carries_learning_notes_and_persona_records(make_run: Any) -> None:
+    store = InMemoryStore()
+    teacher = Teacher()
+    run = make_run(LEARNING, agent=ScriptedAgent(), models={"teacher": teacher.model}, store=store)
+    teacher.session(verdict(valid=False, score=0.2, guidance="Name the owner."), verdict())
+    state = await run("x", mode="coach", thread="a")
+    result = Result.from_state(state)
+
+    assert result.student_learning and result.student_learning == state["student_learning"]
+    assert result.teacher_learning == state["teacher_learning"]
+    assert [u["text"] for u in result.persona_updates] == ["Name the owner."]
+    assert {u["persona"] for u in result.personas_used} == {"planner", "executor", "teacher"}
 
 
 async def test_drift_waits_for_min_baseline(make_run: Any) -> None:
