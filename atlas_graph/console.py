@@ -38,6 +38,7 @@ class _Session:
     steps: dict[int, dict[str, Any]] = field(default_factory=dict)
     judge_scores: list[float] = field(default_factory=list)
     drafted_steps: int = 0
+    task_line: str = ""
 
 
 class ConsoleRenderer:
@@ -74,7 +75,8 @@ class ConsoleRenderer:
     # ------------------------------------------------------------------ session and plan
 
     def _on_session_started(self, event: AtlasEvent, data: dict[str, Any], step: str) -> None:
-        self._sessions[event["session_id"]] = _Session(started=time.monotonic())
+        first = (str(data.get("task", "")).strip().splitlines() or [""])[0]
+        self._sessions[event["session_id"]] = _Session(started=time.monotonic(), task_line=first)
         at = event["at"][:19].replace("T", " ")
         self._line(f"task started {at} UTC: {_short(data['task'])}")
 
@@ -82,6 +84,9 @@ class ConsoleRenderer:
         # the task itself was just printed; say what triage found instead
         risks = data.get("risks") or []
         parts = []
+        summary = str(data.get("summary") or "").strip()
+        if summary and summary != self._session(event["session_id"]).task_line[:200]:
+            parts.append(summary)  # a summary from metadata or a triage builder
         if risks:
             levels = [r.get("severity") for r in risks if isinstance(r, dict)]
             known = [SEVERITIES.index(level) for level in levels if level in SEVERITIES]

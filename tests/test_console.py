@@ -135,7 +135,7 @@ def test_lines_for_the_events_of_triage_reward_tiers_memory_and_approval() -> No
     ):  # fmt: skip
         renderer.handle(event)
     assert out.getvalue().splitlines() == [
-        "triage: 1 risk(s), worst critical | tags billing | fingerprint fp-1",
+        "triage: a billing question | 1 risk(s), worst critical | tags billing | fingerprint fp-1",
         "lane: coach (probe said so, confidence 0.62)",
         "plan approval requested (session s)",
         "reward tier 1: process 0.80",
@@ -168,7 +168,9 @@ async def test_lines_of_a_session_with_triage_risks_a_tool_error_and_a_memory_up
     graph = create_atlas_graph(config, models={"teacher": model}).compile(store=InMemoryStore())
     out = io.StringIO()
     renderer = ConsoleRenderer(out)
-    metadata = {"risks": [{"description": "money", "severity": "p1"}, "typo"], "tags": ["billing"]}
+    metadata = {
+        "risks": [{"description": "money", "severity": "p1"}, "typo"], "tags": ["billing"],
+    }  # fmt: skip
     async for mode, chunk in graph.astream(
         {"task": "Multiply 17 by 23.", "mode": "coach", "session_metadata": metadata},
         {"configurable": {"thread_id": "console"}}, stream_mode=["custom", "updates"],
