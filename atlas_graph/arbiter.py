@@ -35,10 +35,9 @@ from atlas_graph.reward import (
     assemble,
     emit_reward,
     subject_messages,
-    sum_usage,
 )
 from atlas_graph.services import AtlasContext, Node, Services
-from atlas_graph.state import AtlasState
+from atlas_graph.state import AtlasState, sum_usage
 
 ARBITER_PROMPT = """You are the arbiter of a reward system. One judge scored the same work
 several times and its samples disagreed or were unsure. Read the work and the judge's samples,
@@ -218,7 +217,7 @@ def make_arbiter_node(services: Services) -> Node:
         usages = [call.usage for call in calls if call.usage]
         if usages:
             update["usage"] = {"arbiter": sum_usage(usages)}
-        emit_reward(services, runtime, {**state, **update})  # type: ignore[typeddict-item]
+        emit_reward(services, runtime, {**state, **update}, actor="arbiter")  # type: ignore[typeddict-item]
         return update
 
     return arbiter

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from atlas_graph.events import AtlasEvent, is_event
+from atlas_graph.triage import SEVERITIES
 
 _COLORS = {"ok": "\033[32m", "bad": "\033[31m", "note": "\033[36m", "dim": "\033[2m"}
 _RESET = "\033[0m"
@@ -36,6 +37,8 @@ class _Session:
     answer: str | None = None
     steps: dict[int, dict[str, Any]] = field(default_factory=dict)
     judge_scores: list[float] = field(default_factory=list)
+    drafted_steps: int = 0
+    task_line: str = ""
 
 
 class ConsoleRenderer:
@@ -72,13 +75,32 @@ class ConsoleRenderer:
     # ------------------------------------------------------------------ session and plan
 
     def _on_session_started(self, event: AtlasEvent, data: dict[str, Any], step: str) -> None:
-        self._sessions[event["session_id"]] = _Session(started=time.monotonic())
+        first = (str(data.get("task", "")).strip().splitlines() or [""])[0]
+        self._sessions[event["session_id"]] = _Session(started=time.monotonic(), task_line=first)
         at = event["at"][:19].replace("T", " ")
         self._line(f"task started {at} UTC: {_short(data['task'])}")
 
     def _on_triage_done(self, event: AtlasEvent, data: dict[str, Any], step: str) -> None:
-        summary = data.get("summary") or data.get("dossier", {}).get("summary", "")
-        self._line(f"triage: {_short(summary, 120)}", "dim")
+        # the task itself was just printed; say what triage found instead
+        risks = data.get("risks") or []
+        parts = []
+        summary = str(data.get("summary") or "").strip()
+        if summary and summary != self._session(event["session_id"]).task_line[:200]:
+            parts.append(summary)  # a summary from metadata or a triage builder
+        if risks:
+            levels = [r.get("severity") for r in risks if isinstance(r, dict)]
+            known = [SEVERITIES.index(level) for level in levels if level in SEVERITIES]
+            worst = f", worst {SEVERITIES[max(known)]}" if known else ""
+            parts.append(f"{len(risks)} risk(s){worst}")
+        else:
+            parts.append("no risks flagged")
+        if data.get("tags"):
+            parts.append(f"tags {', '.join(map(str, data['tags']))}")
+        if data.get("fingerprint"):
+            parts.append(f"fingerprint {data['fingerprint']}")
+        if data.get("builder_error"):
+            parts.append(f"builder failed: {data['builder_error']}")
+        self._line(f"triage: {_short(' | '.join(parts), 160)}", "dim")
 
     def _on_lane_decided(self, event: AtlasEvent, data: dict[str, Any], step: str) -> None:
         confidence = data.get("confidence")
@@ -87,6 +109,7 @@ class ConsoleRenderer:
                    "note")  # fmt: skip
 
     def _on_plan_ready(self, event: AtlasEvent, data: dict[str, Any], step: str) -> None:
+        self._session(event["session_id"]).drafted_steps = len(data["steps"])
         self._line(f"plan (draft {data['draft']}):")
         for item in data["steps"]:
             after = item["depends_on"]
@@ -98,8 +121,13 @@ class ConsoleRenderer:
     def _on_review_verdict(self, event: AtlasEvent, data: dict[str, Any], step: str) -> None:
         verdict = "approved" if data["approved"] else "rejected"
         concerns = f": {'; '.join(data['concerns'])}" if data["concerns"] else ""
-        reused = " (reused review)" if data.get("cached") else ""
-        self._line(f"review: {verdict}{reused}{concerns}", "ok" if data["approved"] else "bad")
+        plan = data.get("plan") or {}
+        drafted = self._session(event["session_id"]).drafted_steps
+        if len(plan.get("steps", [])) == 1 < drafted:  # the lane runs the plan as one step
+            verdict += f" (the {drafted} steps run as one)"
+        if data.get("cached"):
+            verdict += " (reused review)"
+        self._line(f"review: {verdict}{concerns}", "ok" if data["approved"] else "bad")
 
     def _on_plan_approval_requested(
         self, event: AtlasEvent, data: dict[str, Any], step: str
@@ -120,9 +148,11 @@ class ConsoleRenderer:
 
     def _on_tool_result(self, event: AtlasEvent, data: dict[str, Any], step: str) -> None:
         name = data.get("name") or data.get("tool") or "tool"
+        failed = bool(data.get("is_error") or data.get("error"))
         result = data.get("error") or data.get("output", data.get("result", ""))
-        tone = "bad" if data.get("error") else "dim"
-        self._line(f"{step} tool result: {name} → {_short(result, 120)}".lstrip(), tone)
+        kind = "tool error" if failed else "tool result"
+        self._line(f"{step} {kind}: {name} → {_short(result, 120)}".lstrip(),
+                   "bad" if failed else "dim")  # fmt: skip
 
     def _on_step_attempt_finished(self, event: AtlasEvent, data: dict[str, Any], step: str) -> None:
         if data.get("error"):
@@ -153,11 +183,19 @@ class ConsoleRenderer:
 
     def _on_reward_tier1(self, event: AtlasEvent, data: dict[str, Any], step: str) -> None:
         judge = data.get("judge") or data.get("identifier") or "judge"
-        self._line(f"reward tier 1: {judge} {_score(data.get('score'))}", "dim")
+        where = f"{step} " if step else ""  # step-scoped judges name their step
+        self._line(f"{where}reward tier 1: {judge} {_score(data.get('score'))}", "dim")
 
     def _on_arbiter_escalation(self, event: AtlasEvent, data: dict[str, Any], step: str) -> None:
         reason = data.get("reason") or data.get("escalation_reason") or ""
-        self._line(f"arbiter escalation: {_short(reason, 120)}".rstrip(": "), "note")
+        where = f"{step} " if step else ""
+        if isinstance(data.get("score"), int | float):  # the arbiter's word on one judge
+            judge = data.get("judge") or "judge"
+            change = f"{_score(data.get('tier1_score'))} → {_score(data['score'])}"
+            kept = "" if data.get("valid", True) else ", unreadable reply: tier-1 kept"
+            self._line(f"{where}arbiter: {judge} {change} ({_short(reason, 100)}{kept})", "note")
+            return
+        self._line(f"{where}arbiter escalation: {_short(reason, 120)}".rstrip(": "), "note")
 
     def _on_reward(self, event: AtlasEvent, data: dict[str, Any], step: str) -> None:
         session = self._session(event["session_id"])
@@ -169,8 +207,13 @@ class ConsoleRenderer:
         self._line(f"reward: {_score(data['score'])}" + (f" ({shown})" if shown else ""))
 
     def _on_memory_update(self, event: AtlasEvent, data: dict[str, Any], step: str) -> None:
-        what = data.get("summary") or ", ".join(sorted(data)) or "updated"
-        self._line(f"memory: {_short(what, 120)}", "dim")
+        updates = data.get("updates") or []
+        what = data.get("summary") or "; ".join(
+            f'{u.get("action", "updated")} {u.get("persona", "")} memory "{u.get("text", "")}"'
+            for u in updates
+            if isinstance(u, dict)
+        )
+        self._line(f"memory: {_short(what or 'updated', 160)}", "dim")
 
     # ------------------------------------------------------------------ the end
 

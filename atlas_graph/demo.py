@@ -1,10 +1,11 @@
 """The offline demo: the whole loop with no API key and no network.
 
 Everything here is deterministic and labelled offline. The student is a small arithmetic
-agent that plans, computes and, on a first attempt, forgets to state a requested unit; the
+agent that plans, computes (products with a calculator tool) and, on a first attempt, forgets
+to state a requested unit; the
 teacher is a programmatic validator that recomputes the answer and checks the unit; the judge
-scores the process. Together they show every lane, a failed attempt, guidance, a successful
-retry and a reward, without a model.
+scores the process. Together they show every lane, a tool call, a failed attempt, guidance, a
+successful retry and a reward, without a model.
 """
 
 from __future__ import annotations
@@ -83,7 +84,19 @@ def student(request: AgentRequest) -> dict[str, Any]:
         last = list(request.prior_results.values())[-1] if request.prior_results else ""
         steps = "; ".join(f"step {k}: {v}" for k, v in request.prior_results.items())
         return {"content": f"{last} ({steps})"}
-    value, unit = expected_answer(_instruction(request.step, request.task), request.prior_results)
+    instruction = _instruction(request.step, request.task)
+    value, unit = expected_answer(instruction, request.prior_results)
+    if instruction.lower().startswith("multiply") and request.tools:
+        # products go through the calculator tool: ask for it, then report what it said
+        if not request.tool_rounds:
+            numbers = _NUMBER.findall(instruction)
+            call = {
+                "id": "calc-1",
+                "name": "calculate",
+                "args": {"expression": " * ".join(numbers)},
+            }
+            return {"content": "", "tool_calls": [call]}
+        value = float(request.tool_rounds[-1].results[-1].content)
     answer = _format(value)
     guided = any("unit" in text.lower() for text in request.guidance)
     if unit and guided:

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from atlas_graph.config import JudgeConfig, RimConfig
 from atlas_graph.models import extract_json, usage_of
+from atlas_graph.prompts import format_tool_calls
 
 OUTPUT_CONTRACT = """First state 2 or 3 principles that matter most for judging this work, each
 with a weight (the weights sum to 1). Then score the work against them from 0 (fails) to 1
@@ -173,12 +174,19 @@ def session_message(
 
 
 def step_message(task: str, description: str, record: Mapping[str, Any]) -> str:
-    """What a step judge sees: the task, the step and its last output."""
+    """What a step judge sees: the task, the step, its last output and that attempt's tools."""
     prior = record.get("prior_results") or {}
     earlier = "\n".join(f"- step {key}: {value}" for key, value in prior.items()) or "(none)"
+    attempts = record.get("attempts") or []
+    tool_calls = attempts[-1].get("tool_calls") if attempts else None
+    used = (
+        f"\n\nTool calls of the last attempt:\n{format_tool_calls(tool_calls)}"
+        if tool_calls
+        else ""
+    )
     return (
-        f"Task:\n{task}\n\nStep: {description}\n\nResults of earlier steps:\n{earlier}"
-        f"\n\nStep output ({len(record.get('attempts', []))} attempt(s)):\n"
+        f"Task:\n{task}\n\nStep: {description}\n\nResults of earlier steps:\n{earlier}{used}"
+        f"\n\nStep output ({len(attempts)} attempt(s)):\n"
         f"{record.get('output', '')}"
     )
 

@@ -313,6 +313,24 @@ async def learning_notes(
     return notes.student_learning, notes.teacher_learning, usage, None
 
 
+def certification_verdict(state: AtlasState, score: float) -> dict[str, Any]:
+    """What a certification run leaves for its fingerprint: the teacher's verdict and reward.
+
+    The teacher's own rationale is kept (not the reward's "reused as reward" label), so a
+    later reader sees why the fingerprint was certified.
+    """
+    verdicts = [r["validation"] for r in state.get("steps", {}).values() if r.get("validation")]
+    reward = state.get("reward") or {}
+    rationale = " | ".join(v["rationale"] for v in verdicts if v.get("rationale"))
+    return {
+        "score": score,
+        "valid": all(v["valid"] for v in verdicts) if verdicts else None,
+        "rationale": rationale or reward.get("rationale", ""),
+        "reward_source": reward.get("raw", {}).get("source"),
+        "session_id": state.get("session_id", ""),
+    }
+
+
 def _retries(state: AtlasState) -> int:
     return sum(max(0, len(r.get("attempts", [])) - 1) for r in state.get("steps", {}).values())
 
@@ -337,13 +355,20 @@ def make_learn_node(services: Services) -> Node:
                 update["usage"] = {"learning": usage}
             if problem:
                 update["plan_notes"] = [problem]
-        if store is None or not fp:
+        if store is None:
+            # history, certification, drift and memory all live in the Store; say they were
+            # skipped rather than let a session without one look as if it learned
+            update["plan_notes"] = [
+                *update.get("plan_notes", []),
+                "learning skipped: the graph was compiled without a store, so fingerprint "
+                "history, certification, drift and persona memory were not kept",
+            ]
+            return update
+        if not fp:
             return update
         sessions = await history.load_sessions(store, fp)
         if summary.get("certification_run") and score is not None:
-            verdict = {"score": score, "rationale": reward.get("rationale", ""),  # type: ignore[union-attr]
-                       "session_id": session_id}  # fmt: skip
-            await history.save_certification(store, fp, verdict)
+            await history.save_certification(store, fp, certification_verdict(state, score))
         drift = config.runtime_safety.drift
         if drift.enabled and score is not None:
             finding = history.drift(

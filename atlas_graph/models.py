@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -91,7 +92,7 @@ def chat_model_from_params(params: LLMParameters, *, role: Role) -> BaseChatMode
 
         if not params.api_base:
             raise ModelConfigError(f"{role} model: azure-openai needs api_base (the endpoint)")
-        return AzureChatOpenAI(
+        return _headers_as_secrets(AzureChatOpenAI)(
             azure_endpoint=params.api_base,
             api_key=api_key,
             api_version=os.environ.get("OPENAI_API_VERSION", "2024-10-21"),
@@ -105,12 +106,30 @@ def chat_model_from_params(params: LLMParameters, *, role: Role) -> BaseChatMode
         )
     from langchain_openai import ChatOpenAI
 
-    return ChatOpenAI(
+    return _headers_as_secrets(ChatOpenAI)(
         base_url=params.api_base or _default_base_url(params.provider, role),
         api_key=api_key or "not-needed",  # local OpenAI-compatible servers accept any key
         organization=params.organization,
         **common,
     )
+
+
+@functools.cache
+def _headers_as_secrets(base: type[BaseChatModel]) -> type[BaseChatModel]:
+    """``base`` whose ``default_headers`` serialize as a secret reference, not their values.
+
+    LangChain serializes a model's constructor arguments into every traced LLM run (LangSmith
+    ``serialized``), and ``llm.additional_headers`` often carry credentials (an ``api-key`` or
+    ``Authorization`` header). The subclass keeps the class name, so runs are named as before.
+    """
+
+    def lc_secrets(self: Any) -> dict[str, str]:
+        return {**super(subclass, self).lc_secrets, "default_headers": "ATLAS_GRAPH_LLM_HEADERS"}
+
+    subclass = type(base.__name__, (base,), {"lc_secrets": property(lc_secrets)})
+    subclass.__module__ = __name__
+    subclass.__qualname__ = base.__qualname__
+    return subclass
 
 
 def _default_base_url(provider: str, role: Role) -> str | None:

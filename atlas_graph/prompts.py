@@ -102,24 +102,50 @@ def review_message(task: str, steps: Sequence[Mapping[str, Any]], issues: Sequen
     return text
 
 
+def format_tool_calls(records: Sequence[Mapping[str, Any]]) -> str:
+    """An attempt's tool calls and their results, one line each, in the order they ran."""
+    lines: list[str] = []
+    for record in records:
+        arguments = json.dumps(record["args"], default=str)
+        lines.append(f"tool call [round {record['round']}]: {record['name']}({arguments})")
+        kind = "tool error" if record["is_error"] else "tool result"
+        lines.append(f"{kind} [round {record['round']}] {record['name']}: {record['output']}")
+    return "\n".join(lines)
+
+
 def validation_message(
-    task: str, step: Mapping[str, Any], output: str, prior_results: Mapping[str, str]
+    task: str,
+    step: Mapping[str, Any],
+    output: str,
+    prior_results: Mapping[str, str],
+    tool_calls: Sequence[Mapping[str, Any]] = (),
 ) -> str:
-    """What the teacher sees when validating one attempt."""
+    """What the teacher sees when validating one attempt, with the tools it used, if any.
+
+    The tool results are the evidence behind an answer such as "the result is 391", so the
+    teacher can tell a checked answer from a guess.
+    """
+    used = f"\n\nTool calls of this attempt:\n{format_tool_calls(tool_calls)}" if tool_calls else ""
     return (
         f"Task:\n{task}\n\nStep {step['id']}: {step['description']}"
-        f"\n\nResults of earlier steps:\n{format_prior_results(prior_results)}"
+        f"\n\nResults of earlier steps:\n{format_prior_results(prior_results)}{used}"
         f"\n\nStudent output:\n{output}"
     )
 
 
 def guidance_message(
-    task: str, step: Mapping[str, Any], output: str, rationale: str, score: float
+    task: str,
+    step: Mapping[str, Any],
+    output: str,
+    rationale: str,
+    score: float,
+    tool_calls: Sequence[Mapping[str, Any]] = (),
 ) -> str:
-    """What the teacher sees when writing guidance for a retry."""
+    """What the teacher sees when writing guidance for a retry, with the tools it used."""
+    used = f"\n\nTool calls of this attempt:\n{format_tool_calls(tool_calls)}" if tool_calls else ""
     return (
-        f"Task:\n{task}\n\nStep {step['id']}: {step['description']}\n\nStudent output:\n{output}"
-        f"\n\nVerdict: score {score:.2f}. {rationale}"
+        f"Task:\n{task}\n\nStep {step['id']}: {step['description']}{used}"
+        f"\n\nStudent output:\n{output}\n\nVerdict: score {score:.2f}. {rationale}"
     )
 
 

@@ -52,6 +52,14 @@ class Result(BaseModel):
     usage: dict[str, dict[str, int]] = Field(default_factory=dict)
     session_metadata: dict[str, Any] = Field(default_factory=dict)
     notes: list[str] = Field(default_factory=list)
+    fingerprint: str | None = None
+    adaptive_summary: dict[str, Any] = Field(default_factory=dict)
+    review_status: str | None = None
+    review_notes: str | None = None
+    student_learning: str | None = None
+    teacher_learning: str | None = None
+    personas_used: list[dict[str, Any]] = Field(default_factory=list)
+    persona_updates: list[dict[str, Any]] = Field(default_factory=list)
     started_at: str | None = None
     completed_at: str | None = None
     checkpoint_id: str | None = None
@@ -116,6 +124,14 @@ class Result(BaseModel):
             usage=values.get("usage", {}),
             session_metadata=values.get("session_metadata", {}),
             notes=values.get("plan_notes", []),
+            fingerprint=values.get("fingerprint"),
+            adaptive_summary=values.get("adaptive_summary") or {},
+            review_status=values.get("review_status"),
+            review_notes=values.get("review_notes"),
+            student_learning=values.get("student_learning"),
+            teacher_learning=values.get("teacher_learning"),
+            personas_used=values.get("personas_used") or [],
+            persona_updates=values.get("persona_updates") or [],
             started_at=values.get("started_at"),
             completed_at=values.get("completed_at"),
             checkpoint_id=checkpoint_id,

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from statistics import fmean, pstdev
-from typing import Any
+from typing import Any, Literal
 
 from langchain_core.messages import HumanMessage, SystemMessage
 from langgraph.runtime import Runtime
@@ -37,7 +37,7 @@ from atlas_graph.judges import (
     step_message,
 )
 from atlas_graph.services import AtlasContext, Node, Services
-from atlas_graph.state import AtlasState, Verdict
+from atlas_graph.state import AtlasState, Verdict, sum_usage
 
 SESSION = "session"
 """The subject key of the whole session; steps are keyed by their step id."""
@@ -177,22 +177,21 @@ def assemble(
     }
 
 
-def emit_reward(services: Services, runtime: Runtime[AtlasContext], state: AtlasState) -> None:
-    """The ``reward`` event of a finished reward."""
+def emit_reward(
+    services: Services,
+    runtime: Runtime[AtlasContext],
+    state: AtlasState,
+    actor: Literal["judge", "arbiter"] = "judge",
+) -> None:
+    """The ``reward`` event of a finished reward, from whoever had the last word."""
     reward = state["reward"]
     assert reward is not None
     services.emit(
-        runtime, "reward", session_id=state.get("session_id", ""), actor="judge",
+        runtime, "reward", session_id=state.get("session_id", ""), actor=actor,
         score=reward["score"], source=reward["raw"]["source"],
         success=reward["score"] >= services.config.rim.success_threshold,
         judges=[{"identifier": e["identifier"], "score": e["score"]} for e in reward["judges"]],
     )  # fmt: skip
-
-
-def sum_usage(usages: list[dict[str, int]]) -> dict[str, int]:
-    """Token usage of several calls added up."""
-    keys = ("prompt_tokens", "completion_tokens", "total_tokens", "calls")
-    return {key: sum(usage.get(key, 0) for usage in usages) for key in keys}
 
 
 def is_certification_run(state: AtlasState) -> bool:

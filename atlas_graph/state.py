@@ -150,15 +150,28 @@ def _upsert_attempts(
     return [by_number[number] for number in sorted(by_number)]  # type: ignore[misc]
 
 
+USAGE_KEYS = ("prompt_tokens", "completion_tokens", "total_tokens", "calls")
+
+
+def sum_usage(usages: list[dict[str, int]]) -> dict[str, int]:
+    """Token usage of several calls added up."""
+    return {key: sum(int(usage.get(key, 0)) for usage in usages) for key in USAGE_KEYS}
+
+
+def reply_usage(usage: dict[str, Any]) -> dict[str, int]:
+    """One agent or model reply's usage as a ``Usage`` of one call (total defaults to the sum)."""
+    prompt = int(usage.get("prompt_tokens", 0))
+    completion = int(usage.get("completion_tokens", 0))
+    total = int(usage.get("total_tokens", prompt + completion))
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": total,
+            "calls": 1}  # fmt: skip
+
+
 def merge_usage(left: dict[str, Usage] | None, right: dict[str, Usage] | None) -> dict[str, Usage]:
     """Add token usage per role."""
     merged: dict[str, Usage] = {role: dict(values) for role, values in (left or {}).items()}  # type: ignore[misc]
     for role, values in (right or {}).items():
-        total = merged.setdefault(
-            role, {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0, "calls": 0}
-        )
-        for key in ("prompt_tokens", "completion_tokens", "total_tokens", "calls"):
-            total[key] = total.get(key, 0) + int(values.get(key, 0))  # type: ignore[literal-required]
+        merged[role] = sum_usage([merged.get(role, {}), values])  # type: ignore[list-item,assignment]
     return merged
 
 
@@ -251,6 +264,7 @@ class StepTask(TypedDict, total=False):
     prior_results: dict[str, str]
     output: str
     error: str | None
+    tool_calls: list[dict[str, Any]]
     execute_ms: float
     verdict: Verdict
     then: Literal["dispatch", "synthesize"]

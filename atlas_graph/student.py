@@ -15,7 +15,13 @@ from atlas_graph.events import utc_now
 from atlas_graph.plans import parse_plan, plan_issues, single_step_plan
 from atlas_graph.scheduler import step_finished
 from atlas_graph.services import AtlasContext, Node, Services
-from atlas_graph.state import AtlasState, AttemptRecord, PersonaContext, StepTask
+from atlas_graph.state import (
+    AtlasState,
+    AttemptRecord,
+    PersonaContext,
+    StepTask,
+    reply_usage,
+)
 from atlas_graph.tool_loop import ToolLoop
 from atlas_graph.tools import Toolbox
 
@@ -45,9 +51,7 @@ def _tools(services: Services) -> list[dict[str, Any]]:
 
 
 def _usage(response: AgentResponse) -> dict[str, dict[str, int]]:
-    usage = {key: int(response.usage.get(key, 0)) for key in ("prompt_tokens", "completion_tokens")}
-    total = int(response.usage.get("total_tokens", sum(usage.values())))
-    return {"student": {**usage, "total_tokens": total, "calls": 1}}  # type: ignore[dict-item]
+    return {"student": reply_usage(response.usage)}
 
 
 def _metadata(state: AtlasState | StepTask) -> dict[str, Any]:
@@ -185,7 +189,10 @@ def make_execute_node(services: Services) -> Node:
         if loop.usage["calls"]:
             update["usage"] = {"student": dict(loop.usage)}
         if services.policy(task["lane"]).validate:
-            payload = {**task, "output": output, "error": error, "execute_ms": elapsed_ms}
+            payload = {
+                **task, "output": output, "error": error, "execute_ms": elapsed_ms,
+                "tool_calls": record["tool_calls"],
+            }  # fmt: skip
             return Command(update=update, goto=Send("validate", payload))
         step_update.update(
             status="failed" if error else "succeeded", completed_at=utc_now(), validation=None

@@ -73,6 +73,8 @@ class ValidationRequest(BaseModel):
     attempt: int
     prior_results: dict[str, str]
     guidance: list[str]
+    tool_calls: list[dict[str, Any]] = Field(default_factory=list)
+    """The attempt's tool calls with their results (``round, id, name, args, output, is_error``)."""
 
 
 class PlanReviewRequest(BaseModel):
@@ -262,6 +264,7 @@ def make_validate_node(services: Services) -> Node:
             request = ValidationRequest(
                 task=task["task"], step=dict(step), output=task.get("output", ""), attempt=attempt,
                 prior_results=task.get("prior_results", {}), guidance=task.get("guidance", []),
+                tool_calls=task.get("tool_calls", []),
             )  # fmt: skip
             try:
                 verdict = coerce_verdict(await call_maybe_async(services.validator, request))
@@ -276,7 +279,8 @@ def make_validate_node(services: Services) -> Node:
                     services, "validation", prompts.VALIDATION, task.get("persona_context")
                 )),
                 HumanMessage(prompts.validation_message(
-                    task["task"], step, task.get("output", ""), task.get("prior_results", {})
+                    task["task"], step, task.get("output", ""), task.get("prior_results", {}),
+                    task.get("tool_calls", []),
                 )),
             ]  # fmt: skip
             runnable = services.structured(
@@ -348,7 +352,7 @@ def make_guide_node(services: Services) -> Node:
                 )),
                 HumanMessage(prompts.guidance_message(
                     task["task"], step, task.get("output", ""), verdict["rationale"],
-                    verdict["score"],
+                    verdict["score"], task.get("tool_calls", []),
                 )),
             ])  # fmt: skip
             content = reply.content if isinstance(reply.content, str) else str(reply.content)
@@ -370,7 +374,7 @@ def make_guide_node(services: Services) -> Node:
         retry: StepTask = {
             key: value  # type: ignore[misc]
             for key, value in task.items()
-            if key not in ("output", "error", "execute_ms", "verdict")
+            if key not in ("output", "error", "execute_ms", "verdict", "tool_calls")
         }
         retry["attempt"] = task["attempt"] + 1
         retry["guidance"] = guidance

@@ -24,6 +24,8 @@ from atlas_graph.agents.base import (
     coerce_response,
 )
 from atlas_graph.agents.messages import normalize_tool_call
+from atlas_graph.prompts import format_tool_calls
+from atlas_graph.state import reply_usage, sum_usage
 from atlas_graph.tools import Toolbox
 
 ToolCallHook = Callable[[int, dict[str, Any]], None]
@@ -60,19 +62,10 @@ class ToolLoop:
     rounds: list[ToolRound] = field(default_factory=list)
     response: AgentResponse | None = None
     error: str | None = None
-    usage: dict[str, int] = field(
-        default_factory=lambda: {
-            "prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0, "calls": 0,
-        }
-    )  # fmt: skip
+    usage: dict[str, int] = field(default_factory=lambda: sum_usage([]))
 
     def _count(self, response: AgentResponse) -> None:
-        prompt = int(response.usage.get("prompt_tokens", 0))
-        completion = int(response.usage.get("completion_tokens", 0))
-        self.usage["prompt_tokens"] += prompt
-        self.usage["completion_tokens"] += completion
-        self.usage["total_tokens"] += int(response.usage.get("total_tokens", prompt + completion))
-        self.usage["calls"] += 1
+        self.usage = sum_usage([self.usage, reply_usage(response.usage)])
 
     async def run(self, agent: Agent, request: AgentRequest) -> AgentResponse:
         """Ask the agent, running its tool calls until it answers or the round limit hits.
@@ -143,12 +136,8 @@ class ToolLoop:
 
     def trace(self) -> str:
         """The attempt as text: each tool call and result, then the final answer."""
-        lines: list[str] = []
-        for record in self.records():
-            arguments = json.dumps(record["args"], default=str)
-            lines.append(f"tool call [round {record['round']}]: {record['name']}({arguments})")
-            kind = "tool error" if record["is_error"] else "tool result"
-            lines.append(f"{kind} [round {record['round']}] {record['name']}: {record['output']}")
+        records = self.records()
+        lines: list[str] = [format_tool_calls(records)] if records else []
         response = self.response
         if response is not None and response.tool_calls and (self.error or not self.toolbox):
             lines.extend(

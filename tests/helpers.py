@@ -8,6 +8,18 @@ from typing import Any
 
 from langchain_core.messages import BaseMessage
 
+CALCULATE: dict[str, Any] = {
+    "name": "calculate",
+    "description": "Evaluate arithmetic.",
+    "parameters": {
+        "type": "object",
+        "properties": {"expression": {"type": "string"}},
+        "required": ["expression"],
+    },
+    "implementation": "atlas_graph.examples.tools:calculate",
+}
+"""The example calculator tool as an ``agent.tools`` entry."""
+
 
 def verdict(valid: bool = True, score: float = 0.9, guidance: str = "") -> dict[str, Any]:
     """A teacher verdict as the teacher model would reply."""

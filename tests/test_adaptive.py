@@ -188,13 +188,17 @@ async def test_rule3_certification_then_probe_on_the_second_run(make_run: Any) -
     assert summary["certification_run"] is True
     assert summary["source"] == "certification"
     assert probe.call_count == 0
-    # the teacher's certification verdict is the session reward, even with reuse turned off
+    # with no judge to score, the teacher's certification verdict is the session reward
     assert first["reward"]["score"] == pytest.approx(0.8)
     assert first["reward"]["raw"]["source"] == "teacher_validation"
     stored = store.get(("atlas", "fingerprints", first["fingerprint"]), "certification")
     assert stored is not None
     assert stored.value["score"] == pytest.approx(0.8)
     assert stored.value["session_id"] == "s1"
+    # the teacher's own verdict, not the reward's "reused" label
+    assert stored.value["valid"] is True
+    assert stored.value["rationale"] == first["steps"]["1"]["validation"]["rationale"]
+    assert stored.value["reward_source"] == "teacher_validation"
 
     second = await run("x", thread="s2")
     assert probe.call_count == 1

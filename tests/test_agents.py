@@ -355,3 +355,52 @@ async def test_http_agent_reads_result_path_and_structured_answers() -> None:
     assert structured.content == "42" and structured.usage == {"prompt_tokens": 9}
     assert structured.tool_calls == [{"name": "calc", "args": {}}]
     assert plain.content == "plain"
+
+
+async def test_a_non_json_reply_quoting_a_header_is_redacted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import httpx
+
+    monkeypatch.setenv("AGENT_TOKEN", "Bearer tok-echoed-secret")
+
+    def echo_headers(incoming: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, text=f"<html>hello {incoming.headers['authorization']}</html>")
+
+    agent = HttpAgent("http://agent.invalid/run", headers_env={"Authorization": "AGENT_TOKEN"})
+    client = httpx.AsyncClient(transport=httpx.MockTransport(echo_headers))
+    monkeypatch.setattr(agent, "_client", lambda: client)
+    with pytest.raises(AgentError, match=r"not JSON") as info:
+        await agent.ainvoke(request())
+    await client.aclose()
+    assert "echoed-secret" not in str(info.value)
+    assert "[redacted]" in str(info.value)
+
+
+async def test_an_echoed_header_secret_stays_out_of_the_session(
+    monkeypatch: pytest.MonkeyPatch, make_run: Any
+) -> None:
+    import json
+
+    from helpers import teacher_responder
+
+    from atlas_graph.testing import ScriptedChatModel
+
+    secret = "Bearer tok-session-secret"
+    monkeypatch.setenv("AGENT_TOKEN", secret)
+    echoed = status(401, {"error": f"bad credentials: {secret}"})
+    with AgentServer(echoed, echoed, echoed) as server:
+        agent = {
+            "type": "http_api", "name": "h",
+            "transport": {"base_url": server.url, "headers_env": {"Authorization": "AGENT_TOKEN"},
+                          "retry": {"attempts": 1}},
+        }  # fmt: skip
+        teacher = ScriptedChatModel(responder=teacher_responder())
+        run = make_run({"agent": agent}, models={"teacher": teacher})
+        state = await run("Close the ticket.", mode="coach")
+    assert server.received[0].headers["authorization"] == secret
+    attempt = state["steps"]["1"]["attempts"][0]
+    assert "HTTP 401" in attempt["error"] and "[redacted]" in attempt["error"]
+    everything = json.dumps([state, run.events], default=str)
+    assert "tok-session-secret" not in everything
+    assert any(e["event"]["type"] == "step_attempt_finished" for e in state["trajectory_events"])

@@ -142,6 +142,16 @@ def test_demo_stream_shows_the_whole_loop(capsys: pytest.CaptureFixture[str]) ->
     assert "validation:" not in sections["auto"]
     assert "reward -" in sections["auto"]
     assert "final answer: 1648" in sections["escalate"]
+    # products go through the calculator tool, in a paired step and in a parallel escalate step
+    paired = sections["paired"]
+    call = paired.index('[step 1] tool call: calculate({"expression": "17 * 23"})')
+    assert (
+        call
+        < paired.index("[step 1] tool result: calculate → 391")
+        < paired.index("[step 1] output: 391")
+    )
+    assert "[step 2] tool result: calculate → 108" in sections["escalate"]
+    assert "tool call" not in sections["coach"]
 
 
 def test_demo_json_prints_one_result_per_lane(capsys: pytest.CaptureFixture[str]) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import CALCULATE, teacher_responder
 from langchain_core.messages import BaseMessage
 
 from atlas_graph.console import ConsoleRenderer
@@ -117,22 +118,118 @@ def test_lines_for_the_events_of_triage_reward_tiers_memory_and_approval() -> No
     out = io.StringIO()
     renderer = ConsoleRenderer(out)
     for event in (
-        make_event("triage_done", session_id="s", actor="system", summary="a billing question"),
+        make_event("triage_done", session_id="s", actor="system", summary="a billing question",
+                   risks=[{"description": "refund", "severity": "critical"}], tags=["billing"],
+                   fingerprint="fp-1", builder="default", builder_error=None),
         make_event("lane_decided", session_id="s", actor="probe", lane="coach",
                    source="probe", confidence=0.62, reason="probe said so"),
         make_event("plan_approval_requested", session_id="s", actor="system"),
         make_event("reward_tier1", session_id="s", actor="judge", judge="process", score=0.8),
         make_event("arbiter_escalation", session_id="s", actor="arbiter",
                    reason="judges disagree"),
-        make_event("memory_update", session_id="s", actor="system", summary="2 notes"),
+        make_event("memory_update", session_id="s", actor="system", fingerprint="fp-1",
+                   counts={"promoted": 1, "retired": 1},
+                   updates=[{"action": "promoted", "persona": "teacher", "text": "Be strict."},
+                            {"action": "retired", "persona": "student", "text": "Guess."}]),
         make_event("some_future_event", session_id="s", actor="system"),  # type: ignore[arg-type]
     ):  # fmt: skip
         renderer.handle(event)
     assert out.getvalue().splitlines() == [
-        "triage: a billing question",
+        "triage: a billing question | 1 risk(s), worst critical | tags billing | fingerprint fp-1",
         "lane: coach (probe said so, confidence 0.62)",
         "plan approval requested (session s)",
         "reward tier 1: process 0.80",
         "arbiter escalation: judges disagree",
-        "memory: 2 notes",
+        'memory: promoted teacher memory "Be strict."; retired student memory "Guess."',
     ]
+
+
+def failing_tool(expression: str) -> str:
+    raise RuntimeError(f"calculator offline for {expression}")
+
+
+async def test_lines_of_a_session_with_triage_risks_a_tool_error_and_a_memory_update() -> None:
+    """The renderer reads the events the nodes really emit, not just hand-made ones."""
+    from langgraph.store.memory import InMemoryStore
+
+    from atlas_graph.graph import create_atlas_graph
+
+    calculate = {**CALCULATE, "implementation": "test_console:failing_tool"}
+    config = {
+        **MEMORY, "learning": {"enabled": True},
+        "agent": {"type": "python", "tools": [calculate],
+                  "import_path": "atlas_graph.examples.agents:calculator_agent"},
+    }  # fmt: skip
+    verdicts = iter([
+        {"valid": False, "score": 0.2, "rationale": "no number", "guidance": "Say the number."},
+        {"valid": True, "score": 0.9, "rationale": "fine", "guidance": ""},
+    ])  # fmt: skip
+    model = ScriptedChatModel(responder=teacher_responder(validate=lambda _text: next(verdicts)))
+    graph = create_atlas_graph(config, models={"teacher": model}).compile(store=InMemoryStore())
+    out = io.StringIO()
+    renderer = ConsoleRenderer(out)
+    metadata = {
+        "risks": [{"description": "money", "severity": "p1"}, "typo"], "tags": ["billing"],
+    }  # fmt: skip
+    async for mode, chunk in graph.astream(
+        {"task": "Multiply 17 by 23.", "mode": "coach", "session_metadata": metadata},
+        {"configurable": {"thread_id": "console"}}, stream_mode=["custom", "updates"],
+    ):  # fmt: skip
+        renderer.feed(mode, chunk)
+    lines = out.getvalue().splitlines()
+
+    triage = next(line for line in lines if line.startswith("triage: "))
+    assert re.fullmatch(
+        r"triage: 2 risk\(s\), worst high \| tags billing \| fingerprint fp-[0-9a-f]+", triage
+    )
+    assert "[step 1] tool error: calculate → " in "\n".join(lines)
+    assert not any(" tool result: " in line for line in lines)
+    (memory,) = [line for line in lines if line.startswith("memory: ")]
+    assert memory == 'memory: created student memory "Say the number."'
+
+
+async def test_the_arbiter_line_shows_the_tier1_and_the_final_score() -> None:
+    scores = iter([0.9, 0.5, 0.7])
+
+    def judge(_messages: Any) -> str:
+        return json.dumps({"score": next(scores), "rationale": "r", "uncertainty": 0.1})
+
+    arbiter = ScriptedChatModel(responder=lambda _m: json.dumps({"score": 0.6, "rationale": "a"}))
+    out = io.StringIO()
+    renderer = ConsoleRenderer(out)
+    events: list[Any] = []
+
+    def seen(event: Any) -> None:
+        events.append(event)
+        renderer.handle(event)
+
+    await arun(
+        "Do it.", config=MEMORY, mode="coach", agent=ScriptedAgent(),
+        models={"teacher": teacher(), "judge": ScriptedChatModel(responder=judge),
+                "arbiter": arbiter},
+        on_event=seen, stream_progress=False,
+    )  # fmt: skip
+    # the arbiter had the last word, so the reward is its event
+    (reward,) = [event for event in events if event["atlas_event"] == "reward"]
+    assert reward["actor"] == "arbiter"
+    lines = out.getvalue().splitlines()
+    (line,) = [line for line in lines if line.startswith("arbiter")]
+    assert line == "arbiter: process 0.70 → 0.60 (score stdev 0.163 > variance_threshold 0.15)"
+    assert "reward: 0.60 (process 0.60)" in lines
+
+
+async def test_a_plan_collapsed_by_the_lane_says_so() -> None:
+    agent = ScriptedAgent(
+        plan=[
+            {"id": 1, "description": "Gather facts.", "depends_on": []},
+            {"id": 2, "description": "Write summary.", "depends_on": [1]},
+        ]
+    )
+    out = io.StringIO()
+    for lane in ("coach", "escalate"):
+        await arun(
+            "Summarise.", config=MEMORY, mode=lane, agent=agent, models={"teacher": teacher()},
+            on_event=ConsoleRenderer(out).handle, stream_progress=False,
+        )  # fmt: skip
+    reviews = [line for line in out.getvalue().splitlines() if line.startswith("review: ")]
+    assert reviews == ["review: approved (the 2 steps run as one)", "review: approved"]

@@ -171,3 +171,23 @@ async def test_a_resumed_session_root_run_has_the_lane_from_its_checkpoint(
     assert all(metadata(root)["lane"] == "coach" for root in roots)
     assert all("lane:coach" in root["tags"] for root in roots)
     assert sum(bool(root.get("error")) for root in roots) == 1  # the stopped first run
+
+
+async def test_llm_headers_reach_the_model_but_not_langsmith(
+    sink: LangSmithSink, openai_server: wire.OpenAIServer
+) -> None:
+    header_secret = "hdr-secret-0004"
+    data = config(openai_server)
+    data["agent"]["llm"]["additional_headers"] = {"X-Gateway-Auth": header_secret}
+    result = await arun("question", config=data, mode="paired", thread_id="traced-h")
+    assert result.status == "succeeded"
+    wait_for_all_tracers()
+
+    sent = [r.headers.get("x-gateway-auth") for r in openai_server.chat_requests]
+    assert header_secret in sent  # the student's calls still carry the header
+    assert sink.received, "nothing was sent"
+    for request in sink.received:
+        assert header_secret.encode() not in request.body, f"header value in {request.path}"
+    runs = sink.runs()
+    student = [run for run in runs.values() if run.get("name") == "ChatOpenAI"]
+    assert student, "the model runs keep their name"

@@ -14,6 +14,7 @@ from atlas_graph.graph import create_atlas_graph
 from atlas_graph.learning import memory_namespace, update_memories, uses_namespace
 from atlas_graph.personas import rewrite_key
 from atlas_graph.prompts import MEMORY_HEADER
+from atlas_graph.result import Result
 from atlas_graph.testing import ScriptedAgent, ScriptedChatModel
 
 LEARNING = {"learning": {"enabled": True}}
@@ -227,6 +228,25 @@ async def test_a_reward_far_below_the_baseline_is_flagged_for_review(make_run: A
     drift = flagged["adaptive_summary"]["drift"]
     assert drift["z_score"] <= -2.0
     assert drift["window"] == 4
+    # the public Result shows the flag too
+    result = Result.from_state(flagged)
+    assert (result.review_status, result.review_notes) == ("pending", flagged["review_notes"])
+    assert result.adaptive_summary["drift"] == drift
+    assert result.fingerprint == flagged["fingerprint"]
+
+
+async def test_result_carries_learning_notes_and_persona_records(make_run: Any) -> None:
+    store = InMemoryStore()
+    teacher = Teacher()
+    run = make_run(LEARNING, agent=ScriptedAgent(), models={"teacher": teacher.model}, store=store)
+    teacher.session(verdict(valid=False, score=0.2, guidance="Name the owner."), verdict())
+    state = await run("x", mode="coach", thread="a")
+    result = Result.from_state(state)
+
+    assert result.student_learning and result.student_learning == state["student_learning"]
+    assert result.teacher_learning == state["teacher_learning"]
+    assert [u["text"] for u in result.persona_updates] == ["Name the owner."]
+    assert {u["persona"] for u in result.personas_used} == {"planner", "executor", "teacher"}
 
 
 async def test_drift_waits_for_min_baseline(make_run: Any) -> None:
@@ -419,3 +439,43 @@ async def test_only_the_newest_uses_are_kept() -> None:
     [memory] = await learning.load_memories(store, "fp")
     assert [use["session_id"] for use in memory["uses"]] == [f"s{n}" for n in range(5, 25)]
     assert "uses" not in store.search(memory_namespace("fp"))[0].value
+
+
+async def test_learning_without_a_store_says_what_was_skipped(make_run: Any) -> None:
+    teacher = Teacher()
+    run = make_run(LEARNING, agent=ScriptedAgent(), models={"teacher": teacher.model})
+    teacher.session(verdict(valid=False, score=0.2, guidance="Name the owner."), verdict())
+    state = await run("x", mode="coach")
+
+    assert "learn" in run.nodes
+    assert any(
+        note.startswith("learning skipped: the graph was compiled without a store")
+        for note in state["plan_notes"]
+    )
+    assert state["student_learning"]  # the session's own notes need no store
+
+
+seen_by_atlas_agent: list[dict[str, Any]] = []
+
+
+def atlas_style_agent(prompt: str, metadata: dict[str, Any]) -> str:
+    """An agent with the Atlas ``(prompt, metadata)`` signature."""
+    seen_by_atlas_agent.append(metadata)
+    return "done"
+
+
+async def test_memories_reach_an_atlas_signature_agent(make_run: Any) -> None:
+    seen_by_atlas_agent.clear()
+    store = InMemoryStore()
+    teacher = Teacher()
+    agent = {"type": "python", "import_path": "test_learning", "attribute": "atlas_style_agent",
+             "system_prompt": "You close tickets."}  # fmt: skip
+    run = make_run({**LEARNING, "agent": agent}, models={"teacher": teacher.model}, store=store)
+    teacher.session(verdict(valid=False, score=0.2, guidance="Quote the ticket id."), verdict())
+    await run("x", mode="paired", thread="a")
+    teacher.session(verdict())
+    await run("x", mode="paired", thread="b")
+
+    system = seen_by_atlas_agent[-1]["system_prompt"]
+    assert "You close tickets." in system
+    assert f"{MEMORY_HEADER}\n- Quote the ticket id." in system

@@ -7,6 +7,7 @@ from typing import Any
 
 import openai_server as wire
 import pytest
+from helpers import CALCULATE
 from test_openai_wire import KEY_ENV, hermetic, llm, wire_config
 
 from atlas_graph.agents import ChatModelAgent, agent_from_config
@@ -16,17 +17,6 @@ from atlas_graph.models import ModelConfigError, chat_model_from_params, model_n
 from atlas_graph.runner import arun
 
 __all__ = ["hermetic"]  # the autouse fixture: keys set, no tracing, no proxies
-
-CALCULATE = {
-    "name": "calculate",
-    "description": "Evaluate arithmetic.",
-    "parameters": {
-        "type": "object",
-        "properties": {"expression": {"type": "string"}},
-        "required": ["expression"],
-    },
-    "implementation": "atlas_graph.examples.tools:calculate",
-}
 
 
 def tool_messages(body: dict[str, Any]) -> list[dict[str, Any]]:

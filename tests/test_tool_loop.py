@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 import pytest
-from helpers import teacher_responder
+from helpers import CALCULATE, teacher_responder
 
 from atlas_graph.agents import AgentRequest, AgentResponse
 from atlas_graph.config import ConfigError, parse_config
@@ -15,17 +15,6 @@ from atlas_graph.graph import create_atlas_graph
 from atlas_graph.testing import ScriptedChatModel
 from atlas_graph.tool_loop import ToolLoop
 from atlas_graph.tools import Toolbox
-
-CALCULATE = {
-    "name": "calculate",
-    "description": "Evaluate arithmetic.",
-    "parameters": {
-        "type": "object",
-        "properties": {"expression": {"type": "string"}},
-        "required": ["expression"],
-    },
-    "implementation": "atlas_graph.examples.tools:calculate",
-}
 
 
 def broken_tool(expression: str) -> str:
@@ -222,3 +211,69 @@ async def test_an_attempt_that_breaks_mid_loop_keeps_its_tool_calls_and_usage(
     assert state["usage"]["student"] == {
         "prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10, "calls": 1,
     }  # fmt: skip
+
+
+def record_tools(request: Any) -> dict[str, Any]:
+    """A Python validator that passes an attempt only when a tool backed its answer."""
+    seen_by_validator.append(request.tool_calls)
+    return {"valid": bool(request.tool_calls), "score": 0.9 if request.tool_calls else 0.1}
+
+
+seen_by_validator: list[list[dict[str, Any]]] = []
+
+
+async def test_teacher_and_step_judges_see_the_attempts_tool_calls(make_run: Any) -> None:
+    teacher_model = ScriptedChatModel(responder=teacher_responder())
+    judge = ScriptedChatModel(
+        responder=lambda _m: json.dumps({"score": 0.8, "rationale": "ok", "uncertainty": 0.1})
+    )
+    run = make_run(config(), models={"teacher": teacher_model, "judge": judge})
+    await run("Multiply 17 by 23.", mode="coach")
+
+    validation = str(teacher_model.calls[-1]["messages"][-1].content)
+    assert 'tool call [round 1]: calculate({"expression": "17 * 23"})' in validation
+    assert "tool result [round 1] calculate: 391" in validation
+
+    step_run = make_run(
+        {**config(), "rim": {"scope": "step", "reuse_validation_as_reward": False}},
+        models={"teacher": teacher_model, "judge": judge},
+    )
+    await step_run("Multiply 17 by 23.", mode="paired", thread="step")
+    judged = str(judge.calls[-1]["messages"][-1].content)
+    assert "Tool calls of the last attempt:\ntool call [round 1]: calculate(" in judged
+
+
+async def test_a_python_validator_receives_the_tool_calls(make_run: Any) -> None:
+    seen_by_validator.clear()
+    run = make_run({**config(), "teacher": {"validator": "test_tool_loop:record_tools"}})
+    state = await run("Multiply 17 by 23.", mode="paired")
+
+    assert [[call["output"] for call in calls] for calls in seen_by_validator] == [["391"]]
+    assert state["steps"]["1"]["validation"]["valid"] is True
+
+
+async def test_a_separate_guidance_call_sees_the_tool_calls(make_run: Any) -> None:
+    verdicts = iter([
+        {"valid": False, "score": 0.2, "rationale": "no unit", "guidance": ""},
+        {"valid": True, "score": 0.9, "rationale": "fine", "guidance": ""},
+    ])  # fmt: skip
+
+    def respond(messages: Any) -> str:
+        text = str(messages[-1].content)
+        if text.startswith("Task:") and "\n\nPlan:\n" in text:
+            return json.dumps({"approved": True, "concerns": []})
+        if "\n\nVerdict: score " in text:
+            return "Give the unit."
+        return json.dumps(next(verdicts))
+
+    model = ScriptedChatModel(responder=respond)
+    run = make_run({**config(), "teacher": {"guidance_call": True}}, models={"teacher": model})
+    state = await run("Multiply 17 by 23.", mode="coach")
+
+    assert state["steps"]["1"]["guidance"] == ["Give the unit."]
+    (asked,) = [
+        str(call["messages"][-1].content)
+        for call in model.calls
+        if "\n\nVerdict: score " in str(call["messages"][-1].content)
+    ]
+    assert "tool result [round 1] calculate: 391" in asked

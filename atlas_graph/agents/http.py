@@ -176,14 +176,14 @@ class HttpAgent:
             if response.status_code >= 400:
                 raise AgentError(
                     f"{where} answered HTTP {response.status_code} (not retried): "
-                    f"{_scrub(response.text[:200], headers)}"
+                    f"{_scrub(response.text, headers)[:200]}"
                 )
             try:
                 data = response.json()
             except ValueError:
                 raise AgentError(
                     f"{where} answered HTTP {response.status_code} with a body that is not "
-                    f"JSON: {response.text[:120]!r}"
+                    f"JSON: {_scrub(response.text, headers)[:120]!r}"
                 ) from None
             return self._answer(data)
         tries = "1 attempt" if self.attempts == 1 else f"{self.attempts} attempts"

@@ -99,6 +99,7 @@ class PythonAgent:
             metadata = {
                 **request.metadata,
                 "mode": request.mode,
+                "system_prompt": request.system_prompt,  # persona prompt and memories
                 "step": request.step,
                 "attempt": request.attempt,
                 "tools": request.tools,
