@@ -63,6 +63,10 @@ def add_session_commands(commands: Any) -> None:
     prune = command("prune", "delete checkpoints of finished sessions older than N days")
     prune.add_argument("--older-than", type=float, required=True, metavar="DAYS")
     prune.add_argument("--ledger", action="store_true", help="delete their ledger records too")
+    prune.add_argument(
+        "--unrecorded", action="store_true",
+        help="also scan all checkpoints for finished threads without a ledger record (slow)",
+    )  # fmt: skip
 
 
 def _stream_flag(parser: argparse.ArgumentParser) -> None:
@@ -241,7 +245,9 @@ def _approve(args: argparse.Namespace) -> int:
 def _prune(args: argparse.Namespace) -> int:
     from atlas_graph.sessions import prune_sessions
 
-    report = asyncio.run(prune_sessions(args.older_than, config=args.config, ledger=args.ledger))
+    report = asyncio.run(prune_sessions(
+        args.older_than, config=args.config, ledger=args.ledger, unrecorded=args.unrecorded,
+    ))  # fmt: skip
     records = f" and {len(report.ledger_records)} ledger record(s)" if args.ledger else ""
     print(f"deleted checkpoints of {len(report.threads)} finished session(s){records}")
     for thread in report.threads:

@@ -8,22 +8,31 @@ from typing import Any
 
 import pytest
 from langchain_core.messages import BaseMessage
+from langgraph.cache.memory import InMemoryCache
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.store.memory import InMemoryStore
 
 from atlas_graph.approval import ApprovalError
 from atlas_graph.cli import main
 from atlas_graph.config import StorageConfig
 from atlas_graph.events import AtlasEvent
-from atlas_graph.persistence import open_persistence
-from atlas_graph.runner import AtlasRunError, arun
+from atlas_graph.persistence import Persistence, open_persistence
+from atlas_graph.runner import AtlasRunError, arun, run
 from atlas_graph.sessions import (
     SessionNotFoundError,
     approve_plan,
+    approve_plan_sync,
     fork_session,
     list_sessions,
+    list_sessions_sync,
     prune_sessions,
+    prune_sessions_sync,
     resume_session,
+    resume_session_sync,
     session_history,
+    session_history_sync,
     show_session,
+    show_session_sync,
 )
 from atlas_graph.testing import ScriptedAgent, ScriptedChatModel
 
@@ -221,6 +230,74 @@ async def test_list_sessions_and_prune() -> None:
     async with open_persistence(StorageConfig()) as opened:
         state = await opened.checkpointer.aget_tuple({"configurable": {"thread_id": "waiting-1"}})
     assert state is not None
+
+
+class ScanCountingSaver(InMemorySaver):
+    """Counts whole-table scans (``alist(None)``) of the checkpoints."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.full_scans = 0
+
+    async def alist(self, config: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        if config is None:
+            self.full_scans += 1
+        async for item in super().alist(config, **kwargs):
+            yield item
+
+
+async def test_prune_finds_expired_sessions_in_the_ledger_without_scanning_checkpoints() -> None:
+    saver = ScanCountingSaver()
+    shared = Persistence(saver, InMemoryStore(), InMemoryCache(), "memory")
+    config = {"teacher": {"validator": "atlas_graph.demo:validator"}}
+    for thread_id in ("done-1", "done-2"):
+        await arun("Add 1 and 2.", config=config, mode="auto", thread_id=thread_id,
+                   agent=agent(), persistence=shared)  # fmt: skip
+    await arun("Do the sums.", config=HUMAN, mode="escalate", thread_id="waiting-2",
+               agent=agent(), models={"teacher": reviewer()}, persistence=shared)  # fmt: skip
+    # a finished session forked back to before planning is unfinished again: kept
+    history = await session_history("done-2", config, persistence=shared)
+    after_probe = next(row for row in history if row["node"] == ["probe"])
+    await fork_session("done-2", after_probe["checkpoint_id"], config=config,
+                       guidance="use a calculator", persistence=shared)  # fmt: skip
+    # a thread run without a store has no ledger record
+    await arun("Add 3 and 4.", config=config, mode="auto", thread_id="unrecorded-1",
+               agent=agent(), checkpointer=saver)  # fmt: skip
+
+    report = await prune_sessions(0, config=config, persistence=shared)
+    assert report.threads == ["done-1"]
+    assert saver.full_scans == 0  # the ledger named the candidates
+    for thread_id in ("done-2", "waiting-2", "unrecorded-1"):
+        assert await saver.aget_tuple({"configurable": {"thread_id": thread_id}}) is not None
+    assert await saver.aget_tuple({"configurable": {"thread_id": "done-1"}}) is None
+
+    report = await prune_sessions(0, config=config, unrecorded=True, persistence=shared)
+    assert report.threads == ["unrecorded-1"]  # opt-in scan for threads without a record
+    assert saver.full_scans == 1
+
+
+def test_sync_forms_work_from_plain_code() -> None:
+    config = {"teacher": {"validator": "atlas_graph.demo:validator"}}
+    waiting = run("Do the sums.", config=HUMAN, mode="escalate", thread_id="sync-1",
+                  agent=agent(), models={"teacher": reviewer()})  # fmt: skip
+    assert waiting.waiting_for is not None
+    rows = list_sessions_sync(config)
+    assert [(row["session_id"], row["status"]) for row in rows] == [("sync-1", "waiting")]
+    assert show_session_sync("sync-1", config)["interrupts"]
+    assert session_history_sync("sync-1", config, limit=2)[0]["next"] == ["review"]
+    result = approve_plan_sync("sync-1", config=HUMAN, agent=agent(),
+                               models={"teacher": reviewer()})  # fmt: skip
+    assert result.status == "succeeded"
+    assert prune_sessions_sync(0, config=config).threads == ["sync-1"]
+    with pytest.raises(TypeError, match="async function"):
+        resume_session_sync("sync-1", persistence=object())
+
+
+async def test_sync_forms_work_inside_a_running_loop() -> None:
+    await arun("Add 1 and 2.", config=HUMAN, mode="auto", thread_id="loop-1", agent=agent())
+    rows = list_sessions_sync(HUMAN)  # as in a notebook cell
+    assert [(row["session_id"], row["status"]) for row in rows] == [("loop-1", "succeeded")]
+    assert show_session_sync("loop-1", HUMAN)["finished"] is True
 
 
 # --------------------------------------------------------------------------- CLI
