@@ -128,12 +128,21 @@ async def show_session(
 ) -> dict[str, Any]:
     """The latest state of one session: values, pending nodes, errors and interrupts.
 
+    A finished session whose checkpoints were pruned is shown from its ledger record
+    (``checkpoints_pruned`` is then true), so every session that ``list_sessions`` lists
+    can be shown.
+
     Raises:
-        SessionNotFoundError: The thread has no checkpoints here.
+        SessionNotFoundError: Neither checkpoints nor a ledger record for the thread here.
     """
     async with _opened(config, persistence) as (_, opened, graph):
-        snapshot = await _snapshot(graph, thread_id)
         ledger = await get_record(opened.store, thread_id) if opened.store else None
+        try:
+            snapshot = await _snapshot(graph, thread_id)
+        except SessionNotFoundError:
+            if ledger is None:
+                raise
+            return _from_ledger(thread_id, ledger)
     return {
         "session_id": thread_id,
         "checkpoint_id": _checkpoint_id(snapshot),
@@ -145,6 +154,23 @@ async def show_session(
         "interrupts": [interrupt.value for interrupt in snapshot.interrupts],
         "values": snapshot.values,
         "ledger": ledger,
+        "checkpoints_pruned": False,
+    }
+
+
+def _from_ledger(thread_id: str, record: dict[str, Any]) -> dict[str, Any]:
+    """A session view built from the ledger alone (its checkpoints are gone)."""
+    values = {key: record[key] for key in AtlasState.__annotations__ if key in record}
+    return {
+        "session_id": thread_id,
+        "checkpoint_id": record.get("checkpoint_id"),
+        "next": [],
+        "finished": record.get("status") in ("succeeded", "failed"),
+        "errors": [],
+        "interrupts": [],
+        "values": values,
+        "ledger": record,
+        "checkpoints_pruned": True,
     }
 
 

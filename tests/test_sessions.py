@@ -206,7 +206,7 @@ async def test_history_fork_with_guidance_and_resume() -> None:
         await show_session("missing", config)
 
 
-async def test_list_sessions_and_prune() -> None:
+async def test_list_sessions_and_prune(capsys: pytest.CaptureFixture[str]) -> None:
     config = {"teacher": {"validator": "atlas_graph.demo:validator"}}
     await arun("Add 1 and 2.", config=config, mode="auto", thread_id="old-1", agent=agent())
     await arun("Do the sums.", config=HUMAN, mode="escalate", thread_id="waiting-1",
@@ -221,12 +221,20 @@ async def test_list_sessions_and_prune() -> None:
     assert report.threads == ["old-1"]  # the unfinished session is kept
     assert report.ledger_records == []
     with pytest.raises(SessionNotFoundError):
-        await show_session("old-1", config)
+        await session_history("old-1", config)  # its checkpoints are gone
+    pruned = await show_session("old-1", config)  # but the ledger still shows it
+    assert pruned["checkpoints_pruned"] is True and pruned["finished"] is True
+    assert (pruned["values"]["status"], pruned["values"]["lane"]) == ("succeeded", "auto")
+    assert pruned["checkpoint_id"] is not None and pruned["values"]["final_answer"]
+    assert main(["show", "old-1"]) == 0
+    assert "checkpoints: pruned" in capsys.readouterr().out
     assert "waiting-1" in {row["session_id"] for row in await list_sessions(config)}
     assert "old-1" in {row["session_id"] for row in await list_sessions(config)}  # ledger kept
     report = await prune_sessions(0, config=config, ledger=True)
     assert report.ledger_records == ["old-1"]
     assert {row["session_id"] for row in await list_sessions(config)} == {"waiting-1"}
+    with pytest.raises(SessionNotFoundError):
+        await show_session("old-1", config)
     async with open_persistence(StorageConfig()) as opened:
         state = await opened.checkpointer.aget_tuple({"configurable": {"thread_id": "waiting-1"}})
     assert state is not None
