@@ -6,18 +6,20 @@ through ``runtime.store``, which makes the ledger work the same under ``run()``,
 ``langgraph dev``; a graph compiled without a store simply keeps no ledger.
 
 The ``running`` record is written by the probe, once the lane is decided, so even a live
-session shows its lane. The end record (written by finalize) carries everything an export
+session shows its lane (a session that stops in triage or the probe has no record until it is
+resumed; its checkpoints show it). The end record (written by finalize) carries everything an export
 needs without reading checkpoints (which ``prune`` may have deleted): plain JSON copies of
 every session state key except the unreviewed plan draft and the persona prompts (see
-``_NOT_EXPORTED``). ``review_status`` starts as ``pending`` (the trace spec's first review
+``NOT_EXPORTED``). ``review_status`` starts as ``pending`` (the trace spec's first review
 state) unless the session state already set it.
 
 The id of the final checkpoint cannot be known by finalize, whose own write creates it. The
-runner (``arun``, and so ``resume``/``approve`` and the CLI) therefore completes the end
-record after the run with ``checkpoint_id`` and the finished ``trajectory_events`` (finalize's
-own events reach state only with finalize's write). A graph run elsewhere (``langgraph dev``,
-a parent graph) leaves ``checkpoint_id`` null; the record names ``thread_id`` and
-``checkpoint_ns`` so a reader can ask the checkpointer for the thread's latest checkpoint.
+runner (``arun``, and so ``resume``/``approve`` and the CLI) therefore rewrites the end
+record after the run from the final state, adding ``checkpoint_id`` and finalize's own events
+(they reach ``trajectory_events`` only with finalize's write); one Store write, no read. A
+graph run elsewhere (``langgraph dev``, a parent graph) leaves ``checkpoint_id`` null and
+lacks those last two events; the record names ``thread_id`` and ``checkpoint_ns`` so a
+reader can ask the checkpointer for the thread's latest checkpoint (until it is pruned).
 """
 
 from __future__ import annotations
@@ -98,7 +100,12 @@ async def record_start(store: BaseStore | None, state: AtlasState, *, lane: str 
 
 
 async def record_end(
-    store: BaseStore | None, state: AtlasState, *, status: str, completed_at: str
+    store: BaseStore | None,
+    state: AtlasState,
+    *,
+    status: str,
+    completed_at: str,
+    checkpoint_id: str | None = None,
 ) -> None:
     """Write the final record with the data an export needs (no-op without a store)."""
     if store is None:
@@ -108,6 +115,7 @@ async def record_end(
         "version": LEDGER_VERSION,
         "session_id": session_id,
         **_address(session_id),
+        "checkpoint_id": checkpoint_id,
         "task": state.get("task", ""),
         "status": status,
         "lane": state.get("lane"),
@@ -126,20 +134,21 @@ async def record_end(
 
 
 async def record_final_checkpoint(
-    store: BaseStore, session_id: str, checkpoint_id: str | None, values: dict[str, Any]
+    store: BaseStore, values: AtlasState, checkpoint_id: str | None
 ) -> bool:
-    """Complete a finished session's end record with what only exists after the run.
+    """Rewrite a finished session's end record from its final state, with ``checkpoint_id``.
 
-    Sets ``checkpoint_id`` (the final checkpoint) and ``trajectory_events`` as the final state
-    has them. Records of unfinished sessions are left alone. Returns whether it wrote.
+    The final state also holds finalize's own events in ``trajectory_events``. One write and
+    no read: the record is rebuilt from ``values`` as finalize built it. Unfinished states
+    are left alone. Returns whether it wrote.
     """
-    record = await get_record(store, session_id)
-    if record is None or record.get("status") not in ("succeeded", "failed"):
+    status = values.get("status")
+    if status not in ("succeeded", "failed"):
         return False
-    record["checkpoint_id"] = checkpoint_id
-    record["trajectory_events"] = _plain(values.get("trajectory_events"))
-    record["updated_at"] = utc_now()
-    await store.aput(NAMESPACE, session_id, record, index=False)
+    completed_at = values.get("completed_at") or utc_now()
+    await record_end(
+        store, values, status=status, completed_at=completed_at, checkpoint_id=checkpoint_id
+    )
     return True
 
 

@@ -164,7 +164,7 @@ async def arun(
         checkpoint_id = snapshot.config.get("configurable", {}).get("checkpoint_id")
         if opened.store is not None and snapshot.values and not snapshot.next:
             # finalize cannot know the id of the checkpoint its own write creates
-            await record_final_checkpoint(opened.store, thread_id, checkpoint_id, snapshot.values)
+            await record_final_checkpoint(opened.store, snapshot.values, checkpoint_id)
         telemetry.finish(snapshot.values.get("status", "failed"))
     result = Result.from_state(snapshot.values, checkpoint_id=checkpoint_id)
     return _with_interrupt(result, snapshot)
