@@ -287,9 +287,10 @@ SESSION_COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 def session_errors() -> tuple[type[BaseException], ...]:
     """Errors of these commands that mean bad input (exit 2), with a one-line message."""
     from atlas_graph.persistence import StorageError
+    from atlas_graph.runner import SessionStateError
     from atlas_graph.sessions import SessionNotFoundError
 
-    return (StorageError, SessionNotFoundError)
+    return (StorageError, SessionNotFoundError, SessionStateError)
 
 
 def fail(message: str, code: int) -> int:

@@ -43,6 +43,14 @@ class AtlasRunError(RuntimeError):
         self.session_id = session_id
 
 
+class SessionStateError(AtlasRunError):
+    """The thread cannot do what was asked: it is finished, unknown, or waits for nothing.
+
+    Raised before anything runs, so nothing changed; the caller named the wrong thread or
+    the wrong operation for it.
+    """
+
+
 def _one_line(error: BaseException) -> str:
     text = str(error).strip().splitlines()
     return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
@@ -88,6 +96,8 @@ async def arun(
 
     Raises:
         AtlasRunError: The session stopped; the message says where and how to resume.
+        SessionStateError: Nothing ran: the thread is finished, unknown (with no task), or a
+            decision was given to a thread that waits for none.
         ConfigError: The config is invalid.
         ModelConfigError: A model named in config cannot be built (e.g. its key is unset).
     """
@@ -122,12 +132,12 @@ async def arun(
             if resume is not None:
                 graph_input = _resume_command(existing, resume, thread_id)
         elif existing.values:
-            raise AtlasRunError(
+            raise SessionStateError(
                 f"session {thread_id} already finished; start a new session with another thread id",
                 session_id=thread_id,
             )
         elif task is None:
-            raise AtlasRunError(f"no session {thread_id} to resume", session_id=thread_id)
+            raise SessionStateError(f"no session {thread_id} to resume", session_id=thread_id)
         else:
             graph_input = {"task": task, "session_metadata": dict(session_metadata or {})}
             if mode is not None:
@@ -198,7 +208,7 @@ async def _storage(
 def _resume_command(snapshot: Any, resume: Any, thread_id: str) -> Command[Any]:
     """``Command(resume=...)`` for a thread that waits on an interrupt."""
     if not snapshot.interrupts:
-        raise AtlasRunError(
+        raise SessionStateError(
             f"session {thread_id} is not waiting for a decision; resume it without one",
             session_id=thread_id,
         )

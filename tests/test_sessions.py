@@ -346,6 +346,11 @@ def test_cli_approval_flow(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
 
     assert main(["approve", "cli-1", "-c", config]) == 0
     assert "succeeded: lane escalate, 3 step(s)" in capsys.readouterr().out
+    # a finished session: nothing to approve or resume, a usage error that changes nothing
+    assert main(["approve", "cli-1", "-c", config]) == 2
+    assert "already finished" in capsys.readouterr().err
+    assert main(["resume", "cli-1", "-c", config]) == 2
+    assert "already finished" in capsys.readouterr().err
 
     assert main(["history", "cli-1", "-c", config, "--json"]) == 0
     history = json.loads(capsys.readouterr().out)
