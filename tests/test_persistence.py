@@ -19,6 +19,7 @@ from atlas_graph.ledger import (
     NAMESPACE,
     NOT_EXPORTED,
     RECORD_FIELDS,
+    finished_records,
     get_record,
     list_records,
 )
@@ -305,9 +306,14 @@ async def test_arun_on_postgres_writes_checkpoints_and_ledger(pg_url: str) -> No
         assert opened.store is not None
         record = await get_record(opened.store, "pg-run-1")
         state = await opened.checkpointer.aget_tuple({"configurable": {"thread_id": "pg-run-1"}})
+        finished = [record async for record in finished_records(opened.store, page=2)]
     assert record is not None and record["status"] == "succeeded"
     assert record["final_answer"] == "42"
     assert state is not None
+    assert record["checkpoint_id"] == state.checkpoint["id"] == result.checkpoint_id
+    # the Store's status filter works on PostgreSQL too (prune reads only finished records)
+    assert "pg-run-1" in {record["session_id"] for record in finished}
+    assert {record["status"] for record in finished} <= {"succeeded", "failed"}
 
 
 async def test_ledger_through_runtime_store_without_a_checkpointer() -> None:

@@ -214,6 +214,7 @@ async def test_list_sessions_and_prune(capsys: pytest.CaptureFixture[str]) -> No
     rows = {row["session_id"]: row for row in await list_sessions(config)}
     assert rows["old-1"]["status"] == "succeeded" and rows["old-1"]["lane"] == "auto"
     assert rows["waiting-1"]["status"] == "waiting"
+    assert rows["waiting-1"]["lane"] == "escalate"  # known from the running record
     assert rows["old-1"]["age_seconds"] >= 0
 
     assert (await prune_sessions(1, config=config)).threads == []  # nothing is a day old
