@@ -152,6 +152,21 @@ async def record_final_checkpoint(
     return True
 
 
+async def record_reopened(store: BaseStore, session_id: str) -> bool:
+    """Mark a finished session ``running`` again (a fork made its thread unfinished).
+
+    The end data stays until the fork finishes and replaces it; ``completed_at`` and
+    ``checkpoint_id`` are cleared so listings, prune and exports do not treat the live
+    thread as finished. Returns whether a finished record was reopened.
+    """
+    record = await get_record(store, session_id)
+    if record is None or record.get("status") not in ("succeeded", "failed"):
+        return False
+    record.update(status="running", completed_at=None, checkpoint_id=None, updated_at=utc_now())
+    await store.aput(NAMESPACE, session_id, record, index=False)
+    return True
+
+
 async def get_record(store: BaseStore, session_id: str) -> dict[str, Any] | None:
     """The ledger record of one session, if any."""
     item = await store.aget(NAMESPACE, session_id)

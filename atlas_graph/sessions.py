@@ -24,7 +24,13 @@ from langgraph.graph.state import CompiledStateGraph
 from atlas_graph.approval import check_decision
 from atlas_graph.config import AtlasConfig, load_config
 from atlas_graph.graph import GRAPH_NAME, create_atlas_graph
-from atlas_graph.ledger import delete_record, finished_records, get_record, list_records
+from atlas_graph.ledger import (
+    delete_record,
+    finished_records,
+    get_record,
+    list_records,
+    record_reopened,
+)
 from atlas_graph.persistence import Persistence, open_persistence
 from atlas_graph.result import Result
 from atlas_graph.runner import AtlasRunError, ConfigSource, arun, run_sync
@@ -245,7 +251,7 @@ async def fork_session(
         raise ValueError(f"fork values must be plain JSON: {error}") from None
     if guidance:
         update = {**guidance_update(guidance), **update}
-    async with _opened(config, persistence) as (_, _storage, graph):
+    async with _opened(config, persistence) as (_, opened, graph):
         history = [item async for item in graph.aget_state_history(_thread(thread_id))]
         ids = [_checkpoint_id(item) for item in history]
         if checkpoint_id not in ids:
@@ -263,6 +269,8 @@ async def fork_session(
         branch_point = _thread(thread_id, checkpoint_id)
         branch_point["configurable"]["checkpoint_ns"] = ""
         new_config = await graph.aupdate_state(branch_point, update, as_node=writer)
+        if opened.store is not None:
+            await record_reopened(opened.store, thread_id)  # the thread is unfinished again
     return str(new_config["configurable"]["checkpoint_id"])
 
 

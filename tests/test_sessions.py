@@ -185,10 +185,15 @@ async def test_history_fork_with_guidance_and_resume() -> None:
     assert view["checkpoint_id"] == new_checkpoint
     assert view["next"] == ["plan"]
     assert not view["finished"]
+    # the ledger agrees: the forked session is live again until it finishes
+    assert (view["ledger"]["status"], view["ledger"]["completed_at"]) == ("running", None)
+    assert [row["status"] for row in await list_sessions(config)] == ["running"]
     rerun = await resume_session("f-1", config=config, agent=student,
                                  models={"teacher": reviewer()})  # fmt: skip
     assert rerun.status == "succeeded"
     assert student.calls[4]["mode"] == "planning"
+    record = (await show_session("f-1", config))["ledger"]
+    assert record["status"] == "succeeded" and record["checkpoint_id"] == rerun.checkpoint_id
     assert student.calls[4]["guidance"] == ["Show your working."]
     # the original branch is still in the history
     ids = {row["checkpoint_id"] for row in await session_history("f-1", config)}
