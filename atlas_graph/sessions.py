@@ -16,10 +16,14 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
+from langgraph.cache.memory import InMemoryCache
+from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph.state import CompiledStateGraph
+from langgraph.store.memory import InMemoryStore
 
 from atlas_graph.approval import check_decision
 from atlas_graph.config import AtlasConfig, load_config
@@ -31,7 +35,7 @@ from atlas_graph.ledger import (
     list_records,
     record_reopened,
 )
-from atlas_graph.persistence import Persistence, open_persistence
+from atlas_graph.persistence import Persistence, open_persistence, resolve_backend
 from atlas_graph.result import Result
 from atlas_graph.runner import AtlasRunError, ConfigSource, arun, run_sync
 from atlas_graph.state import AtlasState
@@ -62,8 +66,18 @@ async def _opened(
     if persistence is not None:
         yield atlas_config, persistence, _compile(graph_builder, persistence)
         return
+    if _no_sqlite_file_yet(atlas_config):
+        # nothing was ever stored here: read an empty storage rather than create the file
+        empty = Persistence(InMemorySaver(), InMemoryStore(), InMemoryCache(), "memory")
+        yield atlas_config, empty, _compile(graph_builder, empty)
+        return
     async with open_persistence(atlas_config.storage) as opened:
         yield atlas_config, opened, _compile(graph_builder, opened)
+
+
+def _no_sqlite_file_yet(config: AtlasConfig) -> bool:
+    backend, _url = resolve_backend(config.storage)
+    return backend == "sqlite" and not Path(config.storage.path).exists()
 
 
 def _compile(builder: Any, persistence: Persistence) -> CompiledStateGraph[Any, Any, Any, Any]:

@@ -246,6 +246,17 @@ async def test_list_sessions_and_prune(capsys: pytest.CaptureFixture[str]) -> No
     assert state is not None
 
 
+def test_reading_commands_do_not_create_storage(
+    in_tmp: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["sessions"]) == 0
+    assert "no sessions" in capsys.readouterr().out
+    assert main(["show", "x"]) == 2
+    assert "no session x" in capsys.readouterr().err
+    assert main(["prune", "--older-than", "0"]) == 0
+    assert not (in_tmp / ".atlas_graph").exists()
+
+
 class ScanCountingSaver(InMemorySaver):
     """Counts whole-table scans (``alist(None)``) of the checkpoints."""
 
