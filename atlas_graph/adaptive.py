@@ -56,7 +56,6 @@ def make_triage_node(services: Services) -> Node:
             tags=dossier.get("tags", []), builder=dossier.get("builder"),
             builder_error=dossier.get("builder_error"),
         )  # fmt: skip
-        await record_start(runtime.store, session_id, state["task"], metadata)  # session ledger
         return {
             "session_id": session_id,
             "session_metadata": metadata,
@@ -146,6 +145,7 @@ def make_probe_node(services: Services) -> Node:
             fingerprint=state.get("fingerprint"), evidence=evidence,
             certification_run=routing.certification_run, **decision,
         )  # fmt: skip
+        await record_start(runtime.store, state, lane=decision["lane"])  # session ledger
         update: dict[str, Any] = {
             "lane": decision["lane"],
             "lane_decision": decision,

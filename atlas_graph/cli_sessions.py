@@ -6,7 +6,6 @@ file under ``.atlas_graph/`` of the current folder).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 from collections.abc import Callable
@@ -14,6 +13,13 @@ from pathlib import Path
 from typing import Any
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_STOPPED = 0, 1, 2, 3
+
+
+def run_sync(coroutine: Any) -> Any:
+    """Run a session operation, also from inside a running loop (``main()`` in a notebook)."""
+    from atlas_graph.runner import run_sync as run_to_end  # imported late: fast CLI start
+
+    return run_to_end(coroutine)
 
 
 def add_session_commands(commands: Any) -> None:
@@ -63,6 +69,10 @@ def add_session_commands(commands: Any) -> None:
     prune = command("prune", "delete checkpoints of finished sessions older than N days")
     prune.add_argument("--older-than", type=float, required=True, metavar="DAYS")
     prune.add_argument("--ledger", action="store_true", help="delete their ledger records too")
+    prune.add_argument(
+        "--unrecorded", action="store_true",
+        help="also scan all checkpoints for finished threads without a ledger record (slow)",
+    )  # fmt: skip
 
 
 def _stream_flag(parser: argparse.ArgumentParser) -> None:
@@ -116,14 +126,14 @@ def _age(seconds: float | None) -> str:
 def _resume(args: argparse.Namespace) -> int:
     from atlas_graph.sessions import resume_session
 
-    result = asyncio.run(resume_session(args.thread, config=args.config, on_event=_on_event(args)))
+    result = run_sync(resume_session(args.thread, config=args.config, on_event=_on_event(args)))
     return report_result(result, args.json)
 
 
 def _sessions(args: argparse.Namespace) -> int:
     from atlas_graph.sessions import list_sessions
 
-    rows = asyncio.run(list_sessions(args.config, limit=args.limit))
+    rows = run_sync(list_sessions(args.config, limit=args.limit))
     if args.json:
         print(json.dumps(rows, default=str))
         return EXIT_OK
@@ -143,15 +153,27 @@ def _sessions(args: argparse.Namespace) -> int:
 def _show(args: argparse.Namespace) -> int:
     from atlas_graph.sessions import dumps, show_session
 
-    view = asyncio.run(show_session(args.thread, args.config))
+    view = run_sync(show_session(args.thread, args.config))
     if args.json:
         print(dumps(view))
         return EXIT_OK
     values = view["values"]
     print(f"session {view['session_id']}  checkpoint {view['checkpoint_id']}")
     print(f"task: {values.get('task', '')}")
-    print(f"status: {values.get('status', '-')}  lane: {values.get('lane', '-')}")
-    print(f"pending: {', '.join(view['next']) or 'none (finished)'}")
+    ledger = view["ledger"] or {}
+    reward = (values.get("reward") or {}).get("score")
+    reward_text = f"{reward:.2f}" if isinstance(reward, int | float) else "-"
+    review = values.get("review_status") or ledger.get("review_status") or "-"
+    print(f"status: {values.get('status', '-')}  lane: {values.get('lane') or '-'}  "
+          f"reward: {reward_text}  review: {review}")  # fmt: skip
+    print(f"started: {values.get('started_at') or '-'}  "
+          f"completed: {values.get('completed_at') or '-'}")  # fmt: skip
+    if view["checkpoints_pruned"]:
+        print("checkpoints: pruned (shown from the session ledger)")
+    elif view["finished"]:
+        print("pending: none (finished)")
+    else:
+        print(f"pending: {', '.join(view['next']) or 'nothing (never started)'}")
     for step in (values.get("plan") or {}).get("steps", []):
         record = values.get("steps", {}).get(str(step["id"]), {})
         score = (record.get("validation") or {}).get("score")
@@ -172,7 +194,7 @@ def _show(args: argparse.Namespace) -> int:
 def _history(args: argparse.Namespace) -> int:
     from atlas_graph.sessions import session_history
 
-    rows = asyncio.run(session_history(args.thread, args.config, limit=args.limit))
+    rows = run_sync(session_history(args.thread, args.config, limit=args.limit))
     if args.json:
         print(json.dumps(rows, default=str))
         return EXIT_OK
@@ -200,14 +222,14 @@ def _fork(args: argparse.Namespace) -> int:
     from atlas_graph.sessions import fork_session, resume_session
 
     values = _parse_values(args.values or [])
-    checkpoint = asyncio.run(fork_session(
+    checkpoint = run_sync(fork_session(
         args.thread, args.checkpoint, config=args.config, values=values, guidance=args.guidance
     ))  # fmt: skip
     print(f"forked session {args.thread} at {args.checkpoint}: new checkpoint {checkpoint}")
     if not args.resume:
         print(f"continue it: atlas-graph resume {args.thread}")
         return EXIT_OK
-    return report_result(asyncio.run(resume_session(args.thread, config=args.config)), False)
+    return report_result(run_sync(resume_session(args.thread, config=args.config)), False)
 
 
 def _read_plan(path: str) -> Any:
@@ -231,7 +253,7 @@ def _approve(args: argparse.Namespace) -> int:
         action = "reject"
     elif args.plan:
         action, plan = "edit", _read_plan(args.plan)
-    result = asyncio.run(approve_plan(
+    result = run_sync(approve_plan(
         args.thread, action=action, plan=plan, notes=args.notes, config=args.config,
         on_event=_on_event(args),
     ))  # fmt: skip
@@ -241,7 +263,9 @@ def _approve(args: argparse.Namespace) -> int:
 def _prune(args: argparse.Namespace) -> int:
     from atlas_graph.sessions import prune_sessions
 
-    report = asyncio.run(prune_sessions(args.older_than, config=args.config, ledger=args.ledger))
+    report = run_sync(prune_sessions(
+        args.older_than, config=args.config, ledger=args.ledger, unrecorded=args.unrecorded,
+    ))  # fmt: skip
     records = f" and {len(report.ledger_records)} ledger record(s)" if args.ledger else ""
     print(f"deleted checkpoints of {len(report.threads)} finished session(s){records}")
     for thread in report.threads:
@@ -263,9 +287,10 @@ SESSION_COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 def session_errors() -> tuple[type[BaseException], ...]:
     """Errors of these commands that mean bad input (exit 2), with a one-line message."""
     from atlas_graph.persistence import StorageError
+    from atlas_graph.runner import SessionStateError
     from atlas_graph.sessions import SessionNotFoundError
 
-    return (StorageError, SessionNotFoundError)
+    return (StorageError, SessionNotFoundError, SessionStateError)
 
 
 def fail(message: str, code: int) -> int:

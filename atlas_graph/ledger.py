@@ -5,15 +5,27 @@ Records live under ``("atlas", "sessions")`` keyed by the thread id, so writing 
 through ``runtime.store``, which makes the ledger work the same under ``run()``, the CLI and
 ``langgraph dev``; a graph compiled without a store simply keeps no ledger.
 
-The end record carries everything an export needs without reading checkpoints (which
-``prune`` may have deleted): plain JSON copies of the answer, plan, steps, reward data,
-adaptive summary, dossier, learning notes and metadata. ``review_status`` starts as
-``pending`` (the trace spec's first review state) unless the session state already set it.
+The ``running`` record is written by the probe, once the lane is decided, so even a live
+session shows its lane (a session that stops in triage or the probe has no record until it is
+resumed; its checkpoints show it). The end record (written by finalize) carries everything an export
+needs without reading checkpoints (which ``prune`` may have deleted): plain JSON copies of
+every session state key except the unreviewed plan draft and the persona prompts (see
+``NOT_EXPORTED``). ``review_status`` starts as ``pending`` (the trace spec's first review
+state) unless the session state already set it.
+
+The id of the final checkpoint cannot be known by finalize, whose own write creates it. The
+runner (``arun``, and so ``resume``/``approve`` and the CLI) therefore rewrites the end
+record after the run from the final state, adding ``checkpoint_id`` and finalize's own events
+(they reach ``trajectory_events`` only with finalize's write); one Store write, no read. A
+graph run elsewhere (``langgraph dev``, a parent graph) leaves ``checkpoint_id`` null and
+lacks those last two events; the record names ``thread_id`` and ``checkpoint_ns`` so a
+reader can ask the checkpointer for the thread's latest checkpoint (until it is pruned).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 from langgraph.store.base import BaseStore
@@ -25,10 +37,21 @@ NAMESPACE = ("atlas", "sessions")
 LEDGER_VERSION = 1
 
 # State keys copied into the end record as they are.
-_EXPORT_KEYS = (
+EXPORT_KEYS = (
     "final_answer", "plan", "steps", "reward", "reward_stats", "reward_audit",
-    "adaptive_summary", "dossier", "fingerprint", "lane_decision", "learning_history",
+    "adaptive_summary", "dossier", "fingerprint", "mode", "lane_decision", "learning_history",
     "student_learning", "teacher_learning", "session_metadata", "plan_approval", "plan_notes",
+    "plan_drafts", "review", "personas_used", "persona_updates", "trajectory_events",
+)  # fmt: skip
+# State keys the end record leaves out: the draft before review (the record keeps the plan
+# that ran) and the rewritten persona prompts and memory texts (the ids used are kept in
+# ``personas_used``).
+NOT_EXPORTED = frozenset({"plan_draft", "persona_context"})
+# State keys that are fields of the record itself (``usage`` as is, ``lane`` also as the
+# spec's ``execution_mode``).
+RECORD_FIELDS = (
+    "session_id", "task", "status", "lane", "started_at", "completed_at", "review_status",
+    "review_notes", "usage",
 )  # fmt: skip
 
 
@@ -44,31 +67,45 @@ def reward_summary(reward: dict[str, Any] | None) -> dict[str, Any] | None:
     return {"score": reward.get("score"), "judges": len(reward.get("judges") or [])}
 
 
-async def record_start(
-    store: BaseStore | None, session_id: str, task: str, metadata: dict[str, Any]
-) -> None:
-    """Write the ``running`` record when a session starts (no-op without a store)."""
+def _address(session_id: str) -> dict[str, Any]:
+    """Where the session's checkpoints are: the thread and the root graph's namespace."""
+    return {"thread_id": session_id, "checkpoint_ns": "", "checkpoint_id": None}
+
+
+async def record_start(store: BaseStore | None, state: AtlasState, *, lane: str | None) -> None:
+    """Write the ``running`` record once the lane is decided (no-op without a store).
+
+    ``state`` is the session after triage: id, task, metadata, start time and fingerprint.
+    """
     if store is None:
         return
-    now = utc_now()
+    session_id = state.get("session_id", "")
     record = {
         "version": LEDGER_VERSION,
         "session_id": session_id,
-        "task": task,
+        **_address(session_id),
+        "task": state.get("task", ""),
         "status": "running",
-        "lane": None,
-        "started_at": now,
-        "updated_at": now,
+        "lane": lane,
+        "execution_mode": lane,
+        "fingerprint": state.get("fingerprint"),
+        "started_at": state.get("started_at") or utc_now(),
+        "updated_at": utc_now(),
         "completed_at": None,
         "review_status": "pending",
         "review_notes": None,
-        "session_metadata": _plain(metadata),
+        "session_metadata": _plain(state.get("session_metadata", {})),
     }
     await store.aput(NAMESPACE, session_id, record, index=False)
 
 
 async def record_end(
-    store: BaseStore | None, state: AtlasState, *, status: str, completed_at: str
+    store: BaseStore | None,
+    state: AtlasState,
+    *,
+    status: str,
+    completed_at: str,
+    checkpoint_id: str | None = None,
 ) -> None:
     """Write the final record with the data an export needs (no-op without a store)."""
     if store is None:
@@ -77,9 +114,12 @@ async def record_end(
     record: dict[str, Any] = {
         "version": LEDGER_VERSION,
         "session_id": session_id,
+        **_address(session_id),
+        "checkpoint_id": checkpoint_id,
         "task": state.get("task", ""),
         "status": status,
         "lane": state.get("lane"),
+        "execution_mode": state.get("lane"),
         "started_at": state.get("started_at"),
         "updated_at": utc_now(),
         "completed_at": completed_at,
@@ -88,9 +128,43 @@ async def record_end(
         "reward_summary": reward_summary(state.get("reward")),
         "usage": _plain(state.get("usage", {})),
     }
-    for key in _EXPORT_KEYS:
+    for key in EXPORT_KEYS:
         record[key] = _plain(state.get(key))
     await store.aput(NAMESPACE, session_id, record, index=False)
+
+
+async def record_final_checkpoint(
+    store: BaseStore, values: AtlasState, checkpoint_id: str | None
+) -> bool:
+    """Rewrite a finished session's end record from its final state, with ``checkpoint_id``.
+
+    The final state also holds finalize's own events in ``trajectory_events``. One write and
+    no read: the record is rebuilt from ``values`` as finalize built it. Unfinished states
+    are left alone. Returns whether it wrote.
+    """
+    status = values.get("status")
+    if status not in ("succeeded", "failed"):
+        return False
+    completed_at = values.get("completed_at") or utc_now()
+    await record_end(
+        store, values, status=status, completed_at=completed_at, checkpoint_id=checkpoint_id
+    )
+    return True
+
+
+async def record_reopened(store: BaseStore, session_id: str) -> bool:
+    """Mark a finished session ``running`` again (a fork made its thread unfinished).
+
+    The end data stays until the fork finishes and replaces it; ``completed_at`` and
+    ``checkpoint_id`` are cleared so listings, prune and exports do not treat the live
+    thread as finished. Returns whether a finished record was reopened.
+    """
+    record = await get_record(store, session_id)
+    if record is None or record.get("status") not in ("succeeded", "failed"):
+        return False
+    record.update(status="running", completed_at=None, checkpoint_id=None, updated_at=utc_now())
+    await store.aput(NAMESPACE, session_id, record, index=False)
+    return True
 
 
 async def get_record(store: BaseStore, session_id: str) -> dict[str, Any] | None:
@@ -111,6 +185,24 @@ async def list_records(store: BaseStore, *, limit: int = 50) -> list[dict[str, A
         offset += page
     records.sort(key=lambda record: record.get("updated_at") or "", reverse=True)
     return records[:limit]
+
+
+async def finished_records(store: BaseStore, *, page: int = 200) -> AsyncIterator[dict[str, Any]]:
+    """Records of finished sessions (``succeeded`` or ``failed``), a page at a time.
+
+    The Store filters by status, so unfinished sessions are never read.
+    """
+    for status in ("succeeded", "failed"):
+        offset = 0
+        while True:
+            items = await store.asearch(
+                NAMESPACE, filter={"status": status}, limit=page, offset=offset
+            )
+            for item in items:
+                yield dict(item.value)
+            if len(items) < page:
+                break
+            offset += page
 
 
 async def delete_record(store: BaseStore, session_id: str) -> None:

@@ -6,10 +6,10 @@ import asyncio
 import concurrent.futures
 import sys
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from contextlib import AsyncExitStack
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from langchain_core.language_models import BaseChatModel
 from langgraph.cache.memory import InMemoryCache
@@ -18,10 +18,13 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.store.base import BaseStore
 from langgraph.types import Command
 
+from atlas_graph.agents import agent_from_config
+from atlas_graph.agents.http import HttpAgent
 from atlas_graph.config import AtlasConfig, load_config
 from atlas_graph.events import AtlasEvent
 from atlas_graph.graph import GRAPH_NAME, create_atlas_graph
 from atlas_graph.lanes import LANES
+from atlas_graph.ledger import record_final_checkpoint
 from atlas_graph.persistence import Persistence, open_persistence
 from atlas_graph.publishers import TelemetryPublisher
 from atlas_graph.result import Result
@@ -29,6 +32,7 @@ from atlas_graph.services import AtlasContext
 from atlas_graph.telemetry import SessionTelemetry
 
 ConfigSource = AtlasConfig | Mapping[str, Any] | str | Path
+T = TypeVar("T")
 
 
 class AtlasRunError(RuntimeError):
@@ -37,6 +41,14 @@ class AtlasRunError(RuntimeError):
     def __init__(self, message: str, *, session_id: str | None = None) -> None:
         super().__init__(message)
         self.session_id = session_id
+
+
+class SessionStateError(AtlasRunError):
+    """The thread cannot do what was asked: it is finished, unknown, or waits for nothing.
+
+    Raised before anything runs, so nothing changed; the caller named the wrong thread or
+    the wrong operation for it.
+    """
 
 
 def _one_line(error: BaseException) -> str:
@@ -84,18 +96,24 @@ async def arun(
 
     Raises:
         AtlasRunError: The session stopped; the message says where and how to resume.
+        SessionStateError: Nothing ran: the thread is finished, unknown (with no task), or a
+            decision was given to a thread that waits for none.
         ConfigError: The config is invalid.
         ModelConfigError: A model named in config cannot be built (e.g. its key is unset).
     """
     if mode is not None and mode not in LANES:
         raise ValueError(f"unknown mode '{mode}'; expected one of {', '.join(LANES)}")
     atlas_config = load_config(config if config is not None else {})
-    builder = create_atlas_graph(atlas_config, models=models, agent=agent)
+    built_agent = _agent_from_config(atlas_config, agent)
+    builder = create_atlas_graph(atlas_config, models=models, agent=built_agent or agent)
     thread_id = thread_id or uuid.uuid4().hex
     telemetry = _session_telemetry(thread_id, stream_progress, on_event, publishers)
 
     own_checkpointer = checkpointer is not None or persistence is not None
     async with AsyncExitStack() as stack:
+        if isinstance(built_agent, HttpAgent):
+            # built here, so closed here: its pooled client belongs to this run's event loop
+            stack.push_async_callback(built_agent.aclose)
         opened = await _storage(stack, atlas_config, persistence, checkpointer, store)
         graph: CompiledStateGraph[Any, Any, Any, Any] = builder.compile(
             checkpointer=opened.checkpointer, store=opened.store, cache=opened.cache,
@@ -114,12 +132,12 @@ async def arun(
             if resume is not None:
                 graph_input = _resume_command(existing, resume, thread_id)
         elif existing.values:
-            raise AtlasRunError(
+            raise SessionStateError(
                 f"session {thread_id} already finished; start a new session with another thread id",
                 session_id=thread_id,
             )
         elif task is None:
-            raise AtlasRunError(f"no session {thread_id} to resume", session_id=thread_id)
+            raise SessionStateError(f"no session {thread_id} to resume", session_id=thread_id)
         else:
             graph_input = {"task": task, "session_metadata": dict(session_metadata or {})}
             if mode is not None:
@@ -153,10 +171,23 @@ async def arun(
             telemetry.finish("failed", error="interrupted")
             raise
         snapshot = await graph.aget_state(run_config)
+        checkpoint_id = snapshot.config.get("configurable", {}).get("checkpoint_id")
+        if opened.store is not None and snapshot.values and not snapshot.next:
+            # finalize cannot know the id of the checkpoint its own write creates
+            await record_final_checkpoint(opened.store, snapshot.values, checkpoint_id)
         telemetry.finish(snapshot.values.get("status", "failed"))
-    checkpoint_id = snapshot.config.get("configurable", {}).get("checkpoint_id")
     result = Result.from_state(snapshot.values, checkpoint_id=checkpoint_id)
     return _with_interrupt(result, snapshot)
+
+
+def _agent_from_config(config: AtlasConfig, agent: Any) -> Any:
+    """The config's agent, built here when the caller passed none, so the run can close it.
+
+    An agent the caller passed in is theirs to reuse and close, so it is never touched.
+    """
+    if agent is not None or config.agent is None:
+        return None
+    return agent_from_config(config.agent, config.student)
 
 
 async def _storage(
@@ -177,7 +208,7 @@ async def _storage(
 def _resume_command(snapshot: Any, resume: Any, thread_id: str) -> Command[Any]:
     """``Command(resume=...)`` for a thread that waits on an interrupt."""
     if not snapshot.interrupts:
-        raise AtlasRunError(
+        raise SessionStateError(
             f"session {thread_id} is not waiting for a decision; resume it without one",
             session_id=thread_id,
         )
@@ -241,14 +272,20 @@ def run(task: str | None, **kwargs: Any) -> Result:
 
     Takes the same arguments as ``arun``.
     """
+    return run_sync(arun(task, **kwargs))
+
+
+def run_sync(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to completion from synchronous code, even inside a running loop.
+
+    Without a running loop it gets a fresh one; inside one (a notebook) it runs on a private
+    loop in a worker thread. Either way nothing it opens may outlive the call, so the
+    coroutine must open its own storage rather than use a caller's async ``Persistence``.
+    """
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        loop_running = False
-    else:
-        loop_running = True
-    if not loop_running:
-        return asyncio.run(arun(task, **kwargs))
+        return asyncio.run(coroutine)
     # A loop is already running in this thread (a notebook): run on a private loop elsewhere.
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, arun(task, **kwargs)).result()
+        return pool.submit(asyncio.run, coroutine).result()

@@ -5,7 +5,8 @@ Every function opens the storage its config names (default: the embedded SQLite 
 threads: inspection reads checkpoints through the compiled graph (``aget_state``,
 ``aget_state_history``), a fork is ``aupdate_state`` on an earlier checkpoint, and resuming
 runs the thread again from its latest checkpoint. These are the operations behind the
-``atlas-graph sessions | show | history | fork | resume | approve | prune`` commands.
+``atlas-graph sessions | show | history | fork | resume | approve | prune`` commands; each has
+a ``*_sync`` form for synchronous code.
 """
 
 from __future__ import annotations
@@ -15,18 +16,28 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
+from langgraph.cache.memory import InMemoryCache
+from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph.state import CompiledStateGraph
+from langgraph.store.memory import InMemoryStore
 
 from atlas_graph.approval import check_decision
 from atlas_graph.config import AtlasConfig, load_config
 from atlas_graph.graph import GRAPH_NAME, create_atlas_graph
-from atlas_graph.ledger import delete_record, get_record, list_records
-from atlas_graph.persistence import Persistence, open_persistence
+from atlas_graph.ledger import (
+    delete_record,
+    finished_records,
+    get_record,
+    list_records,
+    record_reopened,
+)
+from atlas_graph.persistence import Persistence, open_persistence, resolve_backend
 from atlas_graph.result import Result
-from atlas_graph.runner import AtlasRunError, ConfigSource, arun
+from atlas_graph.runner import AtlasRunError, ConfigSource, arun, run_sync
 from atlas_graph.state import AtlasState
 
 # Nodes whose successors follow from graph edges, so a fork after them knows what runs next.
@@ -55,8 +66,18 @@ async def _opened(
     if persistence is not None:
         yield atlas_config, persistence, _compile(graph_builder, persistence)
         return
+    if _no_sqlite_file_yet(atlas_config):
+        # nothing was ever stored here: read an empty storage rather than create the file
+        empty = Persistence(InMemorySaver(), InMemoryStore(), InMemoryCache(), "memory")
+        yield atlas_config, empty, _compile(graph_builder, empty)
+        return
     async with open_persistence(atlas_config.storage) as opened:
         yield atlas_config, opened, _compile(graph_builder, opened)
+
+
+def _no_sqlite_file_yet(config: AtlasConfig) -> bool:
+    backend, _url = resolve_backend(config.storage)
+    return backend == "sqlite" and not Path(config.storage.path).exists()
 
 
 def _compile(builder: Any, persistence: Persistence) -> CompiledStateGraph[Any, Any, Any, Any]:
@@ -127,12 +148,21 @@ async def show_session(
 ) -> dict[str, Any]:
     """The latest state of one session: values, pending nodes, errors and interrupts.
 
+    A finished session whose checkpoints were pruned is shown from its ledger record
+    (``checkpoints_pruned`` is then true), so every session that ``list_sessions`` lists
+    can be shown.
+
     Raises:
-        SessionNotFoundError: The thread has no checkpoints here.
+        SessionNotFoundError: Neither checkpoints nor a ledger record for the thread here.
     """
     async with _opened(config, persistence) as (_, opened, graph):
-        snapshot = await _snapshot(graph, thread_id)
         ledger = await get_record(opened.store, thread_id) if opened.store else None
+        try:
+            snapshot = await _snapshot(graph, thread_id)
+        except SessionNotFoundError:
+            if ledger is None:
+                raise
+            return _from_ledger(thread_id, ledger)
     return {
         "session_id": thread_id,
         "checkpoint_id": _checkpoint_id(snapshot),
@@ -144,6 +174,23 @@ async def show_session(
         "interrupts": [interrupt.value for interrupt in snapshot.interrupts],
         "values": snapshot.values,
         "ledger": ledger,
+        "checkpoints_pruned": False,
+    }
+
+
+def _from_ledger(thread_id: str, record: dict[str, Any]) -> dict[str, Any]:
+    """A session view built from the ledger alone (its checkpoints are gone)."""
+    values = {key: record[key] for key in AtlasState.__annotations__ if key in record}
+    return {
+        "session_id": thread_id,
+        "checkpoint_id": record.get("checkpoint_id"),
+        "next": [],
+        "finished": record.get("status") in ("succeeded", "failed"),
+        "errors": [],
+        "interrupts": [],
+        "values": values,
+        "ledger": record,
+        "checkpoints_pruned": True,
     }
 
 
@@ -218,7 +265,7 @@ async def fork_session(
         raise ValueError(f"fork values must be plain JSON: {error}") from None
     if guidance:
         update = {**guidance_update(guidance), **update}
-    async with _opened(config, persistence) as (_, _storage, graph):
+    async with _opened(config, persistence) as (_, opened, graph):
         history = [item async for item in graph.aget_state_history(_thread(thread_id))]
         ids = [_checkpoint_id(item) for item in history]
         if checkpoint_id not in ids:
@@ -236,6 +283,8 @@ async def fork_session(
         branch_point = _thread(thread_id, checkpoint_id)
         branch_point["configurable"]["checkpoint_ns"] = ""
         new_config = await graph.aupdate_state(branch_point, update, as_node=writer)
+        if opened.store is not None:
+            await record_reopened(opened.store, thread_id)  # the thread is unfinished again
     return str(new_config["configurable"]["checkpoint_id"])
 
 
@@ -290,41 +339,145 @@ async def prune_sessions(
     *,
     config: ConfigSource | None = None,
     ledger: bool = False,
+    unrecorded: bool = False,
     persistence: Persistence | None = None,
 ) -> PruneReport:
     """Delete the checkpoints of finished sessions that ended more than N days ago.
 
-    Unfinished sessions are never touched. Ledger records stay (exports read them) unless
+    The ledger names the candidates: records of finished sessions whose ``completed_at`` is
+    past the cutoff (the Store filters by status, so running sessions are not read). Each
+    candidate's latest checkpoint is checked before deleting, so a finished session forked
+    back into an unfinished one is kept. Ledger records stay (exports read them) unless
     ``ledger`` is true.
+
+    ``unrecorded`` also scans every checkpoint for threads that have no ledger record (graphs
+    compiled without a store); that reads the whole checkpoint table, so it is opt-in.
     """
     if older_than_days < 0:
         raise ValueError("--older-than must be zero or more days")
     cutoff = datetime.now(UTC) - timedelta(days=older_than_days)
     report = PruneReport()
     async with _opened(config, persistence) as (_, opened, graph):
-        thread_ids: dict[str, None] = {}
         if opened.store is not None:
-            for record in await list_records(opened.store, limit=1_000_000):
-                thread_ids[record["session_id"]] = None
-        async for item in opened.checkpointer.alist(None):
-            thread_ids[item.config["configurable"]["thread_id"]] = None
-        for thread_id in thread_ids:
-            snapshot = await graph.aget_state(_thread(thread_id))
-            finished = bool(snapshot.values) and not snapshot.next
-            ended = (snapshot.values or {}).get("completed_at") or snapshot.created_at
-            has_checkpoints = _checkpoint_id(snapshot) is not None
-            if has_checkpoints and not finished:
-                continue
-            if has_checkpoints and ended and datetime.fromisoformat(ended) <= cutoff:
-                await opened.checkpointer.adelete_thread(thread_id)
-                report.threads.append(thread_id)
-            if ledger and opened.store is not None:
-                record = await get_record(opened.store, thread_id)
-                done = record and record.get("status") in ("succeeded", "failed")
-                if done and datetime.fromisoformat(record["completed_at"]) <= cutoff:  # type: ignore[index]
+            expired = [
+                record["session_id"]
+                async for record in finished_records(opened.store)
+                if _ended_before(record.get("completed_at"), cutoff)
+            ]
+            for thread_id in expired:
+                if await _delete_if_finished(graph, opened, thread_id, cutoff=None):
+                    report.threads.append(thread_id)
+                if ledger:
                     await delete_record(opened.store, thread_id)
                     report.ledger_records.append(thread_id)
+        if unrecorded:
+            recorded = set(report.threads)
+            threads: dict[str, None] = {}
+            async for item in opened.checkpointer.alist(None):
+                threads[item.config["configurable"]["thread_id"]] = None
+            for thread_id in threads:
+                if thread_id in recorded:
+                    continue
+                if opened.store is not None and await get_record(opened.store, thread_id):
+                    continue  # the ledger decided about this one
+                if await _delete_if_finished(graph, opened, thread_id, cutoff=cutoff):
+                    report.threads.append(thread_id)
     return report
+
+
+def _ended_before(timestamp: str | None, cutoff: datetime) -> bool:
+    if not timestamp:
+        return False
+    try:
+        return datetime.fromisoformat(timestamp) <= cutoff
+    except ValueError:
+        return False
+
+
+async def _delete_if_finished(
+    graph: Any, opened: Persistence, thread_id: str, *, cutoff: datetime | None
+) -> bool:
+    """Delete a thread whose latest checkpoint is finished (and ended before ``cutoff``)."""
+    snapshot = await graph.aget_state(_thread(thread_id))
+    if _checkpoint_id(snapshot) is None or not snapshot.values or snapshot.next:
+        return False  # nothing left, or unfinished (e.g. forked after it finished)
+    ended = snapshot.values.get("completed_at") or snapshot.created_at
+    if cutoff is not None and not _ended_before(ended, cutoff):
+        return False
+    await opened.checkpointer.adelete_thread(thread_id)
+    return True
+
+
+# --------------------------------------------------------------------------- sync forms
+# The same operations for synchronous code, like ``run`` for ``arun``: each opens its own
+# storage on a private event loop (so it also works inside a notebook's running loop). They
+# take no ``persistence``: an open async pool belongs to the loop that opened it.
+
+
+def list_sessions_sync(
+    config: ConfigSource | None = None, *, limit: int = 50
+) -> list[dict[str, Any]]:
+    """Synchronous ``list_sessions``."""
+    return run_sync(list_sessions(config, limit=limit))
+
+
+def show_session_sync(thread_id: str, config: ConfigSource | None = None) -> dict[str, Any]:
+    """Synchronous ``show_session``."""
+    return run_sync(show_session(thread_id, config))
+
+
+def session_history_sync(
+    thread_id: str, config: ConfigSource | None = None, *, limit: int | None = None
+) -> list[dict[str, Any]]:
+    """Synchronous ``session_history``."""
+    return run_sync(session_history(thread_id, config, limit=limit))
+
+
+def fork_session_sync(
+    thread_id: str,
+    checkpoint_id: str,
+    *,
+    config: ConfigSource | None = None,
+    values: Mapping[str, Any] | None = None,
+    guidance: str | None = None,
+) -> str:
+    """Synchronous ``fork_session``."""
+    return run_sync(
+        fork_session(thread_id, checkpoint_id, config=config, values=values, guidance=guidance)
+    )
+
+
+def resume_session_sync(thread_id: str, **kwargs: Any) -> Result:
+    """Synchronous ``resume_session`` (same keyword arguments, without ``persistence``)."""
+    _no_persistence(kwargs)
+    return run_sync(resume_session(thread_id, **kwargs))
+
+
+def approve_plan_sync(thread_id: str, **kwargs: Any) -> Result:
+    """Synchronous ``approve_plan`` (same keyword arguments, without ``persistence``)."""
+    _no_persistence(kwargs)
+    return run_sync(approve_plan(thread_id, **kwargs))
+
+
+def prune_sessions_sync(
+    older_than_days: float,
+    *,
+    config: ConfigSource | None = None,
+    ledger: bool = False,
+    unrecorded: bool = False,
+) -> PruneReport:
+    """Synchronous ``prune_sessions``."""
+    return run_sync(
+        prune_sessions(older_than_days, config=config, ledger=ledger, unrecorded=unrecorded)
+    )
+
+
+def _no_persistence(kwargs: Mapping[str, Any]) -> None:
+    if kwargs.get("persistence") is not None:
+        raise TypeError(
+            "the sync forms open their own storage from config; use the async function "
+            "to share an open Persistence"
+        )
 
 
 def dumps(value: Any) -> str:
@@ -337,10 +490,17 @@ __all__ = [
     "PruneReport",
     "SessionNotFoundError",
     "approve_plan",
+    "approve_plan_sync",
     "fork_session",
+    "fork_session_sync",
     "list_sessions",
+    "list_sessions_sync",
     "prune_sessions",
+    "prune_sessions_sync",
     "resume_session",
+    "resume_session_sync",
     "session_history",
+    "session_history_sync",
     "show_session",
+    "show_session_sync",
 ]

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from atlas_graph.cli import EXIT_ERROR, EXIT_FAILED, EXIT_OK, EXIT_USAGE, main
+from atlas_graph.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, main
 from atlas_graph.demo import DEMO_TASKS, demo_config_path
 from atlas_graph.graph import NODES
 
@@ -256,7 +256,7 @@ def test_run_thread_id_and_finished_thread(
     (result,) = json_lines(capsys.readouterr().out)
     assert result["session_id"] == "thread-x"
 
-    assert main(argv) == EXIT_ERROR
+    assert main(argv) == EXIT_USAGE  # nothing ran: the thread id was the wrong one
     out, err = capsys.readouterr()
     assert out == ""
     assert_one_line_error(err, "thread-x", "already finished")
@@ -522,5 +522,5 @@ def test_run_without_task_for_unknown_thread_is_an_error(
 
     code = main(["run", "-c", str(demo_config_path()), "--thread-id", "nope"])
     _, err = capsys.readouterr()
-    assert code == 3
+    assert code == EXIT_USAGE
     assert "no session nope to resume" in err

@@ -13,7 +13,16 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.store.memory import InMemoryStore
 
 from atlas_graph.config import StorageConfig, parse_config
-from atlas_graph.ledger import NAMESPACE, get_record, list_records
+from atlas_graph.graph import create_atlas_graph
+from atlas_graph.ledger import (
+    EXPORT_KEYS,
+    NAMESPACE,
+    NOT_EXPORTED,
+    RECORD_FIELDS,
+    finished_records,
+    get_record,
+    list_records,
+)
 from atlas_graph.persistence import (
     StorageError,
     open_persistence,
@@ -22,6 +31,7 @@ from atlas_graph.persistence import (
     resolve_backend,
 )
 from atlas_graph.runner import arun
+from atlas_graph.state import AtlasState
 from atlas_graph.testing import ScriptedAgent
 
 DEMO_TEACHER: dict[str, Any] = {
@@ -148,10 +158,58 @@ async def test_ledger_start_record_while_running_and_no_duplicates() -> None:
     assert during is not None
     assert during["status"] == "running"
     assert during["completed_at"] is None
+    # the probe writes the running record, so a live session already shows its lane
+    assert (during["lane"], during["execution_mode"]) == ("paired", "paired")
+    assert during["fingerprint"] and during["started_at"]
     records = await list_records(store)
     assert [r["session_id"] for r in records] == ["run-1"]
     assert records[0]["status"] == "succeeded"
     assert len(await store.asearch(NAMESPACE)) == 1
+
+
+def test_end_record_covers_every_session_state_key() -> None:
+    covered = set(EXPORT_KEYS) | set(RECORD_FIELDS) | NOT_EXPORTED
+    assert set(AtlasState.__annotations__) <= covered, "new state keys must reach the ledger"
+
+
+async def test_end_record_has_the_final_checkpoint_and_every_event() -> None:
+    store, saver = InMemoryStore(), InMemorySaver()
+    result = await arun(
+        "Multiply 6 by 7.", config=DEMO_TEACHER, mode="paired", thread_id="end-1",
+        agent=ScriptedAgent(outputs={1: ["42"]}), checkpointer=saver, store=store,
+    )  # fmt: skip
+    record = await get_record(store, "end-1")
+    assert record is not None and record["status"] == "succeeded"
+    latest = await saver.aget_tuple({"configurable": {"thread_id": "end-1"}})
+    assert latest is not None
+    assert record["checkpoint_id"] == result.checkpoint_id == latest.checkpoint["id"]
+    assert (record["thread_id"], record["checkpoint_ns"]) == ("end-1", "")
+    # finalize's own events reach the record too, equal to the final state's
+    final = latest.checkpoint["channel_values"]["trajectory_events"]
+    assert record["trajectory_events"] == final
+    assert [entry["event"]["type"] for entry in final][-2:] == ["final_answer", "session_finished"]
+    for key in ("reward_stats", "reward_audit", "adaptive_summary", "personas_used",
+                "persona_updates", "fingerprint", "review_status", "execution_mode"):  # fmt: skip
+        assert key in record, key
+    assert record["execution_mode"] == "paired"
+    assert record["adaptive_summary"]["adaptive_mode"] == "paired"
+    assert record["reward_stats"] == latest.checkpoint["channel_values"]["reward_stats"]
+
+
+async def test_end_record_of_a_graph_run_elsewhere_names_its_thread() -> None:
+    """Without the runner the record has no checkpoint id, but says where to look it up."""
+    store, saver = InMemoryStore(), InMemorySaver()
+    graph = create_atlas_graph({"storage": {"backend": "memory"}}, agent=ScriptedAgent())
+    compiled = graph.compile(checkpointer=saver, store=store)
+    thread = {"configurable": {"thread_id": "dev-1"}}
+    await compiled.ainvoke({"task": "Say hi.", "mode": "auto"}, thread)
+    record = await get_record(store, "dev-1")
+    assert record is not None and record["status"] == "succeeded"
+    assert record["checkpoint_id"] is None
+    latest = await saver.aget_tuple(
+        {"configurable": {"thread_id": record["thread_id"], "checkpoint_ns": ""}}
+    )
+    assert latest is not None and latest.checkpoint["channel_values"]["status"] == "succeeded"
 
 
 # --------------------------------------------------------------------------- PostgreSQL
@@ -248,9 +306,14 @@ async def test_arun_on_postgres_writes_checkpoints_and_ledger(pg_url: str) -> No
         assert opened.store is not None
         record = await get_record(opened.store, "pg-run-1")
         state = await opened.checkpointer.aget_tuple({"configurable": {"thread_id": "pg-run-1"}})
+        finished = [record async for record in finished_records(opened.store, page=2)]
     assert record is not None and record["status"] == "succeeded"
     assert record["final_answer"] == "42"
     assert state is not None
+    assert record["checkpoint_id"] == state.checkpoint["id"] == result.checkpoint_id
+    # the Store's status filter works on PostgreSQL too (prune reads only finished records)
+    assert "pg-run-1" in {record["session_id"] for record in finished}
+    assert {record["status"] for record in finished} <= {"succeeded", "failed"}
 
 
 async def test_ledger_through_runtime_store_without_a_checkpointer() -> None:

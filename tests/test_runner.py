@@ -393,3 +393,46 @@ async def test_sqlite_storage_path_from_config(tmp_path: Path) -> None:
     assert not (tmp_path / DB).exists()
     with pytest.raises(AtlasRunError, match="already finished"):
         await arun("Hello.", config=config, thread_id="custom-1", agent=ScriptedAgent())
+
+
+async def test_arun_closes_the_http_agent_it_built_from_config(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from agent_server import AgentServer
+
+    from atlas_graph.agents.http import HttpAgent
+
+    closed: list[tuple[HttpAgent, list[Any]]] = []
+    original = HttpAgent.aclose
+
+    async def recording_aclose(self: HttpAgent) -> None:
+        clients = list(self._clients.values())
+        await original(self)
+        closed.append((self, clients))
+
+    monkeypatch.setattr(HttpAgent, "aclose", recording_aclose)
+    with AgentServer() as server:
+        config = {**MEMORY, "agent": {"type": "http_api", "transport": {"base_url": server.url}}}
+        result = await arun("Say hi.", config=config, mode="auto")
+    assert result.status == "succeeded" and result.final_answer.startswith("echo: ")
+    ((agent, clients),) = closed  # closed once, at the end of the run
+    assert len(clients) == 1 and clients[0].is_closed
+    assert not agent._clients
+
+
+async def test_arun_leaves_a_callers_http_agent_open_for_reuse() -> None:
+    from agent_server import AgentServer
+
+    from atlas_graph.agents.http import HttpAgent
+
+    with AgentServer() as server:
+        async with HttpAgent(server.url, timeout_seconds=5.0) as agent:
+            first = await arun("Say hi.", config=MEMORY, mode="auto", agent=agent)
+            client = agent._client()
+            assert not client.is_closed  # still pooled: the caller may run again
+            second = await arun("Say hi again.", config=MEMORY, mode="auto", agent=agent)
+            assert agent._client() is client
+        assert client.is_closed
+    assert first.status == second.status == "succeeded"
+    ports = {received.client_port for received in server.received}
+    assert len(server.received) == 2 and len(ports) == 1

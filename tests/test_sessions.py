@@ -8,22 +8,31 @@ from typing import Any
 
 import pytest
 from langchain_core.messages import BaseMessage
+from langgraph.cache.memory import InMemoryCache
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.store.memory import InMemoryStore
 
 from atlas_graph.approval import ApprovalError
 from atlas_graph.cli import main
 from atlas_graph.config import StorageConfig
 from atlas_graph.events import AtlasEvent
-from atlas_graph.persistence import open_persistence
-from atlas_graph.runner import AtlasRunError, arun
+from atlas_graph.persistence import Persistence, open_persistence
+from atlas_graph.runner import AtlasRunError, arun, run
 from atlas_graph.sessions import (
     SessionNotFoundError,
     approve_plan,
+    approve_plan_sync,
     fork_session,
     list_sessions,
+    list_sessions_sync,
     prune_sessions,
+    prune_sessions_sync,
     resume_session,
+    resume_session_sync,
     session_history,
+    session_history_sync,
     show_session,
+    show_session_sync,
 )
 from atlas_graph.testing import ScriptedAgent, ScriptedChatModel
 
@@ -176,10 +185,15 @@ async def test_history_fork_with_guidance_and_resume() -> None:
     assert view["checkpoint_id"] == new_checkpoint
     assert view["next"] == ["plan"]
     assert not view["finished"]
+    # the ledger agrees: the forked session is live again until it finishes
+    assert (view["ledger"]["status"], view["ledger"]["completed_at"]) == ("running", None)
+    assert [row["status"] for row in await list_sessions(config)] == ["running"]
     rerun = await resume_session("f-1", config=config, agent=student,
                                  models={"teacher": reviewer()})  # fmt: skip
     assert rerun.status == "succeeded"
     assert student.calls[4]["mode"] == "planning"
+    record = (await show_session("f-1", config))["ledger"]
+    assert record["status"] == "succeeded" and record["checkpoint_id"] == rerun.checkpoint_id
     assert student.calls[4]["guidance"] == ["Show your working."]
     # the original branch is still in the history
     ids = {row["checkpoint_id"] for row in await session_history("f-1", config)}
@@ -197,7 +211,7 @@ async def test_history_fork_with_guidance_and_resume() -> None:
         await show_session("missing", config)
 
 
-async def test_list_sessions_and_prune() -> None:
+async def test_list_sessions_and_prune(capsys: pytest.CaptureFixture[str]) -> None:
     config = {"teacher": {"validator": "atlas_graph.demo:validator"}}
     await arun("Add 1 and 2.", config=config, mode="auto", thread_id="old-1", agent=agent())
     await arun("Do the sums.", config=HUMAN, mode="escalate", thread_id="waiting-1",
@@ -205,6 +219,7 @@ async def test_list_sessions_and_prune() -> None:
     rows = {row["session_id"]: row for row in await list_sessions(config)}
     assert rows["old-1"]["status"] == "succeeded" and rows["old-1"]["lane"] == "auto"
     assert rows["waiting-1"]["status"] == "waiting"
+    assert rows["waiting-1"]["lane"] == "escalate"  # known from the running record
     assert rows["old-1"]["age_seconds"] >= 0
 
     assert (await prune_sessions(1, config=config)).threads == []  # nothing is a day old
@@ -212,15 +227,102 @@ async def test_list_sessions_and_prune() -> None:
     assert report.threads == ["old-1"]  # the unfinished session is kept
     assert report.ledger_records == []
     with pytest.raises(SessionNotFoundError):
-        await show_session("old-1", config)
+        await session_history("old-1", config)  # its checkpoints are gone
+    pruned = await show_session("old-1", config)  # but the ledger still shows it
+    assert pruned["checkpoints_pruned"] is True and pruned["finished"] is True
+    assert (pruned["values"]["status"], pruned["values"]["lane"]) == ("succeeded", "auto")
+    assert pruned["checkpoint_id"] is not None and pruned["values"]["final_answer"]
+    assert main(["show", "old-1"]) == 0
+    assert "checkpoints: pruned" in capsys.readouterr().out
     assert "waiting-1" in {row["session_id"] for row in await list_sessions(config)}
     assert "old-1" in {row["session_id"] for row in await list_sessions(config)}  # ledger kept
     report = await prune_sessions(0, config=config, ledger=True)
     assert report.ledger_records == ["old-1"]
     assert {row["session_id"] for row in await list_sessions(config)} == {"waiting-1"}
+    with pytest.raises(SessionNotFoundError):
+        await show_session("old-1", config)
     async with open_persistence(StorageConfig()) as opened:
         state = await opened.checkpointer.aget_tuple({"configurable": {"thread_id": "waiting-1"}})
     assert state is not None
+
+
+def test_reading_commands_do_not_create_storage(
+    in_tmp: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["sessions"]) == 0
+    assert "no sessions" in capsys.readouterr().out
+    assert main(["show", "x"]) == 2
+    assert "no session x" in capsys.readouterr().err
+    assert main(["prune", "--older-than", "0"]) == 0
+    assert not (in_tmp / ".atlas_graph").exists()
+
+
+class ScanCountingSaver(InMemorySaver):
+    """Counts whole-table scans (``alist(None)``) of the checkpoints."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.full_scans = 0
+
+    async def alist(self, config: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        if config is None:
+            self.full_scans += 1
+        async for item in super().alist(config, **kwargs):
+            yield item
+
+
+async def test_prune_finds_expired_sessions_in_the_ledger_without_scanning_checkpoints() -> None:
+    saver = ScanCountingSaver()
+    shared = Persistence(saver, InMemoryStore(), InMemoryCache(), "memory")
+    config = {"teacher": {"validator": "atlas_graph.demo:validator"}}
+    for thread_id in ("done-1", "done-2"):
+        await arun("Add 1 and 2.", config=config, mode="auto", thread_id=thread_id,
+                   agent=agent(), persistence=shared)  # fmt: skip
+    await arun("Do the sums.", config=HUMAN, mode="escalate", thread_id="waiting-2",
+               agent=agent(), models={"teacher": reviewer()}, persistence=shared)  # fmt: skip
+    # a finished session forked back to before planning is unfinished again: kept
+    history = await session_history("done-2", config, persistence=shared)
+    after_probe = next(row for row in history if row["node"] == ["probe"])
+    await fork_session("done-2", after_probe["checkpoint_id"], config=config,
+                       guidance="use a calculator", persistence=shared)  # fmt: skip
+    # a thread run without a store has no ledger record
+    await arun("Add 3 and 4.", config=config, mode="auto", thread_id="unrecorded-1",
+               agent=agent(), checkpointer=saver)  # fmt: skip
+
+    report = await prune_sessions(0, config=config, persistence=shared)
+    assert report.threads == ["done-1"]
+    assert saver.full_scans == 0  # the ledger named the candidates
+    for thread_id in ("done-2", "waiting-2", "unrecorded-1"):
+        assert await saver.aget_tuple({"configurable": {"thread_id": thread_id}}) is not None
+    assert await saver.aget_tuple({"configurable": {"thread_id": "done-1"}}) is None
+
+    report = await prune_sessions(0, config=config, unrecorded=True, persistence=shared)
+    assert report.threads == ["unrecorded-1"]  # opt-in scan for threads without a record
+    assert saver.full_scans == 1
+
+
+def test_sync_forms_work_from_plain_code() -> None:
+    config = {"teacher": {"validator": "atlas_graph.demo:validator"}}
+    waiting = run("Do the sums.", config=HUMAN, mode="escalate", thread_id="sync-1",
+                  agent=agent(), models={"teacher": reviewer()})  # fmt: skip
+    assert waiting.waiting_for is not None
+    rows = list_sessions_sync(config)
+    assert [(row["session_id"], row["status"]) for row in rows] == [("sync-1", "waiting")]
+    assert show_session_sync("sync-1", config)["interrupts"]
+    assert session_history_sync("sync-1", config, limit=2)[0]["next"] == ["review"]
+    result = approve_plan_sync("sync-1", config=HUMAN, agent=agent(),
+                               models={"teacher": reviewer()})  # fmt: skip
+    assert result.status == "succeeded"
+    assert prune_sessions_sync(0, config=config).threads == ["sync-1"]
+    with pytest.raises(TypeError, match="async function"):
+        resume_session_sync("sync-1", persistence=object())
+
+
+async def test_sync_forms_work_inside_a_running_loop() -> None:
+    await arun("Add 1 and 2.", config=HUMAN, mode="auto", thread_id="loop-1", agent=agent())
+    rows = list_sessions_sync(HUMAN)  # as in a notebook cell
+    assert [(row["session_id"], row["status"]) for row in rows] == [("loop-1", "succeeded")]
+    assert show_session_sync("loop-1", HUMAN)["finished"] is True
 
 
 # --------------------------------------------------------------------------- CLI
@@ -261,6 +363,11 @@ def test_cli_approval_flow(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
 
     assert main(["approve", "cli-1", "-c", config]) == 0
     assert "succeeded: lane escalate, 3 step(s)" in capsys.readouterr().out
+    # a finished session: nothing to approve or resume, a usage error that changes nothing
+    assert main(["approve", "cli-1", "-c", config]) == 2
+    assert "already finished" in capsys.readouterr().err
+    assert main(["resume", "cli-1", "-c", config]) == 2
+    assert "already finished" in capsys.readouterr().err
 
     assert main(["history", "cli-1", "-c", config, "--json"]) == 0
     history = json.loads(capsys.readouterr().out)
