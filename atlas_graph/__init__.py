@@ -24,16 +24,23 @@ if TYPE_CHECKING:
     )
     from atlas_graph.publishers import JsonlFilePublisher, TelemetryPublisher
     from atlas_graph.result import Result
-    from atlas_graph.runner import AtlasRunError, arun, run
+    from atlas_graph.runner import AtlasRunError, SessionStateError, arun, run
     from atlas_graph.services import AtlasContext
     from atlas_graph.sessions import (
         approve_plan,
+        approve_plan_sync,
         fork_session,
+        fork_session_sync,
         list_sessions,
+        list_sessions_sync,
         prune_sessions,
+        prune_sessions_sync,
         resume_session,
+        resume_session_sync,
         session_history,
+        session_history_sync,
         show_session,
+        show_session_sync,
     )
     from atlas_graph.state import AtlasInput, AtlasOutput, AtlasState
 
@@ -55,21 +62,29 @@ __all__ = [
     "LanePolicy",
     "Persistence",
     "Result",
+    "SessionStateError",
     "StorageError",
     "TelemetryPublisher",
     "approve_plan",
+    "approve_plan_sync",
     "arun",
     "create_atlas_graph",
     "fork_session",
+    "fork_session_sync",
     "list_sessions",
+    "list_sessions_sync",
     "load_config",
     "open_persistence",
     "open_persistence_sync",
     "prune_sessions",
+    "prune_sessions_sync",
     "resume_session",
+    "resume_session_sync",
     "run",
     "session_history",
+    "session_history_sync",
     "show_session",
+    "show_session_sync",
 ]
 
 _HOMES = {
@@ -102,6 +117,14 @@ _HOMES = {
     "resume_session": "atlas_graph.sessions",
     "session_history": "atlas_graph.sessions",
     "show_session": "atlas_graph.sessions",
+    "approve_plan_sync": "atlas_graph.sessions",
+    "fork_session_sync": "atlas_graph.sessions",
+    "list_sessions_sync": "atlas_graph.sessions",
+    "prune_sessions_sync": "atlas_graph.sessions",
+    "resume_session_sync": "atlas_graph.sessions",
+    "session_history_sync": "atlas_graph.sessions",
+    "show_session_sync": "atlas_graph.sessions",
+    "SessionStateError": "atlas_graph.runner",
     "AtlasInput": "atlas_graph.state",
     "AtlasOutput": "atlas_graph.state",
     "AtlasState": "atlas_graph.state",

@@ -38,12 +38,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--thread-id", help="session id (reuse an unfinished one to resume it)")
     run.add_argument("--metadata", help="session metadata as a JSON object")
     run.add_argument("--json", action="store_true", help="print the Result as JSON")
-    _stream_flags(run)
+    _stream_flags(run, default="when stdout is a terminal and not --json")
     _telemetry_flags(run)
 
     demo = commands.add_parser("demo", help="run the offline demo (no API key, no network)")
     demo.add_argument("--json", action="store_true", help="print the Results as JSON lines")
-    _stream_flags(demo)
+    _stream_flags(demo, default="unless --json")
     _telemetry_flags(demo)
 
     graph = commands.add_parser("graph", help="print the graph as a Mermaid drawing")
@@ -57,10 +57,10 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _stream_flags(parser: argparse.ArgumentParser) -> None:
+def _stream_flags(parser: argparse.ArgumentParser, *, default: str) -> None:
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--stream", dest="stream", action="store_true", default=None,
-                       help="print live progress (default: when stdout is a terminal)")  # fmt: skip
+                       help=f"print live progress (default: {default})")  # fmt: skip
     group.add_argument("--no-stream", dest="stream", action="store_false")
 
 

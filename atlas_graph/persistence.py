@@ -1,10 +1,10 @@
-"""Open the checkpointer, store and node cache that ``run()``, the CLI and hosts use.
+"""Open the checkpointer and store that ``run()``, the CLI and hosts use.
 
 Three backends, all built from LangGraph's own savers and stores (no hand-written schema):
 
 - ``memory``: ``InMemorySaver`` + ``InMemoryStore``; nothing outlives the process.
 - ``sqlite`` (the embedded default): ``SqliteSaver`` + ``SqliteStore`` in one file under
-  ``.atlas_graph/``; the plan-review cache sits beside it.
+  ``.atlas_graph/``.
 - ``postgres``: ``PostgresSaver`` + ``PostgresStore`` sharing ONE psycopg pool
   (``autocommit=True``, ``prepare_threshold=0``, dict rows, as both classes require), with
   their ``setup()`` run once when the pool opens, under an advisory lock so that workers
@@ -28,8 +28,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from langgraph.cache.base import BaseCache
-from langgraph.cache.memory import InMemoryCache
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.store.base import BaseStore
@@ -66,7 +64,7 @@ def redact_dsn(text: str) -> str:
 
 @dataclass(frozen=True)
 class Persistence:
-    """A checkpointer, a store and a node cache opened together for one backend.
+    """A checkpointer and a store opened together for one backend.
 
     ``store`` is ``None`` only when a caller brings a checkpointer without a store; nodes
     then skip the session ledger.
@@ -74,7 +72,6 @@ class Persistence:
 
     checkpointer: BaseCheckpointSaver[Any]
     store: BaseStore | None
-    cache: BaseCache[Any]
     backend: Backend
 
 
@@ -103,10 +100,10 @@ def resolve_backend(
     return backend, url
 
 
-def _sqlite_paths(storage: StorageConfig) -> tuple[Path, Path]:
+def _sqlite_path(storage: StorageConfig) -> Path:
     path = Path(storage.path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    return path, path.with_name(f"{path.stem}.cache{path.suffix or '.sqlite'}")
+    return path
 
 
 def _connection_kwargs(storage: StorageConfig) -> dict[str, Any]:
@@ -135,14 +132,13 @@ async def open_persistence(
     """
     backend, url = resolve_backend(storage, environ)
     if backend == "memory":
-        yield Persistence(InMemorySaver(), InMemoryStore(), InMemoryCache(), backend)
+        yield Persistence(InMemorySaver(), InMemoryStore(), backend)
         return
     if backend == "sqlite":
-        from langgraph.cache.sqlite import SqliteCache
         from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
         from langgraph.store.sqlite.aio import AsyncSqliteStore
 
-        path, cache_path = _sqlite_paths(storage)
+        path = _sqlite_path(storage)
         async with (
             AsyncSqliteSaver.from_conn_string(str(path)) as saver,
             AsyncSqliteStore.from_conn_string(str(path)) as store,
@@ -150,7 +146,7 @@ async def open_persistence(
             if storage.apply_schema_on_connect:
                 await saver.setup()
                 await store.setup()
-            yield Persistence(saver, store, SqliteCache(path=str(cache_path)), backend)
+            yield Persistence(saver, store, backend)
         return
     assert url is not None
     async with _postgres_pool(storage, url) as pool:
@@ -161,7 +157,7 @@ async def open_persistence(
         store = AsyncPostgresStore(pool)  # type: ignore[arg-type]
         if storage.apply_schema_on_connect:
             await _setup_postgres(url, storage, saver, store)
-        yield Persistence(saver, store, InMemoryCache(), backend)
+        yield Persistence(saver, store, backend)
 
 
 @asynccontextmanager
@@ -221,14 +217,13 @@ def open_persistence_sync(
     """
     backend, url = resolve_backend(storage, environ)
     if backend == "memory":
-        yield Persistence(InMemorySaver(), InMemoryStore(), InMemoryCache(), backend)
+        yield Persistence(InMemorySaver(), InMemoryStore(), backend)
         return
     if backend == "sqlite":
-        from langgraph.cache.sqlite import SqliteCache
         from langgraph.checkpoint.sqlite import SqliteSaver
         from langgraph.store.sqlite import SqliteStore
 
-        path, cache_path = _sqlite_paths(storage)
+        path = _sqlite_path(storage)
         saver_conn = sqlite3.connect(str(path), check_same_thread=False)
         store_conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         try:
@@ -236,7 +231,7 @@ def open_persistence_sync(
             if storage.apply_schema_on_connect:
                 saver.setup()
                 store.setup()
-            yield Persistence(saver, store, SqliteCache(path=str(cache_path)), backend)
+            yield Persistence(saver, store, backend)
         finally:
             saver_conn.close()
             store_conn.close()
@@ -266,4 +261,4 @@ def open_persistence_sync(
                     store.setup()
                 finally:
                     lock.execute("SELECT pg_advisory_unlock(%s)", (_SETUP_LOCK_KEY,))
-        yield Persistence(saver, store, InMemoryCache(), backend)
+        yield Persistence(saver, store, backend)

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from langchain_core.language_models import BaseChatModel
-from langgraph.cache.memory import InMemoryCache
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.store.base import BaseStore
@@ -116,7 +115,7 @@ async def arun(
             stack.push_async_callback(built_agent.aclose)
         opened = await _storage(stack, atlas_config, persistence, checkpointer, store)
         graph: CompiledStateGraph[Any, Any, Any, Any] = builder.compile(
-            checkpointer=opened.checkpointer, store=opened.store, cache=opened.cache,
+            checkpointer=opened.checkpointer, store=opened.store,
             name=GRAPH_NAME,
         )  # fmt: skip
         run_config: dict[str, Any] = {
@@ -201,7 +200,7 @@ async def _storage(
     if persistence is not None:
         return persistence
     if checkpointer is not None:
-        return Persistence(checkpointer, store, InMemoryCache(), "memory")
+        return Persistence(checkpointer, store, "memory")
     return await stack.enter_async_context(open_persistence(config.storage))
 
 

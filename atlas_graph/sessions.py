@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
-from langgraph.cache.memory import InMemoryCache
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.store.memory import InMemoryStore
@@ -68,7 +67,7 @@ async def _opened(
         return
     if _no_sqlite_file_yet(atlas_config):
         # nothing was ever stored here: read an empty storage rather than create the file
-        empty = Persistence(InMemorySaver(), InMemoryStore(), InMemoryCache(), "memory")
+        empty = Persistence(InMemorySaver(), InMemoryStore(), "memory")
         yield atlas_config, empty, _compile(graph_builder, empty)
         return
     async with open_persistence(atlas_config.storage) as opened:

@@ -115,7 +115,7 @@ def build(
     responder: Callable[[list[BaseMessage]], Any] = teacher_reply,
     config: Mapping[str, Any] | None = None,
 ) -> CompiledStateGraph[Any, Any, Any, Any]:
-    """One compiled graph (no checkpointer, no cache) with a scripted agent and teacher."""
+    """One compiled graph (no checkpointer) with a scripted agent and teacher."""
     agent = ScriptedAgent(plan=plan, outputs=outputs, latency=agent_latency)
     teacher = ScriptedChatModel(responder=responder, latency=teacher_latency, name="teacher")
     builder = create_atlas_graph(dict(config or {}), agent=agent, models={"teacher": teacher})

@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 from langchain_core.messages import BaseMessage
-from langgraph.cache.memory import InMemoryCache
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.store.memory import InMemoryStore
 
@@ -273,7 +272,7 @@ class ScanCountingSaver(InMemorySaver):
 
 async def test_prune_finds_expired_sessions_in_the_ledger_without_scanning_checkpoints() -> None:
     saver = ScanCountingSaver()
-    shared = Persistence(saver, InMemoryStore(), InMemoryCache(), "memory")
+    shared = Persistence(saver, InMemoryStore(), "memory")
     config = {"teacher": {"validator": "atlas_graph.demo:validator"}}
     for thread_id in ("done-1", "done-2"):
         await arun("Add 1 and 2.", config=config, mode="auto", thread_id=thread_id,
