@@ -10,12 +10,13 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from atlas_graph.cli_sessions import (
     SESSION_COMMANDS,
     add_session_commands,
+    progress,
     report_result,
     session_errors,
 )
@@ -99,15 +100,6 @@ def _summary(result: Any) -> str:
     )
 
 
-def _progress(stream: bool, as_json: bool) -> Callable[[Any], None] | None:
-    """Live progress lines; on stderr when stdout carries JSON."""
-    if not stream:
-        return None
-    from atlas_graph.console import ConsoleRenderer
-
-    return ConsoleRenderer(sys.stderr if as_json else sys.stdout).handle
-
-
 def _print_result(result: Any, as_json: bool, streamed: bool) -> None:
     if as_json:
         print(result.model_dump_json())
@@ -137,7 +129,7 @@ def _command_run(args: argparse.Namespace) -> int:
         mode=args.mode,
         thread_id=args.thread_id,
         session_metadata=metadata,
-        on_event=_progress(stream, args.json),
+        on_event=progress(stream, args.json),
         stream_progress=False,  # the console above already prints, on stderr under --json
         publishers=_publishers(args),
     )
@@ -165,7 +157,7 @@ def _command_demo(args: argparse.Namespace) -> int:
             config=demo_config_path(),
             mode=lane,
             session_metadata={"demo": True},
-            on_event=_progress(stream, args.json),
+            on_event=progress(stream, args.json),
             stream_progress=False,
             publishers=publishers,
         )

@@ -82,14 +82,19 @@ def _stream_flag(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
-def _on_event(args: argparse.Namespace) -> Callable[[Any], None] | None:
-    """Live progress for a continued run, on stderr when stdout carries JSON."""
-    stream = args.stream if args.stream is not None else (sys.stdout.isatty() and not args.json)
+def progress(stream: bool, as_json: bool) -> Callable[[Any], None] | None:
+    """Live progress lines; on stderr when stdout carries JSON."""
     if not stream:
         return None
     from atlas_graph.console import ConsoleRenderer
 
-    return ConsoleRenderer(sys.stderr if args.json else sys.stdout).handle
+    return ConsoleRenderer(sys.stderr if as_json else sys.stdout).handle
+
+
+def _on_event(args: argparse.Namespace) -> Callable[[Any], None] | None:
+    """Live progress for a continued run (by default only on a terminal without --json)."""
+    stream = args.stream if args.stream is not None else (sys.stdout.isatty() and not args.json)
+    return progress(stream, args.json)
 
 
 def report_result(result: Any, as_json: bool) -> int:
@@ -151,11 +156,11 @@ def _sessions(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from atlas_graph.sessions import dumps, show_session
+    from atlas_graph.sessions import show_session
 
     view = run_sync(show_session(args.thread, args.config))
     if args.json:
-        print(dumps(view))
+        print(json.dumps(view, default=str, indent=2))  # timestamps and the like as text
         return EXIT_OK
     values = view["values"]
     print(f"session {view['session_id']}  checkpoint {view['checkpoint_id']}")
@@ -291,8 +296,3 @@ def session_errors() -> tuple[type[BaseException], ...]:
     from atlas_graph.sessions import SessionNotFoundError
 
     return (StorageError, SessionNotFoundError, SessionStateError)
-
-
-def fail(message: str, code: int) -> int:
-    print(f"atlas-graph: {message}", file=sys.stderr)
-    return code

@@ -134,8 +134,3 @@ def stop_collecting(token: Token[list[AtlasEvent] | None]) -> None:
 def is_event(chunk: Any) -> bool:
     """Tell atlas events apart from other custom stream chunks."""
     return isinstance(chunk, dict) and "atlas_event" in chunk
-
-
-def is_control(chunk: Any) -> bool:
-    """Tell publisher control events apart from session events."""
-    return isinstance(chunk, dict) and "atlas_control" in chunk

@@ -175,14 +175,7 @@ async def get_record(store: BaseStore, session_id: str) -> dict[str, Any] | None
 
 async def list_records(store: BaseStore, *, limit: int = 50) -> list[dict[str, Any]]:
     """Ledger records, most recently updated first."""
-    records: list[dict[str, Any]] = []
-    offset, page = 0, 200
-    while True:
-        items = await store.asearch(NAMESPACE, limit=page, offset=offset)
-        records.extend(dict(item.value) for item in items)
-        if len(items) < page:
-            break
-        offset += page
+    records = [record async for record in _search(store)]
     records.sort(key=lambda record: record.get("updated_at") or "", reverse=True)
     return records[:limit]
 
@@ -193,16 +186,22 @@ async def finished_records(store: BaseStore, *, page: int = 200) -> AsyncIterato
     The Store filters by status, so unfinished sessions are never read.
     """
     for status in ("succeeded", "failed"):
-        offset = 0
-        while True:
-            items = await store.asearch(
-                NAMESPACE, filter={"status": status}, limit=page, offset=offset
-            )
-            for item in items:
-                yield dict(item.value)
-            if len(items) < page:
-                break
-            offset += page
+        async for record in _search(store, filter={"status": status}, page=page):
+            yield record
+
+
+async def _search(
+    store: BaseStore, *, filter: dict[str, Any] | None = None, page: int = 200
+) -> AsyncIterator[dict[str, Any]]:
+    """Every ledger record matching ``filter``, read a page at a time."""
+    offset = 0
+    while True:
+        items = await store.asearch(NAMESPACE, filter=filter, limit=page, offset=offset)
+        for item in items:
+            yield dict(item.value)
+        if len(items) < page:
+            return
+        offset += page
 
 
 async def delete_record(store: BaseStore, session_id: str) -> None:

@@ -156,7 +156,7 @@ async def open_persistence(
         saver = AsyncPostgresSaver(pool)  # type: ignore[arg-type]
         store = AsyncPostgresStore(pool)  # type: ignore[arg-type]
         if storage.apply_schema_on_connect:
-            await _setup_postgres(url, storage, saver, store)
+            await _setup_postgres(url, saver, store)
         yield Persistence(saver, store, backend)
 
 
@@ -183,7 +183,7 @@ async def _postgres_pool(storage: StorageConfig, url: str) -> AsyncIterator[Any]
         await pool.close()
 
 
-async def _setup_postgres(url: str, storage: StorageConfig, saver: Any, store: Any) -> None:
+async def _setup_postgres(url: str, saver: Any, store: Any) -> None:
     """Run both migrations once, serialised across processes by an advisory lock."""
     import psycopg
 
@@ -253,12 +253,19 @@ def open_persistence_sync(
         saver = PostgresSaver(pool)  # type: ignore[arg-type]
         store = PostgresStore(pool)  # type: ignore[arg-type]
         if storage.apply_schema_on_connect:
-            with psycopg.connect(url, autocommit=True) as lock:
-                while not lock.execute(_TRY_LOCK, (_SETUP_LOCK_KEY,)).fetchone()[0]:  # type: ignore[index]
-                    time.sleep(_SETUP_POLL_SECONDS)
-                try:
-                    saver.setup()
-                    store.setup()
-                finally:
-                    lock.execute("SELECT pg_advisory_unlock(%s)", (_SETUP_LOCK_KEY,))
+            _setup_postgres_sync(url, saver, store)
         yield Persistence(saver, store, backend)
+
+
+def _setup_postgres_sync(url: str, saver: Any, store: Any) -> None:
+    """``_setup_postgres`` for the sync savers: same lock, same polling."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as lock:
+        while not lock.execute(_TRY_LOCK, (_SETUP_LOCK_KEY,)).fetchone()[0]:  # type: ignore[index]
+            time.sleep(_SETUP_POLL_SECONDS)
+        try:
+            saver.setup()
+            store.setup()
+        finally:
+            lock.execute("SELECT pg_advisory_unlock(%s)", (_SETUP_LOCK_KEY,))

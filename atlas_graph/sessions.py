@@ -98,18 +98,24 @@ def _checkpoint_id(snapshot: Any) -> str | None:
 
 async def _snapshot(graph: Any, thread_id: str) -> Any:
     snapshot = await graph.aget_state(_thread(thread_id))
-    if not snapshot.values and snapshot.config.get("configurable", {}).get("checkpoint_id") is None:
+    if not snapshot.values and _checkpoint_id(snapshot) is None:
         raise SessionNotFoundError(f"no session {thread_id} in this storage")
     return snapshot
 
 
-def _age(timestamp: str | None, now: datetime) -> float | None:
+def _parse_time(timestamp: str | None) -> datetime | None:
+    """An ISO 8601 timestamp from state or the ledger; ``None`` when missing or malformed."""
     if not timestamp:
         return None
     try:
-        return (now - datetime.fromisoformat(timestamp)).total_seconds()
+        return datetime.fromisoformat(timestamp)
     except ValueError:
         return None
+
+
+def _age(timestamp: str | None, now: datetime) -> float | None:
+    moment = _parse_time(timestamp)
+    return None if moment is None else (now - moment).total_seconds()
 
 
 async def list_sessions(
@@ -385,12 +391,8 @@ async def prune_sessions(
 
 
 def _ended_before(timestamp: str | None, cutoff: datetime) -> bool:
-    if not timestamp:
-        return False
-    try:
-        return datetime.fromisoformat(timestamp) <= cutoff
-    except ValueError:
-        return False
+    moment = _parse_time(timestamp)
+    return moment is not None and moment <= cutoff
 
 
 async def _delete_if_finished(
@@ -477,11 +479,6 @@ def _no_persistence(kwargs: Mapping[str, Any]) -> None:
             "the sync forms open their own storage from config; use the async function "
             "to share an open Persistence"
         )
-
-
-def dumps(value: Any) -> str:
-    """JSON for command output (timestamps and other objects as text)."""
-    return json.dumps(value, default=str, indent=2)
 
 
 __all__ = [
