@@ -20,10 +20,8 @@ from atlas_graph.state import sum_usage
 
 def _takes_state(runnable: Runnable[Any, Any]) -> bool:
     """Compiled graphs take a state dict with ``messages``; other runnables a message list."""
-    try:
-        from langgraph.pregel import Pregel
-    except ImportError:  # pragma: no cover - langgraph is a dependency
-        return False
+    from langgraph.pregel import Pregel  # on first use, so importing the adapters stays light
+
     return isinstance(runnable, Pregel)
 
 
