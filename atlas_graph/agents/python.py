@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 from atlas_graph.agents.base import AgentError, AgentRequest, AgentResponse, coerce_response
+from atlas_graph.callables import call_maybe_async
 
 
 def _positional_arity(function: Callable[..., Any]) -> int:
@@ -23,15 +24,6 @@ def _positional_arity(function: Callable[..., Any]) -> int:
     if any(p.kind is p.VAR_POSITIONAL for p in parameters):
         return 2
     return len(positional)
-
-
-def _is_async_callable(function: Any) -> bool:
-    """Coroutine and async-generator functions, and objects whose ``__call__`` is one."""
-    candidates = (function, getattr(function, "__call__", None))  # noqa: B004
-    return any(
-        inspect.iscoroutinefunction(candidate) or inspect.isasyncgenfunction(candidate)
-        for candidate in candidates
-    )
 
 
 _DONE = object()
@@ -108,20 +100,13 @@ class PythonAgent:
             return (request.prompt, metadata)
         return (request,)
 
-    async def _call(self, arguments: tuple[Any, ...]) -> Any:
-        if _is_async_callable(self.function):
-            result = self.function(*arguments)
-        else:
-            result = await asyncio.to_thread(self.function, *arguments)
+    async def ainvoke(self, request: AgentRequest) -> AgentResponse:
+        """Run the callable and normalise its answer."""
+        result = await call_maybe_async(self.function, *self._arguments(request))
         # An awaitable may come back from a sync wrapper around async code: finish it here,
         # never hand its repr to the teacher.
         while inspect.isawaitable(result):
             result = await result
-        return result
-
-    async def ainvoke(self, request: AgentRequest) -> AgentResponse:
-        """Run the callable and normalise its answer."""
-        result = await self._call(self._arguments(request))
         is_generator = inspect.isgenerator(result) or inspect.isasyncgen(result)
         if is_generator and not self.allow_generator:
             raise AgentError(

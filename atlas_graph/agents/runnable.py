@@ -15,14 +15,13 @@ from langchain_core.runnables import Runnable
 from atlas_graph.agents.base import AgentError, AgentRequest, AgentResponse
 from atlas_graph.agents.messages import request_messages, text_of
 from atlas_graph.models import usage_of
+from atlas_graph.state import sum_usage
 
 
 def _takes_state(runnable: Runnable[Any, Any]) -> bool:
     """Compiled graphs take a state dict with ``messages``; other runnables a message list."""
-    try:
-        from langgraph.pregel import Pregel
-    except ImportError:  # pragma: no cover - langgraph is a dependency
-        return False
+    from langgraph.pregel import Pregel  # on first use, so importing the adapters stays light
+
     return isinstance(runnable, Pregel)
 
 
@@ -67,11 +66,8 @@ class RunnableAgent:
             raise AgentError(
                 f"runnable '{self.name}' returned {type(output).__name__} without an AI message"
             )
-        usage: dict[str, int] = {}
-        for reply in replies:
-            for key, value in usage_of(reply).items():
-                if key != "calls":
-                    usage[key] = usage.get(key, 0) + value
+        usage = sum_usage([usage_of(reply) for reply in replies])
+        usage.pop("calls")
         last = replies[-1]
         return AgentResponse(
             content=text_of(last),

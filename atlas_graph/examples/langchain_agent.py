@@ -29,7 +29,7 @@ def calculator(expression: str) -> str:
 
 
 def build_graph() -> CompiledStateGraph:
-    """The compiled agent graph; the runnable adapter calls this factory once per graph."""
+    """The compiled agent graph; the runnable adapter calls this factory once per session run."""
     model = ChatOpenAI(
         base_url=os.environ.get("ATLAS_AGENT_API_BASE", "https://api.openai.com/v1"),
         model=os.environ.get("ATLAS_AGENT_MODEL", "gpt-4.1-mini"),
