@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from atlas_graph.config import JudgeConfig, RimConfig
 from atlas_graph.models import extract_json, usage_of
-from atlas_graph.prompts import format_tool_calls
+from atlas_graph.prompts import tool_calls_section
 
 OUTPUT_CONTRACT = """First state 2 or 3 principles that matter most for judging this work, each
 with a weight (the weights sum to 1). Then score the work against them from 0 (fails) to 1
@@ -178,12 +178,8 @@ def step_message(task: str, description: str, record: Mapping[str, Any]) -> str:
     prior = record.get("prior_results") or {}
     earlier = "\n".join(f"- step {key}: {value}" for key, value in prior.items()) or "(none)"
     attempts = record.get("attempts") or []
-    tool_calls = attempts[-1].get("tool_calls") if attempts else None
-    used = (
-        f"\n\nTool calls of the last attempt:\n{format_tool_calls(tool_calls)}"
-        if tool_calls
-        else ""
-    )
+    tool_calls = (attempts[-1].get("tool_calls") if attempts else None) or []
+    used = tool_calls_section(tool_calls, "the last attempt")
     return (
         f"Task:\n{task}\n\nStep: {description}\n\nResults of earlier steps:\n{earlier}{used}"
         f"\n\nStep output ({len(attempts)} attempt(s)):\n"
