@@ -200,6 +200,11 @@ class Call:
     prompt: str | None = None
     reply: str | None = None
 
+    def keep_exchange(self, messages: list[BaseMessage], reply: BaseMessage, raw: str) -> None:
+        """Keep the prompt and the reply for the audit (``rim.audit_prompts``)."""
+        self.prompt = "\n\n".join(str(message.content) for message in messages)
+        self.reply = raw or str(getattr(reply, "content", ""))
+
 
 def sample_from_reply(
     data: Any, configured: list[str], temperature: float | None
@@ -251,14 +256,14 @@ async def sample_llm(
         data, raw = reply_payload(reply, JudgeReply.__name__)
         call.sample = sample_from_reply(data, judge.principles, temperature)
     except (ValueError, ValidationError) as error:
-        call.error = f"unreadable judge reply: {_first_line(error)}"
+        call.error = f"unreadable judge reply: {first_line(error)}"
     if keep_prompt:
-        call.prompt = "\n\n".join(str(message.content) for message in messages)
-        call.reply = raw or str(getattr(reply, "content", ""))
+        call.keep_exchange(messages, reply, raw)
     return call
 
 
-def _first_line(error: Exception) -> str:
+def first_line(error: Exception) -> str:
+    """An error's first line for a one-line record; its type when it has no text."""
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
 
