@@ -73,7 +73,7 @@ async def _routing(
 ) -> tuple[Routing, dict[str, Any] | None]:
     """Read the fingerprint's history and certification, then apply the routing rules."""
     adaptive = services.config.adaptive_teaching
-    store = runtime.store if runtime is not None else None
+    store = runtime.store
     fp = state.get("fingerprint")
     seen: dict[str, Any] | None = None
     certified: bool | None = None
@@ -108,7 +108,7 @@ async def _personas(
     services: Services, state: AtlasState, runtime: Runtime[AtlasContext]
 ) -> tuple[PersonaContext, list[dict[str, Any]], dict[str, int] | None, str | None]:
     """Rewritten persona prompts and the memories to inject, with what was used."""
-    store = runtime.store if runtime is not None else None
+    store = runtime.store
     prompts, used, usage, note = await persona_prompts(services, runtime, store)
     context: PersonaContext = {"prompts": prompts} if prompts else {}
     settings = services.config.learning

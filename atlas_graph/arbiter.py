@@ -23,6 +23,7 @@ from atlas_graph.judges import (
     Principle,
     audit_entry,
     clamp_unit,
+    first_line,
     model_label,
     normalized_principles,
     principle_items,
@@ -148,8 +149,7 @@ def make_arbiter_node(services: Services) -> Node:
                 raise ValueError(f"expected a JSON object, got {type(data).__name__}")
             verdict = ArbiterReply.model_validate(data)
         except (ValueError, ValidationError) as error:
-            text = str(error).strip().splitlines()
-            call.error = f"unreadable arbiter reply: {text[0] if text else type(error).__name__}"
+            call.error = f"unreadable arbiter reply: {first_line(error)}"
         else:
             call.sample = {
                 "score": verdict.score,
@@ -158,8 +158,7 @@ def make_arbiter_node(services: Services) -> Node:
                 "uncertainty": verdict.uncertainty,
             }
         if rim.audit_prompts:
-            call.prompt = "\n\n".join(str(m.content) for m in messages)
-            call.reply = raw or str(getattr(reply, "content", ""))
+            call.keep_exchange(messages, reply, raw)
         return call
 
     async def arbiter(state: AtlasState, runtime: Runtime[AtlasContext]) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from atlas_graph.config import JudgeConfig, RimConfig
 from atlas_graph.models import extract_json, usage_of
-from atlas_graph.prompts import format_tool_calls
+from atlas_graph.prompts import tool_calls_section
 
 OUTPUT_CONTRACT = """First state 2 or 3 principles that matter most for judging this work, each
 with a weight (the weights sum to 1). Then score the work against them from 0 (fails) to 1
@@ -178,12 +178,8 @@ def step_message(task: str, description: str, record: Mapping[str, Any]) -> str:
     prior = record.get("prior_results") or {}
     earlier = "\n".join(f"- step {key}: {value}" for key, value in prior.items()) or "(none)"
     attempts = record.get("attempts") or []
-    tool_calls = attempts[-1].get("tool_calls") if attempts else None
-    used = (
-        f"\n\nTool calls of the last attempt:\n{format_tool_calls(tool_calls)}"
-        if tool_calls
-        else ""
-    )
+    tool_calls = (attempts[-1].get("tool_calls") if attempts else None) or []
+    used = tool_calls_section(tool_calls, "the last attempt")
     return (
         f"Task:\n{task}\n\nStep: {description}\n\nResults of earlier steps:\n{earlier}{used}"
         f"\n\nStep output ({len(attempts)} attempt(s)):\n"
@@ -203,6 +199,11 @@ class Call:
     usage: dict[str, int] | None = None
     prompt: str | None = None
     reply: str | None = None
+
+    def keep_exchange(self, messages: list[BaseMessage], reply: BaseMessage, raw: str) -> None:
+        """Keep the prompt and the reply for the audit (``rim.audit_prompts``)."""
+        self.prompt = "\n\n".join(str(message.content) for message in messages)
+        self.reply = raw or str(getattr(reply, "content", ""))
 
 
 def sample_from_reply(
@@ -255,14 +256,14 @@ async def sample_llm(
         data, raw = reply_payload(reply, JudgeReply.__name__)
         call.sample = sample_from_reply(data, judge.principles, temperature)
     except (ValueError, ValidationError) as error:
-        call.error = f"unreadable judge reply: {_first_line(error)}"
+        call.error = f"unreadable judge reply: {first_line(error)}"
     if keep_prompt:
-        call.prompt = "\n\n".join(str(message.content) for message in messages)
-        call.reply = raw or str(getattr(reply, "content", ""))
+        call.keep_exchange(messages, reply, raw)
     return call
 
 
-def _first_line(error: Exception) -> str:
+def first_line(error: Exception) -> str:
+    """An error's first line for a one-line record; its type when it has no text."""
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
 

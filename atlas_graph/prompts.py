@@ -113,6 +113,11 @@ def format_tool_calls(records: Sequence[Mapping[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def tool_calls_section(records: Sequence[Mapping[str, Any]], whose: str = "this attempt") -> str:
+    """The tool calls of an attempt under their heading, or nothing when it used no tool."""
+    return f"\n\nTool calls of {whose}:\n{format_tool_calls(records)}" if records else ""
+
+
 def validation_message(
     task: str,
     step: Mapping[str, Any],
@@ -125,7 +130,7 @@ def validation_message(
     The tool results are the evidence behind an answer such as "the result is 391", so the
     teacher can tell a checked answer from a guess.
     """
-    used = f"\n\nTool calls of this attempt:\n{format_tool_calls(tool_calls)}" if tool_calls else ""
+    used = tool_calls_section(tool_calls)
     return (
         f"Task:\n{task}\n\nStep {step['id']}: {step['description']}"
         f"\n\nResults of earlier steps:\n{format_prior_results(prior_results)}{used}"
@@ -142,7 +147,7 @@ def guidance_message(
     tool_calls: Sequence[Mapping[str, Any]] = (),
 ) -> str:
     """What the teacher sees when writing guidance for a retry, with the tools it used."""
-    used = f"\n\nTool calls of this attempt:\n{format_tool_calls(tool_calls)}" if tool_calls else ""
+    used = tool_calls_section(tool_calls)
     return (
         f"Task:\n{task}\n\nStep {step['id']}: {step['description']}{used}"
         f"\n\nStudent output:\n{output}\n\nVerdict: score {score:.2f}. {rationale}"

@@ -8,7 +8,7 @@ teacher's validation verdicts already judge the whole answer, so with
 ``rim.reuse_validation_as_reward`` they become the reward without another call.
 
 Step rewards are always real scores: the step judges' when ``rim.scope`` includes steps,
-otherwise the teacher's verdict of the step.
+otherwise the teacher's verdict of the step; a lone step without a verdict takes the session's.
 """
 
 from __future__ import annotations
