@@ -250,6 +250,8 @@ def open_persistence_sync(
         url, min_size=storage.min_size, max_size=storage.max_size,
         kwargs=_connection_kwargs(storage), open=True, name="atlas-graph",
     ) as pool:  # fmt: skip
+        if storage.min_size > 0:  # as the async pool: ready before the first session
+            pool.wait(timeout=_CONNECT_TIMEOUT_SECONDS)
         saver = PostgresSaver(pool)  # type: ignore[arg-type]
         store = PostgresStore(pool)  # type: ignore[arg-type]
         if storage.apply_schema_on_connect:
@@ -261,7 +263,7 @@ def _setup_postgres_sync(url: str, saver: Any, store: Any) -> None:
     """``_setup_postgres`` for the sync savers: same lock, same polling."""
     import psycopg
 
-    with psycopg.connect(url, autocommit=True) as lock:
+    with psycopg.connect(url, connect_timeout=_CONNECT_TIMEOUT_SECONDS, autocommit=True) as lock:
         while not lock.execute(_TRY_LOCK, (_SETUP_LOCK_KEY,)).fetchone()[0]:  # type: ignore[index]
             time.sleep(_SETUP_POLL_SECONDS)
         try:

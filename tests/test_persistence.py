@@ -235,9 +235,11 @@ async def test_postgres_saver_and_store_share_one_pool(pg_url: str) -> None:
 
 
 def test_postgres_sync_form(pg_url: str) -> None:
-    with open_persistence_sync(postgres(pg_url, max_size=2)) as opened:
+    with open_persistence_sync(postgres(pg_url, min_size=2, max_size=2)) as opened:
         assert opened.store is not None
         assert opened.store.conn is opened.checkpointer.conn  # type: ignore[attr-defined]
+        # like the async form, the pool holds its minimum before the first session
+        assert opened.store.conn.get_stats()["pool_size"] == 2
         opened.store.put(("atlas", "sync"), "k", {"v": 3})
         item = opened.store.get(("atlas", "sync"), "k")
         assert item is not None and item.value == {"v": 3}
