@@ -12,9 +12,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from atlas_graph.agents import Agent, AgentRequest, AgentResponse
     from atlas_graph.config import AtlasConfig, ConfigError, load_config
-    from atlas_graph.console import ConsoleRenderer
-    from atlas_graph.eval import EvalReport, aevaluate, evaluate
-    from atlas_graph.events import AtlasEvent, ControlEvent
+    from atlas_graph.evaluation.batch import EvalReport, aevaluate, evaluate
     from atlas_graph.export import (
         ExportCounts,
         aexport_sessions,
@@ -24,13 +22,6 @@ if TYPE_CHECKING:
     )
     from atlas_graph.graph import create_atlas_graph
     from atlas_graph.lanes import LanePolicy
-    from atlas_graph.persistence import (
-        Persistence,
-        StorageError,
-        open_persistence,
-        open_persistence_sync,
-    )
-    from atlas_graph.publishers import JsonlFilePublisher, TelemetryPublisher
     from atlas_graph.result import Result
     from atlas_graph.review import aset_review_status, set_review_status
     from atlas_graph.runner import AtlasRunError, SessionStateError, arun, open_graph, run
@@ -52,6 +43,15 @@ if TYPE_CHECKING:
         show_session_sync,
     )
     from atlas_graph.state import AtlasInput, AtlasOutput, AtlasState
+    from atlas_graph.storage.persistence import (
+        Persistence,
+        StorageError,
+        open_persistence,
+        open_persistence_sync,
+    )
+    from atlas_graph.telemetry.console import ConsoleRenderer
+    from atlas_graph.telemetry.events import AtlasEvent, ControlEvent
+    from atlas_graph.telemetry.publishers import JsonlFilePublisher, TelemetryPublisher
 
 __all__ = [
     "Agent",
@@ -114,26 +114,26 @@ _HOMES = {
     "AtlasConfig": "atlas_graph.config",
     "ConfigError": "atlas_graph.config",
     "load_config": "atlas_graph.config",
-    "ConsoleRenderer": "atlas_graph.console",
-    "AtlasEvent": "atlas_graph.events",
-    "ControlEvent": "atlas_graph.events",
-    "EvalReport": "atlas_graph.eval",
-    "aevaluate": "atlas_graph.eval",
-    "evaluate": "atlas_graph.eval",
+    "ConsoleRenderer": "atlas_graph.telemetry.console",
+    "AtlasEvent": "atlas_graph.telemetry.events",
+    "ControlEvent": "atlas_graph.telemetry.events",
+    "EvalReport": "atlas_graph.evaluation.batch",
+    "aevaluate": "atlas_graph.evaluation.batch",
+    "evaluate": "atlas_graph.evaluation.batch",
     "create_atlas_graph": "atlas_graph.graph",
     "LanePolicy": "atlas_graph.lanes",
-    "JsonlFilePublisher": "atlas_graph.publishers",
-    "TelemetryPublisher": "atlas_graph.publishers",
+    "JsonlFilePublisher": "atlas_graph.telemetry.publishers",
+    "TelemetryPublisher": "atlas_graph.telemetry.publishers",
     "Result": "atlas_graph.result",
     "AtlasRunError": "atlas_graph.runner",
     "arun": "atlas_graph.runner",
     "run": "atlas_graph.runner",
     "open_graph": "atlas_graph.runner",
     "AtlasContext": "atlas_graph.services",
-    "Persistence": "atlas_graph.persistence",
-    "StorageError": "atlas_graph.persistence",
-    "open_persistence": "atlas_graph.persistence",
-    "open_persistence_sync": "atlas_graph.persistence",
+    "Persistence": "atlas_graph.storage.persistence",
+    "StorageError": "atlas_graph.storage.persistence",
+    "open_persistence": "atlas_graph.storage.persistence",
+    "open_persistence_sync": "atlas_graph.storage.persistence",
     "approve_plan": "atlas_graph.sessions",
     "fork_session": "atlas_graph.sessions",
     "list_sessions": "atlas_graph.sessions",

@@ -33,9 +33,9 @@ from typing import IO, Any, get_args
 import orjson
 from langgraph.store.base import BaseStore, GetOp, Item
 
-from atlas_graph.ledger import NAMESPACE
 from atlas_graph.redaction import may_hold_secrets, scrub
 from atlas_graph.state import ReviewStatus, SessionStatus
+from atlas_graph.storage.ledger import NAMESPACE
 from atlas_graph.trace import session_trace, unscrubbed_trace
 
 SESSION_STATUSES: tuple[str, ...] = get_args(SessionStatus)

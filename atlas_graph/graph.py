@@ -14,25 +14,25 @@ from langchain_core.language_models import BaseChatModel
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import RetryPolicy, Send
 
-from atlas_graph.adaptive import make_probe_node, make_triage_node
-from atlas_graph.approval import awaiting_approval
-from atlas_graph.arbiter import make_arbiter_node
 from atlas_graph.config import AtlasConfig, load_config
-from atlas_graph.finalize import make_finalize_node
-from atlas_graph.instrument import instrument_nodes
-from atlas_graph.learning import make_learn_node
 from atlas_graph.models import is_transient
-from atlas_graph.reward import make_reward_node, route_after_reward
-from atlas_graph.routing import routed
-from atlas_graph.scheduler import make_dispatch_node, ready_sends
-from atlas_graph.services import AtlasContext, Services
-from atlas_graph.state import AtlasInput, AtlasOutput, AtlasState
-from atlas_graph.student import make_execute_node, make_plan_node, make_synthesize_node
-from atlas_graph.teacher import (
+from atlas_graph.nodes.adaptive import make_probe_node, make_triage_node
+from atlas_graph.nodes.approval import awaiting_approval
+from atlas_graph.nodes.arbiter import make_arbiter_node
+from atlas_graph.nodes.finalize import make_finalize_node
+from atlas_graph.nodes.learn import make_learn_node
+from atlas_graph.nodes.reward import make_reward_node, route_after_reward
+from atlas_graph.nodes.scheduler import make_dispatch_node, ready_sends
+from atlas_graph.nodes.student import make_execute_node, make_plan_node, make_synthesize_node
+from atlas_graph.nodes.teacher import (
     make_guide_node,
     make_review_node,
     make_validate_node,
 )
+from atlas_graph.routing import routed
+from atlas_graph.services import AtlasContext, Services
+from atlas_graph.state import AtlasInput, AtlasOutput, AtlasState
+from atlas_graph.telemetry.instrument import instrument_nodes
 
 GRAPH_NAME = "atlas-graph"
 NODES = (

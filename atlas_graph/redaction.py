@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from atlas_graph.persistence import redact_dsn
+from atlas_graph.storage.persistence import redact_dsn
 
 REDACTED = "[redacted]"
 

@@ -18,9 +18,9 @@ from typing import Any
 
 from langgraph.store.base import BaseStore
 
-from atlas_graph.events import utc_now
 from atlas_graph.export import REVIEW_STATUSES
-from atlas_graph.ledger import NAMESPACE
+from atlas_graph.storage.ledger import NAMESPACE
+from atlas_graph.telemetry.events import utc_now
 
 FINISHED = ("succeeded", "failed")
 

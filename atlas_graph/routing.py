@@ -20,8 +20,8 @@ from typing import Any
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command, Send
 
-from atlas_graph.instrument import posing_as
 from atlas_graph.state import AtlasState
+from atlas_graph.telemetry.instrument import posing_as
 
 Route = Callable[[AtlasState], str | list[Send]]
 # The attribute that carries a routed node's route; node wrappers copy a function's attributes.

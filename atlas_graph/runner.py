@@ -25,15 +25,15 @@ from langgraph.types import Command
 from atlas_graph.agents import agent_from_config
 from atlas_graph.agents.http import HttpAgent
 from atlas_graph.config import AtlasConfig, load_config
-from atlas_graph.events import AtlasEvent
 from atlas_graph.graph import GRAPH_NAME, create_atlas_graph
 from atlas_graph.lanes import LANES
-from atlas_graph.ledger import record_final_checkpoint
-from atlas_graph.persistence import Persistence, open_persistence
-from atlas_graph.publishers import TelemetryPublisher
 from atlas_graph.result import Result
 from atlas_graph.services import AtlasContext
-from atlas_graph.telemetry import SessionTelemetry
+from atlas_graph.storage.ledger import record_final_checkpoint
+from atlas_graph.storage.persistence import Persistence, open_persistence
+from atlas_graph.telemetry.events import AtlasEvent
+from atlas_graph.telemetry.fanout import SessionTelemetry
+from atlas_graph.telemetry.publishers import TelemetryPublisher
 
 ConfigSource = AtlasConfig | Mapping[str, Any] | str | Path
 T = TypeVar("T")
@@ -297,7 +297,7 @@ def _session_telemetry(
         stream_progress = sys.stdout.isatty()
     renderer = None
     if stream_progress:
-        from atlas_graph.console import ConsoleRenderer
+        from atlas_graph.telemetry.console import ConsoleRenderer
 
         renderer = ConsoleRenderer()
     return SessionTelemetry(session_id, renderer=renderer, on_event=on_event, publishers=publishers)

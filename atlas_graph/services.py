@@ -21,9 +21,9 @@ from pydantic.json_schema import SkipJsonSchema
 from atlas_graph.agents import Agent, agent_from_config, as_agent
 from atlas_graph.callables import load_object
 from atlas_graph.config import AtlasConfig, LLMParameters
-from atlas_graph.events import Actor, EventType, emit
 from atlas_graph.lanes import Lane, LanePolicy, lane_policies
 from atlas_graph.models import ModelConfigError, chat_model_from_params, structured, with_max_tokens
+from atlas_graph.telemetry.events import Actor, EventType, emit
 
 Node = Callable[..., Awaitable[Any]]
 """A graph node function, built by a ``make_*_node(services)`` factory."""

@@ -25,21 +25,21 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.store.memory import InMemoryStore
 from langgraph.types import Command
 
-from atlas_graph.approval import check_decision
 from atlas_graph.config import AtlasConfig, load_config
 from atlas_graph.graph import GRAPH_NAME, create_atlas_graph
-from atlas_graph.ledger import (
+from atlas_graph.nodes.approval import check_decision
+from atlas_graph.result import Result
+from atlas_graph.routing import route_of
+from atlas_graph.runner import AtlasRunError, ConfigSource, arun, run_sync
+from atlas_graph.state import AtlasState
+from atlas_graph.storage.ledger import (
     delete_record,
     finished_records,
     get_record,
     list_records,
     record_reopened,
 )
-from atlas_graph.persistence import Persistence, open_persistence, resolve_backend
-from atlas_graph.result import Result
-from atlas_graph.routing import route_of
-from atlas_graph.runner import AtlasRunError, ConfigSource, arun, run_sync
-from atlas_graph.state import AtlasState
+from atlas_graph.storage.persistence import Persistence, open_persistence, resolve_backend
 
 # Nodes whose successors follow from graph edges, so a fork after them knows what runs next.
 # (Step branches route with Command/Send, which a state update cannot replay.)

@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal, NotRequired
 from typing_extensions import TypedDict
 
 from atlas_graph.lanes import LANES, Lane
-from atlas_graph.trajectory import TrajectoryEvent, keep_trajectory
+from atlas_graph.telemetry.trajectory import TrajectoryEvent, keep_trajectory
 
 LaneName = Lane  # the lanes of lanes.py, under the name the state records use
 StepStatus = Literal["running", "succeeded", "failed"]

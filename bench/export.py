@@ -37,8 +37,8 @@ from overhead import machine, report, teacher_reply
 from atlas_graph.config import StorageConfig
 from atlas_graph.export import aexport_sessions
 from atlas_graph.graph import create_atlas_graph
-from atlas_graph.ledger import NAMESPACE
-from atlas_graph.persistence import Persistence, open_persistence, redact_dsn
+from atlas_graph.storage.ledger import NAMESPACE
+from atlas_graph.storage.persistence import Persistence, open_persistence, redact_dsn
 from atlas_graph.testing import ScriptedAgent, ScriptedChatModel
 
 DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"

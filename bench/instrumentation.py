@@ -52,8 +52,8 @@ async def per_session_ms(graph: Any, lane: str, sessions: int) -> float:
 
 async def per_call_us(calls: int) -> dict[str, float]:
     """The wrapper alone around a no-op node, without and with one event per call."""
-    from atlas_graph.events import emit
-    from atlas_graph.instrument import _wrap_async
+    from atlas_graph.telemetry.events import emit
+    from atlas_graph.telemetry.instrument import _wrap_async
 
     async def quiet(state: dict[str, Any]) -> dict[str, Any]:
         return {}

@@ -36,7 +36,7 @@ from overhead import Row, machine, report, summary, table, teacher_reply
 
 from atlas_graph.config import StorageConfig
 from atlas_graph.graph import create_atlas_graph
-from atlas_graph.persistence import Persistence, open_persistence, redact_dsn
+from atlas_graph.storage.persistence import Persistence, open_persistence, redact_dsn
 from atlas_graph.testing import ScriptedAgent, ScriptedChatModel
 
 DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"

@@ -306,7 +306,7 @@ async def postgres_sync(settings: Settings) -> list[Result]:
     The two run in alternating blocks, so a change in machine load hits both alike.
     """
     from atlas_graph.config import StorageConfig
-    from atlas_graph.persistence import open_persistence
+    from atlas_graph.storage.persistence import open_persistence
 
     label = "PostgreSQL durability=sync: added ms per paired session"
     block, rounds = (10, 3) if settings.quick else (20, 5)

@@ -10,8 +10,8 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.store.base import BaseStore
 from pg import pg_url
 
-from atlas_graph.events import is_event
 from atlas_graph.graph import create_atlas_graph
+from atlas_graph.telemetry.events import is_event
 
 __all__ = ["pg_url"]  # the PostgreSQL fixture, shared by every test module
 

@@ -13,9 +13,9 @@ from langgraph.store.base import BaseStore
 from langgraph.store.memory import InMemoryStore
 
 from atlas_graph.demo import DEMO_TASKS, demo_config_path
-from atlas_graph.ledger import NAMESPACE
-from atlas_graph.persistence import Persistence
 from atlas_graph.runner import arun
+from atlas_graph.storage.ledger import NAMESPACE
+from atlas_graph.storage.persistence import Persistence
 
 # Secrets a caller might leak into a session; none may reach an export.
 SECRETS = {

@@ -10,9 +10,9 @@ from helpers import teacher_responder, verdict
 from langgraph.store.memory import InMemoryStore
 
 from atlas_graph.config import ConfigError, load_config
-from atlas_graph.fingerprint import fingerprint
+from atlas_graph.nodes.fingerprint import fingerprint
+from atlas_graph.nodes.triage import build_dossier, normalize_severity
 from atlas_graph.testing import ScriptedAgent, ScriptedChatModel
-from atlas_graph.triage import build_dossier, normalize_severity
 
 CERTIFY = {"adaptive_teaching": {"certify_first_run": True}}
 
@@ -84,8 +84,8 @@ async def test_default_dossier_reads_task_and_metadata() -> None:
 async def test_starter_builders_load_by_path_and_extend_the_dossier(
     builder: str, task: str, metadata: dict[str, Any], tag: str, severity: str
 ) -> None:
-    dossier = await build_dossier(task, metadata, ["team:a"], f"atlas_graph.triage:{builder}")
-    assert dossier["builder"] == f"atlas_graph.triage:{builder}"
+    dossier = await build_dossier(task, metadata, ["team:a"], f"atlas_graph.nodes.triage:{builder}")
+    assert dossier["builder"] == f"atlas_graph.nodes.triage:{builder}"
     assert "team:a" in dossier["tags"] and tag in dossier["tags"]
     assert dossier["max_severity"] == severity
     assert "builder_error" not in dossier
@@ -450,7 +450,7 @@ async def test_history_keeps_the_newest_sessions_up_to_the_cap(make_run: Any) ->
 
 
 async def test_history_is_pruned_to_the_cap() -> None:
-    from atlas_graph.history import append_session, load_sessions
+    from atlas_graph.storage.history import append_session, load_sessions
 
     store = InMemoryStore()
     for n in range(5):

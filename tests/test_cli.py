@@ -189,7 +189,7 @@ def test_demo_persists_to_sqlite_in_cwd(tmp_path: Path, capsys: pytest.CaptureFi
 def test_demo_console_script_subprocess(tmp_path: Path) -> None:
     env = {key: value for key, value in os.environ.items() if key not in TRACING_VARIABLES}
     completed = subprocess.run(
-        [sys.executable, "-m", "atlas_graph.cli", "demo", "--stream"],
+        [sys.executable, "-m", "atlas_graph", "demo", "--stream"],
         cwd=tmp_path,
         capture_output=True,
         text=True,

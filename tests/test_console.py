@@ -13,9 +13,9 @@ import pytest
 from helpers import CALCULATE, teacher_responder
 from langchain_core.messages import BaseMessage
 
-from atlas_graph.console import ConsoleRenderer
-from atlas_graph.events import make_event
 from atlas_graph.runner import arun
+from atlas_graph.telemetry.console import ConsoleRenderer
+from atlas_graph.telemetry.events import make_event
 from atlas_graph.testing import ScriptedAgent, ScriptedChatModel
 
 GOLDEN = Path(__file__).parent / "golden" / "console_retry.txt"

@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 
 from atlas_graph.config import parse_config
-from atlas_graph.ledger import get_record
-from atlas_graph.persistence import open_persistence
+from atlas_graph.storage.ledger import get_record
+from atlas_graph.storage.persistence import open_persistence
 
 TESTS = Path(__file__).parent
 WORKER = TESTS / "crash_worker.py"
@@ -129,7 +129,7 @@ def test_second_worker_finishes_what_a_killed_worker_started(pg_url: str, tmp_pa
           database_url: {pg_url}
           max_connections: 2
     """))  # fmt: skip
-    command = [sys.executable, "-m", "atlas_graph.cli"]
+    command = [sys.executable, "-m", "atlas_graph"]
     worker_a = subprocess.run(
         [*command, "run", "Summarise the incident.", "-c", str(config), "--mode", "escalate",
          "--thread-id", "two-workers", "--no-stream"],

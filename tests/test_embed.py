@@ -26,10 +26,10 @@ from langgraph.types import Command
 
 from atlas_graph.config import load_config
 from atlas_graph.demo import demo_config_path
-from atlas_graph.events import is_event
 from atlas_graph.graph import create_atlas_graph
-from atlas_graph.ledger import NAMESPACE
 from atlas_graph.state import AtlasInputError
+from atlas_graph.storage.ledger import NAMESPACE
+from atlas_graph.telemetry.events import is_event
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 COACH_TASK = "Add the latencies 120, 80 and 45 and report the total in ms."

@@ -1,4 +1,4 @@
-"""Batch evaluation (``atlas_graph.eval`` and ``atlas-graph eval``) with the offline demo."""
+"""Batch evaluation (``atlas_graph.evaluation`` and ``atlas-graph eval``) with the offline demo."""
 
 from __future__ import annotations
 
@@ -12,13 +12,19 @@ import pytest
 import yaml
 from eval_user_code import OUTAGE_FLAG
 
-import atlas_graph.eval as eval_module
+import atlas_graph.evaluation.batch as eval_module
 from atlas_graph import demo
 from atlas_graph.agents import AgentRequest
 from atlas_graph.cli import EXIT_FAILED, EXIT_OK, EXIT_STOPPED, EXIT_USAGE, main
-from atlas_graph.cli_eval import ProgressBar
+from atlas_graph.cli.eval import ProgressBar
 from atlas_graph.demo import DEMO_TASKS, demo_config_path
-from atlas_graph.eval import TaskFileError, aevaluate, read_results, read_tasks, summarize
+from atlas_graph.evaluation.batch import (
+    TaskFileError,
+    aevaluate,
+    read_results,
+    read_tasks,
+    summarize,
+)
 from atlas_graph.sessions import list_sessions
 
 USAGE = {"prompt_tokens": 7, "completion_tokens": 3}

@@ -9,15 +9,15 @@ from helpers import teacher_responder, verdict
 from langgraph.graph import START, StateGraph
 from langgraph.types import Command, Send
 
-from atlas_graph.events import emit, make_event
-from atlas_graph.instrument import _with_events, instrument_nodes
-from atlas_graph.testing import ScriptedAgent, ScriptedChatModel
-from atlas_graph.trajectory import (
+from atlas_graph.telemetry.events import emit, make_event
+from atlas_graph.telemetry.instrument import _with_events, instrument_nodes
+from atlas_graph.telemetry.trajectory import (
     TrajectoryBatch,
     TrajectoryEvent,
     keep_trajectory,
     trajectory_entry,
 )
+from atlas_graph.testing import ScriptedAgent, ScriptedChatModel
 
 THREE_STEPS = [
     {"id": 1, "description": "first"},

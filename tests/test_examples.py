@@ -16,8 +16,8 @@ import openai_server as wire
 import pytest
 from agent_server import AgentServer
 
-from atlas_graph.events import AtlasEvent
 from atlas_graph.runner import arun
+from atlas_graph.telemetry.events import AtlasEvent
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "configs" / "examples"
 TASK = "Multiply 17 by 23."

@@ -11,7 +11,7 @@ from export_records import SECRETS, run_demo_lanes
 
 from atlas_graph.cli import main
 from atlas_graph.config import StorageConfig
-from atlas_graph.persistence import open_persistence
+from atlas_graph.storage.persistence import open_persistence
 
 
 @pytest.fixture(autouse=True)

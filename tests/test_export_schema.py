@@ -16,7 +16,7 @@ from export_records import SECRETS, run_demo_lanes
 
 from atlas_graph.config import StorageConfig
 from atlas_graph.export import aexport_sessions, aiter_session_traces
-from atlas_graph.persistence import open_persistence
+from atlas_graph.storage.persistence import open_persistence
 
 STR, INT, NUM, BOOL, NULL = str, int, (int, float), bool, type(None)
 OBJ, ARR = dict, list

@@ -13,7 +13,7 @@ from langgraph.store.memory import InMemoryStore
 
 from atlas_graph import demo
 from atlas_graph.graph import NODES, create_atlas_graph
-from atlas_graph.review_cache import cached_review, remember_review
+from atlas_graph.storage.review_cache import cached_review, remember_review
 from atlas_graph.testing import ScriptedAgent, ScriptedChatModel
 
 THREE_STEPS = [

@@ -13,7 +13,7 @@ from helpers import teacher_responder
 from langchain_core.callbacks import AsyncCallbackHandler
 
 from atlas_graph.graph import NODES, create_atlas_graph
-from atlas_graph.reward import reward_stats
+from atlas_graph.nodes.reward import reward_stats
 from atlas_graph.testing import ScriptedAgent, ScriptedChatModel
 
 

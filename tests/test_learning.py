@@ -11,8 +11,8 @@ from langgraph.store.memory import InMemoryStore
 
 from atlas_graph.config import load_config
 from atlas_graph.graph import create_atlas_graph
-from atlas_graph.learning import memory_namespace, update_memories, uses_namespace
-from atlas_graph.personas import rewrite_key
+from atlas_graph.nodes.learn import memory_namespace, update_memories, uses_namespace
+from atlas_graph.nodes.personas import rewrite_key
 from atlas_graph.prompts import MEMORY_HEADER
 from atlas_graph.result import Result
 from atlas_graph.testing import ScriptedAgent, ScriptedChatModel
@@ -366,7 +366,7 @@ async def test_memories_reach_a_chat_model_students_messages(make_run: Any) -> N
 
 
 def test_cached_plan_reviews_are_keyed_by_the_teacher_persona() -> None:
-    from atlas_graph.review_cache import review_cache_key
+    from atlas_graph.storage.review_cache import review_cache_key
 
     state: dict[str, Any] = {"task": "x", "lane": "coach", "plan_draft": None, "plan_drafts": 1}
     with_memory = {**state, "persona_context": {"memories": {"teacher": ["be strict"]}}}
@@ -418,7 +418,7 @@ async def test_concurrent_sessions_each_record_their_use(make_run: Any) -> None:
 
 
 async def test_only_the_newest_uses_are_kept() -> None:
-    from atlas_graph import learning
+    from atlas_graph.nodes import learn as learning
 
     store = InMemoryStore()
     config = load_config({"learning": {"enabled": True, "min_sessions": 100}})

@@ -7,9 +7,9 @@ import asyncio
 import psycopg
 
 from atlas_graph.config import StorageConfig
-from atlas_graph.ledger import list_records
-from atlas_graph.persistence import open_persistence
 from atlas_graph.runner import arun
+from atlas_graph.storage.ledger import list_records
+from atlas_graph.storage.persistence import open_persistence
 from atlas_graph.testing import ScriptedAgent
 
 SESSIONS = 100

@@ -12,9 +12,9 @@ from test_openai_wire import KEY_ENV, hermetic, llm, wire_config
 
 from atlas_graph.agents import ChatModelAgent, agent_from_config
 from atlas_graph.config import parse_config
-from atlas_graph.events import AtlasEvent
 from atlas_graph.models import ModelConfigError, chat_model_from_params, model_name_for
 from atlas_graph.runner import arun
+from atlas_graph.telemetry.events import AtlasEvent
 
 __all__ = ["hermetic"]  # the autouse fixture: keys set, no tracing, no proxies
 

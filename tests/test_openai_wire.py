@@ -17,10 +17,10 @@ import openai
 import openai_server as wire
 import pytest
 
-from atlas_graph.events import AtlasEvent
 from atlas_graph.models import ModelConfigError
 from atlas_graph.result import Result
 from atlas_graph.runner import AtlasRunError, arun
+from atlas_graph.telemetry.events import AtlasEvent
 
 openai_server = wire.openai_server  # the fixture, visible to the tests of this module
 

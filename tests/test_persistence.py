@@ -14,7 +14,9 @@ from langgraph.store.memory import InMemoryStore
 
 from atlas_graph.config import StorageConfig, parse_config
 from atlas_graph.graph import create_atlas_graph
-from atlas_graph.ledger import (
+from atlas_graph.runner import arun
+from atlas_graph.state import AtlasState
+from atlas_graph.storage.ledger import (
     EXPORT_KEYS,
     NAMESPACE,
     NOT_EXPORTED,
@@ -23,15 +25,13 @@ from atlas_graph.ledger import (
     get_record,
     list_records,
 )
-from atlas_graph.persistence import (
+from atlas_graph.storage.persistence import (
     StorageError,
     open_persistence,
     open_persistence_sync,
     redact_dsn,
     resolve_backend,
 )
-from atlas_graph.runner import arun
-from atlas_graph.state import AtlasState
 from atlas_graph.testing import ScriptedAgent
 
 DEMO_TEACHER: dict[str, Any] = {

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from atlas_graph.cli import EXIT_OK, main
-from atlas_graph.events import AtlasEvent
-from atlas_graph.publishers import JsonlFilePublisher, TelemetryPublisher
 from atlas_graph.runner import AtlasRunError, arun
+from atlas_graph.telemetry.events import AtlasEvent
+from atlas_graph.telemetry.publishers import JsonlFilePublisher, TelemetryPublisher
 from atlas_graph.testing import ScriptedAgent, ScriptedChatModel
 
 MEMORY: dict[str, Any] = {"storage": {"backend": "memory"}}
@@ -110,7 +110,7 @@ async def test_a_failing_publisher_is_dropped_and_the_session_goes_on(
             raise OSError("disk full")
 
     broken, healthy = Broken(), Recorder()
-    with caplog.at_level(logging.ERROR, logger="atlas_graph.telemetry"):
+    with caplog.at_level(logging.ERROR, logger="atlas_graph.telemetry.fanout"):
         result = await arun("Do it.", config=MEMORY, mode="auto", agent=ScriptedAgent(),
                             publishers=[broken, healthy])  # fmt: skip
     assert result.status == "succeeded"

@@ -15,8 +15,6 @@ from langgraph.store.sqlite import SqliteStore
 from atlas_graph.cli import main
 from atlas_graph.demo import demo_config_path
 from atlas_graph.export import iter_session_traces
-from atlas_graph.ledger import NAMESPACE, get_record, record_final_checkpoint
-from atlas_graph.persistence import Persistence
 from atlas_graph.review import (
     ReviewError,
     alist_reviews,
@@ -26,6 +24,8 @@ from atlas_graph.review import (
 )
 from atlas_graph.runner import arun
 from atlas_graph.sessions import show_session
+from atlas_graph.storage.ledger import NAMESPACE, get_record, record_final_checkpoint
+from atlas_graph.storage.persistence import Persistence
 
 
 def record(session_id: str, status: str = "succeeded", **fields: Any) -> dict[str, Any]:

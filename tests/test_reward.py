@@ -294,7 +294,7 @@ async def test_certification_runs_reuse_the_verdict() -> None:
     from langgraph.runtime import Runtime
 
     from atlas_graph.config import load_config
-    from atlas_graph.reward import make_reward_node
+    from atlas_graph.nodes.reward import make_reward_node
     from atlas_graph.services import AtlasContext, Services
 
     judge = ScriptedChatModel(responses=[reply(0.8)], repeat_last=True)

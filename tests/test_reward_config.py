@@ -68,7 +68,7 @@ def test_seed_layout_loads() -> None:
 
 
 def test_later_layout_loads() -> None:
-    from atlas_graph.reward import active_judges
+    from atlas_graph.nodes.reward import active_judges
 
     rim = parse_config(yaml.safe_load(LATER_RIM)).rim
     assert rim.small_model is not None and rim.small_model.model == "gpt-4o-mini"
@@ -80,7 +80,7 @@ def test_later_layout_loads() -> None:
 
 
 def test_active_judges_as_a_list_and_next_to_configured_judges() -> None:
-    from atlas_graph.reward import active_judges
+    from atlas_graph.nodes.reward import active_judges
 
     rim = parse_config(
         {"rim": {"active_judges": ["helpfulness", "process"],

@@ -11,9 +11,9 @@ import pytest
 from langchain_core.messages import BaseMessage
 from langgraph.checkpoint.memory import InMemorySaver
 
-from atlas_graph.events import AtlasEvent
 from atlas_graph.result import AttemptResult, Result, StepResult
 from atlas_graph.runner import AtlasRunError, arun, run
+from atlas_graph.telemetry.events import AtlasEvent
 from atlas_graph.testing import ScriptedAgent, ScriptedChatModel, ScriptExhaustedError
 
 MEMORY: dict[str, Any] = {"storage": {"backend": "memory"}}
@@ -442,8 +442,8 @@ async def test_open_graph_is_built_once_for_many_sessions(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     import atlas_graph.runner as runner_module
-    from atlas_graph.ledger import NAMESPACE
     from atlas_graph.runner import open_graph
+    from atlas_graph.storage.ledger import NAMESPACE
 
     builds: list[Any] = []
     real_create = runner_module.create_atlas_graph

@@ -11,11 +11,9 @@ from langchain_core.messages import BaseMessage
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.store.memory import InMemoryStore
 
-from atlas_graph.approval import ApprovalError
 from atlas_graph.cli import main
 from atlas_graph.config import StorageConfig
-from atlas_graph.events import AtlasEvent
-from atlas_graph.persistence import Persistence, open_persistence
+from atlas_graph.nodes.approval import ApprovalError
 from atlas_graph.runner import AtlasRunError, arun, run
 from atlas_graph.sessions import (
     SessionNotFoundError,
@@ -33,6 +31,8 @@ from atlas_graph.sessions import (
     show_session,
     show_session_sync,
 )
+from atlas_graph.storage.persistence import Persistence, open_persistence
+from atlas_graph.telemetry.events import AtlasEvent
 from atlas_graph.testing import ScriptedAgent, ScriptedChatModel
 
 HUMAN: dict[str, Any] = {

@@ -10,11 +10,11 @@ import pytest
 from helpers import CALCULATE, teacher_responder
 
 from atlas_graph.agents import AgentRequest, AgentResponse
+from atlas_graph.agents.tool_loop import ToolLoop
+from atlas_graph.agents.tools import Toolbox
 from atlas_graph.config import ConfigError, parse_config
 from atlas_graph.graph import create_atlas_graph
 from atlas_graph.testing import ScriptedChatModel
-from atlas_graph.tool_loop import ToolLoop
-from atlas_graph.tools import Toolbox
 
 
 def broken_tool(expression: str) -> str:

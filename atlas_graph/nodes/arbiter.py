@@ -18,7 +18,8 @@ from langgraph.runtime import Runtime
 from pydantic import ValidationError, field_validator
 
 from atlas_graph.config import JudgeConfig
-from atlas_graph.judges import (
+from atlas_graph.models import usage_of
+from atlas_graph.nodes.judges import (
     Call,
     JudgeReply,
     audit_entry,
@@ -28,8 +29,7 @@ from atlas_graph.judges import (
     normalized_principles,
     reply_payload,
 )
-from atlas_graph.models import usage_of
-from atlas_graph.reward import (
+from atlas_graph.nodes.reward import (
     SESSION,
     active_judges,
     assemble,

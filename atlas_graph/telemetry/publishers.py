@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 from typing import IO, Protocol, runtime_checkable
 
-from atlas_graph.events import AtlasEvent, ControlEvent
+from atlas_graph.telemetry.events import AtlasEvent, ControlEvent
 
 
 @runtime_checkable

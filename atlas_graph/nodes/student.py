@@ -11,9 +11,10 @@ from langgraph.types import Command, Send
 
 from atlas_graph import prompts
 from atlas_graph.agents import AgentRequest, AgentResponse, coerce_response
-from atlas_graph.events import utc_now
+from atlas_graph.agents.tool_loop import ToolLoop
+from atlas_graph.agents.tools import Toolbox
+from atlas_graph.nodes.scheduler import step_finished
 from atlas_graph.plans import parse_plan, plan_issues, single_step_plan
-from atlas_graph.scheduler import step_finished
 from atlas_graph.services import AtlasContext, Node, Services
 from atlas_graph.state import (
     AtlasState,
@@ -22,8 +23,7 @@ from atlas_graph.state import (
     StepTask,
     reply_usage,
 )
-from atlas_graph.tool_loop import ToolLoop
-from atlas_graph.tools import Toolbox
+from atlas_graph.telemetry.events import utc_now
 
 
 def _student_system_prompt(
@@ -101,7 +101,7 @@ def make_plan_node(services: Services) -> Node:
 def make_execute_node(services: Services) -> Node:
     """One attempt at one step; agent errors and timeouts are failed attempts, not crashes.
 
-    The attempt runs the agent ⇄ tool loop (``atlas_graph.tool_loop``): tool calls and
+    The attempt runs the agent ⇄ tool loop (``atlas_graph.agents.tool_loop``): tool calls and
     results become ``tool_call``/``tool_result`` events and the attempt's ``tool_calls``.
     """
     timeout = services.config.orchestration.step_timeout_seconds

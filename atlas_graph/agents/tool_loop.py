@@ -24,9 +24,9 @@ from atlas_graph.agents.base import (
     coerce_response,
 )
 from atlas_graph.agents.messages import normalize_tool_call
+from atlas_graph.agents.tools import Toolbox
 from atlas_graph.prompts import format_tool_calls
 from atlas_graph.state import reply_usage, sum_usage
-from atlas_graph.tools import Toolbox
 
 ToolCallHook = Callable[[int, dict[str, Any]], None]
 ToolResultHook = Callable[[int, ToolResult], None]

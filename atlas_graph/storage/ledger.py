@@ -32,8 +32,8 @@ from typing import Any
 
 from langgraph.store.base import BaseStore
 
-from atlas_graph.events import utc_now
 from atlas_graph.state import AtlasState
+from atlas_graph.telemetry.events import utc_now
 
 NAMESPACE = ("atlas", "sessions")
 LEDGER_VERSION = 1

@@ -19,9 +19,9 @@ from typing import Any
 
 from langgraph.types import interrupt
 
-from atlas_graph.events import utc_now
 from atlas_graph.plans import PlanParseError, parse_plan, plan_issues, single_step_plan
 from atlas_graph.state import AtlasState, Plan
+from atlas_graph.telemetry.events import utc_now
 
 ACTIONS = ("approve", "edit", "reject")
 

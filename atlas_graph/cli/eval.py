@@ -14,7 +14,7 @@ import time
 from collections.abc import Mapping
 from typing import Any, TextIO
 
-from atlas_graph.cli_sessions import EXIT_FAILED, EXIT_OK, EXIT_STOPPED
+from atlas_graph.cli.common import EXIT_FAILED, EXIT_OK, EXIT_STOPPED
 
 _BAR_WIDTH = 24
 
@@ -90,7 +90,7 @@ class ProgressBar:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from atlas_graph.eval import evaluate, format_summary
+    from atlas_graph.evaluation.batch import evaluate, format_summary
 
     report = evaluate(
         args.tasks, config=args.config, output=args.output, concurrency=args.concurrency,

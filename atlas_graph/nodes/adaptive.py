@@ -13,16 +13,17 @@ from typing import Any
 from langchain_core.runnables import RunnableConfig
 from langgraph.runtime import Runtime
 
-from atlas_graph import history, learning
-from atlas_graph.events import utc_now
-from atlas_graph.fingerprint import fingerprint, tenant_of
-from atlas_graph.ledger import record_start, session_key
-from atlas_graph.personas import persona_prompts
+from atlas_graph.nodes import learn as learning
+from atlas_graph.nodes.fingerprint import fingerprint, tenant_of
+from atlas_graph.nodes.personas import persona_prompts
+from atlas_graph.nodes.probe import Routing, adaptive_summary, override, route
+from atlas_graph.nodes.triage import build_dossier
 from atlas_graph.plans import single_step_plan
-from atlas_graph.probe import Routing, adaptive_summary, override, route
 from atlas_graph.services import AtlasContext, Node, Services
 from atlas_graph.state import AtlasState, PersonaContext, check_input
-from atlas_graph.triage import build_dossier
+from atlas_graph.storage import history
+from atlas_graph.storage.ledger import record_start, session_key
+from atlas_graph.telemetry.events import utc_now
 
 
 def make_triage_node(services: Services) -> Node:

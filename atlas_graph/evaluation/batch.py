@@ -31,7 +31,6 @@ from langchain_core.language_models import BaseChatModel
 
 from atlas_graph.config import AtlasConfig, load_config
 from atlas_graph.lanes import LANES
-from atlas_graph.persistence import Persistence
 from atlas_graph.result import Result
 from atlas_graph.runner import (
     AtlasRunError,
@@ -41,6 +40,7 @@ from atlas_graph.runner import (
     open_graph,
     run_sync,
 )
+from atlas_graph.storage.persistence import Persistence
 
 TASK_KEYS = frozenset({"id", "task", "session_metadata", "ground_truth", "mode"})
 FINISHED = frozenset({"succeeded", "failed"})

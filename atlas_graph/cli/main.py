@@ -13,13 +13,10 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from atlas_graph.cli_eval import EVAL_COMMANDS, add_eval_command
-from atlas_graph.cli_export import EXPORT_COMMANDS, add_export_commands
-from atlas_graph.cli_sessions import (
-    EXIT_FAILED,
-    EXIT_OK,
-    EXIT_STOPPED,
-    EXIT_USAGE,
+from atlas_graph.cli.common import EXIT_FAILED, EXIT_OK, EXIT_STOPPED, EXIT_USAGE
+from atlas_graph.cli.eval import EVAL_COMMANDS, add_eval_command
+from atlas_graph.cli.export import EXPORT_COMMANDS, add_export_commands
+from atlas_graph.cli.sessions import (
     SESSION_COMMANDS,
     add_session_commands,
     progress,
@@ -80,7 +77,7 @@ def _publishers(args: argparse.Namespace) -> list[Any]:
     """Publishers the command line asks for (``--events-jsonl``)."""
     if not args.events_jsonl:
         return []
-    from atlas_graph.publishers import JsonlFilePublisher
+    from atlas_graph.telemetry.publishers import JsonlFilePublisher
 
     return [JsonlFilePublisher(args.events_jsonl)]
 

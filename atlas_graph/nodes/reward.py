@@ -24,7 +24,7 @@ from langgraph.runtime import Runtime
 
 from atlas_graph.callables import call_maybe_async, load_object
 from atlas_graph.config import JudgeConfig, RimConfig
-from atlas_graph.judges import (
+from atlas_graph.nodes.judges import (
     Call,
     JudgeReply,
     JudgeRequest,

@@ -34,9 +34,9 @@ from langgraph._internal._runnable import RunnableCallable
 from langgraph.graph import StateGraph
 from langgraph.types import Command
 
-from atlas_graph.events import AtlasEvent, collect_events, stop_collecting
 from atlas_graph.loop_thread import LoopThread
-from atlas_graph.trajectory import TrajectoryBatch, trajectory_entry
+from atlas_graph.telemetry.events import AtlasEvent, collect_events, stop_collecting
+from atlas_graph.telemetry.trajectory import TrajectoryBatch, trajectory_entry
 
 TRAJECTORY_KEY = "trajectory_events"
 

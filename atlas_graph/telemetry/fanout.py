@@ -10,8 +10,8 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from atlas_graph.events import AtlasEvent, control_event, is_event, make_event
-from atlas_graph.publishers import TelemetryPublisher
+from atlas_graph.telemetry.events import AtlasEvent, control_event, is_event, make_event
+from atlas_graph.telemetry.publishers import TelemetryPublisher
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ class SessionTelemetry:
             if not isinstance(publisher, TelemetryPublisher):
                 raise TypeError(
                     f"publishers: {type(publisher).__name__} lacks attach/publish/detach "
-                    "(see atlas_graph.publishers.TelemetryPublisher)"
+                    "(see atlas_graph.telemetry.publishers.TelemetryPublisher)"
                 )
             self.publishers.append(publisher)
         self._attached: list[TelemetryPublisher] = []

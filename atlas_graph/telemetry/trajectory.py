@@ -13,7 +13,7 @@ from typing import Any
 
 from typing_extensions import TypedDict  # JSON Schema of the graph's state (see state.py)
 
-from atlas_graph.events import AtlasEvent
+from atlas_graph.telemetry.events import AtlasEvent
 
 
 class TrajectoryEvent(TypedDict):

@@ -30,13 +30,14 @@ from langgraph.runtime import Runtime
 from langgraph.store.base import BaseStore
 from pydantic import BaseModel, ConfigDict
 
-from atlas_graph import history, prompts
+from atlas_graph import prompts
 from atlas_graph.config import AtlasConfig
-from atlas_graph.events import utc_now
-from atlas_graph.finalize import session_status
 from atlas_graph.models import call_structured
+from atlas_graph.nodes.finalize import session_status
 from atlas_graph.services import AtlasContext, Node, Services
 from atlas_graph.state import AtlasState
+from atlas_graph.storage import history
+from atlas_graph.telemetry.events import utc_now
 
 MEMORY_PERSONAS = ("student", "teacher")
 _USES_KEPT = 20

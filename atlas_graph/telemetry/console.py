@@ -13,8 +13,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from atlas_graph.events import AtlasEvent, is_event
-from atlas_graph.triage import SEVERITIES
+from atlas_graph.nodes.triage import SEVERITIES
+from atlas_graph.telemetry.events import AtlasEvent, is_event
 
 _COLORS = {"ok": "\033[32m", "bad": "\033[31m", "note": "\033[36m", "dim": "\033[2m"}
 _RESET = "\033[0m"

@@ -18,7 +18,7 @@ from typing import Any
 
 from langgraph.store.base import BaseStore
 
-from atlas_graph.events import utc_now
+from atlas_graph.telemetry.events import utc_now
 
 _READ_LIMIT = 1000  # above any cap, so a read sees every kept entry
 

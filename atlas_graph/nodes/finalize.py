@@ -6,10 +6,10 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from atlas_graph.events import utc_now
-from atlas_graph.ledger import record_end
 from atlas_graph.services import AtlasContext, Node, Services
 from atlas_graph.state import AtlasState
+from atlas_graph.storage.ledger import record_end
+from atlas_graph.telemetry.events import utc_now
 
 
 def session_status(state: AtlasState, success_threshold: float) -> str:

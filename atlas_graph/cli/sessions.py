@@ -12,14 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_STOPPED = 0, 1, 2, 3
-
-
-def run_sync(coroutine: Any) -> Any:
-    """Run a session operation, also from inside a running loop (``main()`` in a notebook)."""
-    from atlas_graph.runner import run_sync as run_to_end  # imported late: fast CLI start
-
-    return run_to_end(coroutine)
+from atlas_graph.cli.common import EXIT_FAILED, EXIT_OK, EXIT_STOPPED, run_sync
 
 
 def add_session_commands(commands: Any) -> None:
@@ -86,7 +79,7 @@ def progress(stream: bool, as_json: bool) -> Callable[[Any], None] | None:
     """Live progress lines; on stderr when stdout carries JSON."""
     if not stream:
         return None
-    from atlas_graph.console import ConsoleRenderer
+    from atlas_graph.telemetry.console import ConsoleRenderer
 
     return ConsoleRenderer(sys.stderr if as_json else sys.stdout).handle
 
@@ -291,8 +284,8 @@ SESSION_COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 
 def session_errors() -> tuple[type[BaseException], ...]:
     """Errors of these commands that mean bad input (exit 2), with a one-line message."""
-    from atlas_graph.persistence import StorageError
     from atlas_graph.runner import SessionStateError
     from atlas_graph.sessions import SessionNotFoundError
+    from atlas_graph.storage.persistence import StorageError
 
     return (StorageError, SessionNotFoundError, SessionStateError)

@@ -5,7 +5,7 @@ A dossier is plain JSON: ``summary``, ``risks`` (``{description, severity}`` wit
 ``fingerprint_hint``. The default builder reads the task and the caller's metadata; a custom
 builder (``adaptive_teaching.triage_adapter: module:callable``) takes ``(task, metadata)`` and
 returns a dict merged over the default. The starter builders below (code, support, SRE) show
-the shape and can be used by path, e.g. ``atlas_graph.triage:code_dossier``.
+the shape and can be used by path, e.g. ``atlas_graph.nodes.triage:code_dossier``.
 """
 
 from __future__ import annotations

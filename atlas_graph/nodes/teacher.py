@@ -15,11 +15,11 @@ from langgraph.types import Command, Send
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from atlas_graph import prompts
-from atlas_graph.approval import approval_request, awaiting_approval, decide
 from atlas_graph.callables import call_maybe_async
-from atlas_graph.events import utc_now
 from atlas_graph.lanes import passes, should_retry
 from atlas_graph.models import ModelConfigError, ModelOutputError, call_structured, usage_of
+from atlas_graph.nodes.approval import approval_request, awaiting_approval, decide
+from atlas_graph.nodes.scheduler import step_finished
 from atlas_graph.plans import (
     PlanParseError,
     parse_plan,
@@ -27,10 +27,10 @@ from atlas_graph.plans import (
     single_step_plan,
     stepwise_plan,
 )
-from atlas_graph.review_cache import cached_review, remember_review, review_cache_key
-from atlas_graph.scheduler import step_finished
 from atlas_graph.services import AtlasContext, Node, Services
 from atlas_graph.state import AtlasState, PersonaContext, Plan, StepSpec, StepTask, Verdict
+from atlas_graph.storage.review_cache import cached_review, remember_review, review_cache_key
+from atlas_graph.telemetry.events import utc_now
 
 
 class TeacherVerdict(BaseModel):

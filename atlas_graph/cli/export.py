@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, get_args
 
-from atlas_graph.cli_sessions import EXIT_FAILED, EXIT_OK, run_sync
+from atlas_graph.cli.common import EXIT_FAILED, EXIT_OK, run_sync
 from atlas_graph.state import ReviewStatus, SessionStatus
 
 _SESSION_STATUSES = get_args(SessionStatus)

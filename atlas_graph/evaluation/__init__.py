@@ -1,0 +1,1 @@
+"""Evaluation harnesses: run task files as batches and summarise what supervision did."""
