@@ -209,6 +209,19 @@ def stepwise_plan(steps: list[dict]) -> dict:
     return {"steps": copy.deepcopy(steps), "execution_mode": "stepwise"}
 
 
+def ancestors(steps: list[dict[str, Any]], step_id: int) -> list[int]:
+    """Every step ``step_id`` depends on, directly or not, in id order."""
+    depends = {step["id"]: step["depends_on"] for step in steps}
+    seen: set[int] = set()
+    pending = list(depends.get(step_id, []))
+    while pending:
+        current = pending.pop()
+        if current not in seen:
+            seen.add(current)
+            pending.extend(depends.get(current, []))
+    return sorted(seen)
+
+
 def ready_step_ids(steps: list[dict], finished: set[int], started: set[int]) -> list[int]:
     """Ids of steps not yet started whose dependencies have all finished, in id order.
 

@@ -9,8 +9,8 @@ reuse one compiled graph with different models.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
-from typing import Any, Literal
+from dataclasses import dataclass, replace
+from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.runnables import Runnable
@@ -21,8 +21,9 @@ from pydantic.json_schema import SkipJsonSchema
 from atlas_graph.agents import Agent, agent_from_config, as_agent
 from atlas_graph.callables import load_object
 from atlas_graph.config import AtlasConfig, LLMParameters
-from atlas_graph.lanes import Lane, LanePolicy, lane_policies
+from atlas_graph.lanes import Lane, LanePolicy, default_policies
 from atlas_graph.models import ModelConfigError, chat_model_from_params, structured, with_max_tokens
+from atlas_graph.routes import Routes
 from atlas_graph.telemetry.events import Actor, EventType, emit
 
 Node = Callable[..., Awaitable[Any]]
@@ -63,6 +64,17 @@ class AtlasContext:
             )
 
 
+def lane_policies(config: AtlasConfig) -> dict[Lane, LanePolicy]:
+    """The lane table with the config's overrides applied."""
+    policies = default_policies(
+        max_retries=config.orchestration.max_retries,
+        reward_auto=config.rim.reward_auto_lane,
+    )
+    for lane, override in config.orchestration.lanes.items():
+        policies[lane] = replace(policies[lane], **override.changes())
+    return policies
+
+
 class Services:
     """Resolved dependencies of one graph; model clients are built on first use."""
 
@@ -86,7 +98,12 @@ class Services:
         self.plan_reviewer: Callable[..., Any] | None = (
             load_object(teacher.plan_reviewer) if teacher.plan_reviewer else None
         )
-        self.learns = self._learns()
+        self.routes = Routes(
+            self.policies,
+            learns=self._learns(),
+            retry_threshold=config.rim.retry_threshold,
+            max_parallel_steps=config.orchestration.max_parallel_steps,
+        )
 
     def _resolve_agent(self, agent: Any) -> Agent | None:
         tool_choice = self.config.student.tool_choice
@@ -131,16 +148,6 @@ class Services:
             or config.learning.enabled
             or config.runtime_safety.drift.enabled
         )
-
-    def after_answer(self, lane: Lane) -> Literal["reward", "learn", "finalize"]:
-        """Where a session goes once it has its answer: the reward, if its lane scores."""
-        if self.policies[lane].reward:
-            return "reward"
-        return self.after_reward()
-
-    def after_reward(self) -> Literal["learn", "finalize"]:
-        """Learning when it has work to do, else straight to finalize."""
-        return "learn" if self.learns else "finalize"
 
     def agent(self, runtime: Runtime[AtlasContext] | None) -> Agent:
         """The student's agent for this run.

@@ -29,7 +29,7 @@ from atlas_graph.config import AtlasConfig, load_config
 from atlas_graph.graph import GRAPH_NAME, create_atlas_graph
 from atlas_graph.nodes.approval import check_decision
 from atlas_graph.result import Result
-from atlas_graph.routing import route_of
+from atlas_graph.routes import route_of
 from atlas_graph.runner import AtlasRunError, ConfigSource, arun, run_sync
 from atlas_graph.state import AtlasState
 from atlas_graph.storage.ledger import (

@@ -24,6 +24,8 @@ LaneName = Lane  # the lanes of lanes.py, under the name the state records use
 StepStatus = Literal["running", "succeeded", "failed"]
 SessionStatus = Literal["running", "succeeded", "failed"]
 ReviewStatus = Literal["pending", "approved", "quarantined"]
+StepExit = Literal["dispatch", "reward", "learn", "finalize"]
+"""Where a step branch goes when its step is done: back to dispatch, or on with the answer."""
 
 
 class StepSpec(TypedDict):
@@ -306,5 +308,5 @@ class StepTask(TypedDict, total=False):
     tool_calls: list[dict[str, Any]]
     execute_ms: float
     verdict: Verdict
-    then: Literal["dispatch", "synthesize"]
+    then: StepExit
     persona_context: PersonaContext

@@ -8,14 +8,9 @@ from typing import Any
 import pytest
 
 from atlas_graph.config import parse_config
-from atlas_graph.lanes import (
-    LANES,
-    LanePolicy,
-    default_policies,
-    lane_policies,
-    passes,
-    should_retry,
-)
+from atlas_graph.lanes import LANES, LanePolicy, default_policies
+from atlas_graph.routes import passes, should_retry
+from atlas_graph.services import lane_policies
 from atlas_graph.state import Verdict
 
 

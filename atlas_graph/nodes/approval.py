@@ -30,11 +30,6 @@ class ApprovalError(ValueError):
     """A decision that cannot be applied; nothing is changed."""
 
 
-def awaiting_approval(state: AtlasState) -> bool:
-    """Whether the session holds a plan that waits for a person's decision."""
-    return (state.get("plan_approval") or {}).get("status") == "requested"
-
-
 def approval_request(plan: Plan, review: dict[str, Any]) -> dict[str, Any]:
     """The state record of a plan that waits for approval."""
     return {"status": "requested", "plan": plan, "review": review, "requested_at": utc_now()}

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Callable
 from statistics import fmean, pstdev
 from typing import Any, Literal
 
@@ -207,16 +206,6 @@ def emit_reward(
 def is_certification_run(state: AtlasState) -> bool:
     """Whether the adaptive layer marked this session as a certification run."""
     return bool((state.get("adaptive_summary") or {}).get("certification_run"))
-
-
-def route_after_reward(next_node: str) -> Callable[[AtlasState], str]:
-    """The router after the reward node: the arbiter when a judge escalated, else ``next_node``."""
-
-    def after_reward(state: AtlasState) -> str:
-        reward = state.get("reward") or {}
-        return "arbiter" if reward.get("raw", {}).get("pending_arbiter") else next_node
-
-    return after_reward
 
 
 def make_reward_node(services: Services) -> Node:

@@ -7,14 +7,14 @@ import time
 from typing import Any
 
 from langgraph.runtime import Runtime
-from langgraph.types import Command, Send
+from langgraph.types import Command
 
 from atlas_graph import prompts
 from atlas_graph.agents import AgentRequest, AgentResponse, coerce_response
 from atlas_graph.agents.tool_loop import ToolLoop
 from atlas_graph.agents.tools import Toolbox
-from atlas_graph.nodes.scheduler import step_finished
 from atlas_graph.plans import parse_plan, plan_issues, single_step_plan
+from atlas_graph.routes import step_answer
 from atlas_graph.services import AtlasContext, Node, Services
 from atlas_graph.state import (
     AtlasState,
@@ -188,17 +188,16 @@ def make_execute_node(services: Services) -> Node:
         update: dict[str, Any] = {"steps": {str(step["id"]): step_update}}
         if loop.usage["calls"]:
             update["usage"] = {"student": dict(loop.usage)}
-        if services.policy(task["lane"]).validate:
-            payload = {
-                **task, "output": output, "error": error, "execute_ms": elapsed_ms,
-                "tool_calls": record["tool_calls"],
-            }  # fmt: skip
-            return Command(update=update, goto=Send("validate", payload))
-        step_update.update(
-            status="failed" if error else "succeeded", completed_at=utc_now(), validation=None
-        )
-        answer, then = step_finished(task, output)
-        return Command(update={**update, **answer}, goto=then)
+        goto = services.routes.after_execute(task, {
+            "output": output, "error": error, "execute_ms": elapsed_ms,
+            "tool_calls": record["tool_calls"],
+        })  # fmt: skip
+        if isinstance(goto, str):  # not validated: the step is done
+            step_update.update(
+                status="failed" if error else "succeeded", completed_at=utc_now(), validation=None
+            )
+            update.update(step_answer(goto, output))
+        return Command(update=update, goto=goto)
 
     return execute
 

@@ -11,15 +11,13 @@ from typing import Any
 
 from langchain_core.messages import HumanMessage, SystemMessage
 from langgraph.runtime import Runtime
-from langgraph.types import Command, Send
+from langgraph.types import Command
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from atlas_graph import prompts
 from atlas_graph.callables import call_maybe_async
-from atlas_graph.lanes import passes, should_retry
 from atlas_graph.models import ModelConfigError, ModelOutputError, call_structured, usage_of
-from atlas_graph.nodes.approval import approval_request, awaiting_approval, decide
-from atlas_graph.nodes.scheduler import step_finished
+from atlas_graph.nodes.approval import approval_request, decide
 from atlas_graph.plans import (
     PlanParseError,
     parse_plan,
@@ -27,6 +25,7 @@ from atlas_graph.plans import (
     single_step_plan,
     stepwise_plan,
 )
+from atlas_graph.routes import awaiting_approval, passes, step_answer
 from atlas_graph.services import AtlasContext, Node, Services
 from atlas_graph.state import AtlasState, PersonaContext, Plan, StepSpec, StepTask, Verdict
 from atlas_graph.storage.review_cache import cached_review, remember_review, review_cache_key
@@ -296,8 +295,8 @@ def make_validate_node(services: Services) -> Node:
                 verdict = _failed_verdict(f"teacher verdict unreadable: {error}")
                 update["usage"] = {"teacher": error.usage}
         validate_ms = (time.perf_counter() - started) * 1000
-        policy = services.policy(task["lane"])
-        retry = should_retry(verdict, attempt, policy.max_retries, threshold)
+        goto = services.routes.after_validate(task, verdict)
+        retry = not isinstance(goto, str)
         services.emit(
             runtime, "validation_verdict", session_id=task.get("session_id", ""), actor="teacher",
             step_id=step["id"], attempt=attempt, intermediate=True, retry=retry, **verdict,
@@ -316,9 +315,9 @@ def make_validate_node(services: Services) -> Node:
             services.emit(
                 runtime, "retry", session_id=task.get("session_id", ""), actor="system",
                 step_id=step["id"], attempt=attempt, intermediate=True, next_attempt=attempt + 1,
-                max_attempts=policy.max_retries + 1, score=verdict["score"],
+                max_attempts=services.policy(task["lane"]).max_retries + 1, score=verdict["score"],
             )  # fmt: skip
-            return Command(update=update, goto=Send("guide", {**task, "verdict": verdict}))
+            return Command(update=update, goto=goto)
         step_update["status"] = "succeeded" if passes(verdict, threshold) else "failed"
         step_update["completed_at"] = utc_now()
         services.emit(
@@ -326,8 +325,8 @@ def make_validate_node(services: Services) -> Node:
             step_id=step["id"], attempt=attempt, status=step_update["status"],
             score=verdict["score"], attempts=attempt,
         )  # fmt: skip
-        answer, then = step_finished(task, task.get("output", ""))
-        return Command(update={**update, **answer}, goto=then)
+        update.update(step_answer(goto, task.get("output", "")))
+        return Command(update=update, goto=goto)
 
     return validate
 
@@ -378,6 +377,6 @@ def make_guide_node(services: Services) -> Node:
         }
         retry["attempt"] = task["attempt"] + 1
         retry["guidance"] = guidance
-        return Command(update=update, goto=Send("execute", retry))
+        return Command(update=update, goto=services.routes.after_guide(retry))
 
     return guide

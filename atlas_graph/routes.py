@@ -1,0 +1,245 @@
+"""Every "where next" of the supervised loop, beside ``graph.py``.
+
+Each route is a function of the state (or of a step branch's payload) whose return type names
+every place it can go: ``Literal`` node names, and ``Annotated[Send, To(node)]`` for branches
+started with ``Send``. ``destinations()`` reads those types, so the ``destinations=`` that
+``graph.py`` gives each node (what LangGraph draws and checks) cannot disagree with the code.
+
+The session routes run inside the node that ends each stage (``routed``): a conditional edge
+shows its router the state after the node's writes by copying every channel of the graph, about
+0.4 ms per route on ``AtlasState``, a tenth of a paired session's framework time. These routers
+read only keys their node replaces outright (``lane``, ``plan``, ``plan_approval``, ``reward``)
+or does not write, so the node's update laid over the state it was given is exactly what such a
+router would see, at no copy. ``update_state`` (a fork) runs no node: ``route_of`` gives the
+fork the node's route, and the fork writes ``Command(update, goto)`` as that node.
+
+The step loop (execute → validate → guide → execute) is a ``Send`` payload, ``StepTask``; its
+``then`` is the baton a branch carries: where it goes when its step is done.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from dataclasses import dataclass
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin, get_type_hints
+
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.types import Command, Send
+
+from atlas_graph.lanes import Lane, LanePolicy
+from atlas_graph.plans import ancestors, ready_step_ids
+from atlas_graph.state import AtlasState, StepExit, StepTask, Verdict
+from atlas_graph.telemetry.instrument import posing_as
+
+
+@dataclass(frozen=True)
+class To:
+    """Marks a ``Send``-typed route with the node its branches start at."""
+
+    node: str
+
+
+Branches = Annotated[list[Send], To("execute")]
+"""Step branches to start now; empty while running branches finish first."""
+ToValidate = Annotated[Send, To("validate")]
+ToGuide = Annotated[Send, To("guide")]
+ToExecute = Annotated[Send, To("execute")]
+AfterReward = Literal["learn", "finalize"]
+AfterAnswer = Literal["reward", "learn", "finalize"]
+
+FINISHED = ("succeeded", "failed")
+"""Step statuses that end a step's branch."""
+
+
+# --------------------------------------------------------------------------- the lane's rules
+
+
+def passes(verdict: Verdict, retry_threshold: float) -> bool:
+    """An attempt passes when the teacher calls it valid and scores it at the threshold or above."""
+    return bool(verdict["valid"]) and float(verdict["score"]) >= retry_threshold
+
+
+def should_retry(verdict: Verdict, attempt: int, max_retries: int, retry_threshold: float) -> bool:
+    """Retry a failed attempt while the step has attempts left (``attempt`` is 1-based)."""
+    return not passes(verdict, retry_threshold) and attempt <= max_retries
+
+
+def awaiting_approval(state: AtlasState) -> bool:
+    """Whether the session holds a plan that waits for a person's decision."""
+    return (state.get("plan_approval") or {}).get("status") == "requested"
+
+
+def step_answer(then: StepExit, output: str) -> dict[str, str]:
+    """The state update of a finished step: a single-shot step's output is the answer."""
+    return {} if then == "dispatch" else {"final_answer": output}
+
+
+# --------------------------------------------------------------------------- the routes
+
+
+class Routes:
+    """The routes of one graph: they read its lane table and whether learning has work.
+
+    Args:
+        policies: The lane table (config overrides applied).
+        learns: Whether the learn node has work; sessions skip it (and its superstep) if not.
+        retry_threshold: The score an attempt needs to pass (``rim.retry_threshold``).
+        max_parallel_steps: How many step branches run at once.
+    """
+
+    def __init__(
+        self,
+        policies: Mapping[Lane, LanePolicy],
+        *,
+        learns: bool,
+        retry_threshold: float,
+        max_parallel_steps: int,
+    ) -> None:
+        self.policies = policies
+        self.learns = learns
+        self.retry_threshold = retry_threshold
+        self.max_parallel_steps = max_parallel_steps
+
+    # ---- the session
+
+    def after_probe(self, state: AtlasState) -> Literal["plan"] | Branches:
+        """Lanes that plan go to the student's plan; the others start their one step."""
+        if self.policies[state["lane"]].plan:
+            return "plan"
+        return self.ready_sends(state)[0]
+
+    def after_review(self, state: AtlasState) -> Literal["plan", "review"] | Branches:
+        """An approved plan starts; a rejected one is redrafted; a person's turn pauses."""
+        if awaiting_approval(state):
+            return "review"  # the review pauses for a person's decision on its second pass
+        return self.ready_sends(state)[0] if state.get("plan") else "plan"
+
+    def after_dispatch(self, state: AtlasState) -> Literal["synthesize"] | Branches:
+        """Start steps that became ready; synthesize once every step has finished."""
+        sends, running = self.ready_sends(state)
+        if sends or running:
+            return sends
+        return "synthesize"
+
+    def after_synthesize(self, state: AtlasState) -> AfterAnswer:
+        """The answer of a stepwise plan goes on to the reward, if its lane scores."""
+        return self.after_answer(state["lane"])
+
+    def after_reward(self, state: AtlasState) -> Literal["arbiter"] | AfterReward:
+        """The arbiter when a judge escalated, else learning (or finalize)."""
+        reward = state.get("reward") or {}
+        return "arbiter" if reward.get("raw", {}).get("pending_arbiter") else self.after_arbiter()
+
+    def after_arbiter(self) -> AfterReward:
+        """Learning when it has work to do, else straight to finalize (fixed per graph)."""
+        return "learn" if self.learns else "finalize"
+
+    def after_answer(self, lane: Lane) -> AfterAnswer:
+        """Where a session goes once it has its answer: the reward, if its lane scores."""
+        return "reward" if self.policies[lane].reward else self.after_arbiter()
+
+    # ---- the step loop
+
+    def after_execute(self, task: StepTask, attempt: Mapping[str, Any]) -> ToValidate | StepExit:
+        """The teacher validates the attempt in lanes that validate; else the step is done."""
+        if self.policies[task["lane"]].validate:
+            return Send("validate", {**task, **attempt})
+        return task.get("then", "dispatch")
+
+    def after_validate(self, task: StepTask, verdict: Verdict) -> ToGuide | StepExit:
+        """A failed attempt with attempts left goes to the teacher's guidance; else done."""
+        max_retries = self.policies[task["lane"]].max_retries
+        if should_retry(verdict, task["attempt"], max_retries, self.retry_threshold):
+            return Send("guide", {**task, "verdict": verdict})
+        return task.get("then", "dispatch")
+
+    def after_guide(self, retry: StepTask) -> ToExecute:
+        """The guided retry runs as the step's next attempt."""
+        return Send("execute", retry)
+
+    def ready_sends(self, state: AtlasState) -> tuple[list[Send], int]:
+        """Branches for the steps that can start now, and how many steps are still running.
+
+        Each branch writes its own step record when it starts (see ``execute``), so starting
+        steps needs no state write here and routers can start them straight after planning.
+        """
+        plan = state["plan"]
+        records = state.get("steps", {})
+        started = {int(step_id) for step_id in records}
+        finished = {
+            int(step_id) for step_id, record in records.items() if record.get("status") in FINISHED
+        }
+        running = len(started - finished)
+        limit = max(0, self.max_parallel_steps - running)
+        ready = ready_step_ids(plan["steps"], finished, started)[:limit]  # type: ignore[arg-type]
+        by_id = {step["id"]: step for step in plan["steps"]}
+        # a single-shot plan's one step is the answer: no synthesis, straight on to the reward
+        then: StepExit = "dispatch"
+        if plan["execution_mode"] == "single_shot":
+            then = self.after_answer(state["lane"])
+        sends = []
+        for step_id in ready:
+            payload: StepTask = {
+                "task": state["task"],
+                "lane": state["lane"],
+                "session_id": state.get("session_id", ""),
+                "session_metadata": state.get("session_metadata", {}),
+                "step": by_id[step_id],
+                "attempt": 1,
+                "guidance": [],
+                "prior_results": {
+                    str(dep): records.get(str(dep), {}).get("output", "")
+                    for dep in ancestors(plan["steps"], step_id)
+                },
+                "then": then,
+            }
+            if state.get("persona_context"):
+                payload["persona_context"] = state["persona_context"]
+            sends.append(Send("execute", payload))
+        return sends, running
+
+
+# --------------------------------------------------------------------------- wiring
+
+Route = Callable[[AtlasState], str | list[Send]]
+# The attribute that carries a routed node's route; node wrappers copy a function's attributes.
+_ROUTE = "atlas_route"
+
+
+def destinations(route: Callable[..., Any]) -> tuple[str, ...]:
+    """Every node ``route`` can go to, read from its return type."""
+    return tuple(dict.fromkeys(_targets(get_type_hints(route, include_extras=True)["return"])))
+
+
+def _targets(annotation: Any) -> Iterator[str]:
+    origin = get_origin(annotation)
+    if origin is Literal:
+        yield from get_args(annotation)
+    elif origin is Annotated:
+        yield from (mark.node for mark in annotation.__metadata__ if isinstance(mark, To))
+    elif origin is Union or origin is UnionType:
+        for argument in get_args(annotation):
+            yield from _targets(argument)
+
+
+def routed(node: Callable[..., Awaitable[Any]], route: Route) -> Callable[..., Awaitable[Any]]:
+    """``node`` that also goes where ``route`` says for the state after its update.
+
+    The wrapper keeps the node's name and signature, so LangGraph injects the same arguments.
+    """
+
+    async def routing(state: AtlasState, *args: Any, **kwargs: Any) -> Command[Any]:
+        update = await node(state, *args, **kwargs) or {}
+        return Command(update=update, goto=route({**state, **update}))  # type: ignore[typeddict-item]
+
+    wrapper = posing_as(routing, node)
+    setattr(wrapper, _ROUTE, route)
+    return wrapper
+
+
+def route_of(graph: CompiledStateGraph[Any, Any, Any, Any], node: str) -> Route | None:
+    """The route of ``node`` in ``graph`` (None when its edges are static)."""
+    spec = graph.builder.nodes.get(node)
+    function = getattr(spec.runnable, "afunc", None) if spec is not None else None
+    return getattr(function, _ROUTE, None)
