@@ -63,6 +63,9 @@ class LLMParameters(_Strict):
     retry: RetrySettings | None = None
     additional_headers: dict[str, str] = Field(default_factory=dict)
     reasoning_effort: Literal["low", "medium", "high"] | None = None
+    structured_output: Literal["auto", "function_calling", "json_schema", "json_mode"] = "auto"
+    """How the teacher, judges and probe ask this model for JSON (see ``structured.py``):
+    ``auto`` uses function calling on OpenAI's endpoint and ``json_schema`` elsewhere."""
 
     @property
     def retries(self) -> int:

@@ -147,10 +147,16 @@ class Routes:
             return Send("validate", {**task, **attempt})
         return task.get("then", "dispatch")
 
-    def after_validate(self, task: StepTask, verdict: Verdict) -> ToGuide | StepExit:
-        """A failed attempt with attempts left goes to the teacher's guidance; else done."""
+    def after_validate(self, task: StepTask, verdict: Verdict | None) -> ToGuide | StepExit:
+        """A failed attempt with attempts left goes to the teacher's guidance; else done.
+
+        An attempt the teacher could not judge (``None``) is never retried: the fault is not
+        the student's, and guidance would have nothing to say.
+        """
         max_retries = self.policies[task["lane"]].max_retries
-        if should_retry(verdict, task["attempt"], max_retries, self.retry_threshold):
+        if verdict is not None and should_retry(
+            verdict, task["attempt"], max_retries, self.retry_threshold
+        ):
             return Send("guide", {**task, "verdict": verdict})
         return task.get("then", "dispatch")
 

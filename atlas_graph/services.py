@@ -13,17 +13,16 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.runnables import Runnable
 from langgraph.runtime import Runtime
-from pydantic import BaseModel
 from pydantic.json_schema import SkipJsonSchema
 
 from atlas_graph.agents import Agent, agent_from_config, as_agent
 from atlas_graph.callables import load_object
 from atlas_graph.config import AtlasConfig, LLMParameters
 from atlas_graph.lanes import Lane, LanePolicy, default_policies
-from atlas_graph.models import ModelConfigError, chat_model_from_params, structured, with_max_tokens
+from atlas_graph.models import ModelConfigError, chat_model_from_params, with_max_tokens
 from atlas_graph.routes import Routes
+from atlas_graph.structured import SchemaT, Structured, resolve_method
 from atlas_graph.telemetry.events import Actor, EventType, emit
 
 Node = Callable[..., Awaitable[Any]]
@@ -89,7 +88,8 @@ class Services:
         self.policies: dict[Lane, LanePolicy] = lane_policies(config)
         self._models: dict[str, BaseChatModel] = dict(models or {})
         self._built: dict[tuple[str, int | None], BaseChatModel] = {}  # by role/params, cap
-        self._structured: dict[tuple[str, str, int | None], Runnable[Any, Any]] = {}
+        self._structured: dict[tuple[str, str, int | None], Structured[Any]] = {}
+        self._fallbacks: set[str] = set()  # models whose forced tool calls were ignored
         self._agent: Agent | None = self._resolve_agent(agent)
         teacher = config.teacher
         self.validator: Callable[..., Any] | None = (
@@ -220,19 +220,31 @@ class Services:
     def structured(
         self,
         role: str,
-        schema: type[BaseModel],
+        schema: type[SchemaT],
         runtime: Runtime[AtlasContext] | None = None,
         *,
         max_tokens: int | None = None,
         params: LLMParameters | None = None,
-    ) -> Runnable[Any, Any]:
-        """The role's model bound to ``schema``; cached per graph unless the run overrides it."""
+    ) -> Structured[SchemaT]:
+        """The role's model asked for ``schema``; cached per graph unless the run overrides it.
+
+        The method comes from the model's ``structured_output`` setting; a whole call is
+        bounded by its ``timeout_seconds`` for each transport attempt.
+        """
+        source = params or self._params(role)
+        setting = source.structured_output if source is not None else "auto"
+        deadline = source.timeout_seconds * (source.retries + 1) if source is not None else None
         if _run_model(runtime, role) is not None:
-            return structured(self.model(role, runtime, max_tokens=max_tokens), schema)
+            model = self.model(role, runtime, max_tokens=max_tokens)
+            return Structured(
+                model, schema, resolve_method(setting, model), role, deadline, self._fallbacks
+            )
         key = (_cache_key(role, params), schema.__name__, max_tokens)
         if key not in self._structured:
             model = self.model(role, max_tokens=max_tokens, params=params)
-            self._structured[key] = structured(model, schema)
+            self._structured[key] = Structured(
+                model, schema, resolve_method(setting, model), role, deadline, self._fallbacks
+            )
         return self._structured[key]
 
 

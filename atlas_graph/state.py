@@ -83,6 +83,7 @@ class AttemptRecord(TypedDict, total=False):
     trace: str
     tool_calls: list[ToolCallRecord]
     validation: Verdict | None
+    not_judged: str  # why the teacher could not judge it (its verdict was unreadable)
     guidance: str | None
     timings_ms: dict[str, float]
 
@@ -96,6 +97,7 @@ class StepRecord(TypedDict, total=False):
     guidance: list[str]
     output: str
     validation: Verdict | None
+    not_judged: str  # why the last attempt went unjudged, when it did
     reward: dict[str, Any] | None  # reward breakdown of this step (verdict or step judges)
     prior_results: dict[str, str]
     started_at: str

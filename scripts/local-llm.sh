@@ -270,6 +270,16 @@ running_pid() {
     echo "${pid}"
 }
 
+close_inherited_fds() {
+    local fd n
+    for fd in /proc/self/fd/*; do
+        n="${fd##*/}"
+        if [[ "${n}" =~ ^[0-9]+$ ]] && (( n > 2 )); then
+            eval "exec ${n}>&-" 2>/dev/null || true
+        fi
+    done
+}
+
 do_start() {
     local pid
     if pid="$(running_pid)"; then
@@ -295,16 +305,20 @@ do_start() {
         printf '\n==== %s start: port=%s ctx=%s parallel=%s threads=%s\n' \
             "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "${PORT}" "${CTX}" "${PARALLEL}" "${THREADS}"
     } >>"${LOG_FILE}"
-    # setsid: detach from the caller's process group/terminal so the server outlives it;
-    # 9>&- keeps the server from holding the build/start lock.
-    setsid "${SERVER_BIN}" \
-        --model "${MODEL_PATH}" --alias "${MODEL_ALIAS}" \
-        --host "${HOST}" --port "${PORT}" \
-        -t "${THREADS}" -tb "${THREADS}" \
-        -c "${CTX}" -np "${PARALLEL}" \
-        --jinja \
-        ${extra[@]+"${extra[@]}"} \
-        </dev/null >>"${LOG_FILE}" 2>&1 9>&- &
+    # setsid: detach from the caller's process group/terminal so the server outlives it.
+    # Inherited descriptors above 2 (our lock, callers' pipes) are closed so the server
+    # neither holds the lock nor keeps a caller's pipe open.
+    (
+        close_inherited_fds
+        exec setsid "${SERVER_BIN}" \
+            --model "${MODEL_PATH}" --alias "${MODEL_ALIAS}" \
+            --host "${HOST}" --port "${PORT}" \
+            -t "${THREADS}" -tb "${THREADS}" \
+            -c "${CTX}" -np "${PARALLEL}" \
+            --jinja \
+            ${extra[@]+"${extra[@]}"} \
+            </dev/null >>"${LOG_FILE}" 2>&1
+    ) &
     pid=$!
     echo "${pid}" >"${PID_FILE}"
 

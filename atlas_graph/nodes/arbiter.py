@@ -15,10 +15,10 @@ from typing import Any
 
 from langchain_core.messages import HumanMessage, SystemMessage
 from langgraph.runtime import Runtime
-from pydantic import ValidationError, field_validator
+from pydantic import field_validator
 
 from atlas_graph.config import JudgeConfig
-from atlas_graph.models import usage_of
+from atlas_graph.models import ModelOutputError
 from atlas_graph.nodes.judges import (
     Call,
     JudgeReply,
@@ -27,7 +27,6 @@ from atlas_graph.nodes.judges import (
     first_line,
     model_label,
     normalized_principles,
-    reply_payload,
 )
 from atlas_graph.nodes.reward import (
     SESSION,
@@ -124,18 +123,16 @@ def make_arbiter_node(services: Services) -> Node:
             HumanMessage(f"{message}\n\n{tier1_summary(entry)}"),
         ]
         call = Call(judge=judge.identifier, model=model_label(model), temperature=None)
-        async with limit:
-            reply = await runnable.ainvoke(messages)
-        call.usage = usage_of(reply)
-        raw = ""
+        reply = None
         try:
-            data, raw = reply_payload(reply, ArbiterReply.__name__)
-            if not isinstance(data, dict):
-                raise ValueError(f"expected a JSON object, got {type(data).__name__}")
-            verdict = ArbiterReply.model_validate(data)
-        except (ValueError, ValidationError) as error:
+            async with limit:
+                answer = await runnable.ainvoke(messages)
+        except ModelOutputError as error:
+            call.usage = error.usage
             call.error = f"unreadable arbiter reply: {first_line(error)}"
         else:
+            reply, verdict = answer.reply, answer.value
+            call.usage = answer.usage
             call.sample = {
                 "score": verdict.score,
                 "rationale": verdict.rationale,
@@ -143,7 +140,7 @@ def make_arbiter_node(services: Services) -> Node:
                 "uncertainty": verdict.uncertainty,
             }
         if rim.audit_prompts:
-            call.keep_exchange(messages, reply, raw)
+            call.keep_exchange(messages, reply, "")
         return call
 
     async def arbiter(state: AtlasState, runtime: Runtime[AtlasContext]) -> dict[str, Any]:

@@ -17,12 +17,12 @@ from statistics import fmean, pstdev
 from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage
-from langchain_core.runnables import Runnable
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from atlas_graph.config import JudgeConfig, RimConfig
-from atlas_graph.models import extract_json, usage_of
+from atlas_graph.models import ModelOutputError, extract_json
 from atlas_graph.prompts import tool_calls_section
+from atlas_graph.structured import Structured
 
 OUTPUT_CONTRACT = """First state 2 or 3 principles that matter most for judging this work, each
 with a weight (the weights sum to 1). Then score the work against them from 0 (fails) to 1
@@ -200,7 +200,9 @@ class Call:
     prompt: str | None = None
     reply: str | None = None
 
-    def keep_exchange(self, messages: list[BaseMessage], reply: BaseMessage, raw: str) -> None:
+    def keep_exchange(
+        self, messages: list[BaseMessage], reply: BaseMessage | None, raw: str
+    ) -> None:
         """Keep the prompt and the reply for the audit (``rim.audit_prompts``)."""
         self.prompt = "\n\n".join(str(message.content) for message in messages)
         self.reply = raw or str(getattr(reply, "content", ""))
@@ -216,7 +218,13 @@ def sample_from_reply(
     """
     if not isinstance(data, dict):
         raise ValueError(f"expected a JSON object, got {type(data).__name__}")
-    reply = JudgeReply.model_validate(data)
+    return judge_sample(JudgeReply.model_validate(data), configured, temperature)
+
+
+def judge_sample(
+    reply: JudgeReply, configured: list[str], temperature: float | None
+) -> dict[str, Any]:
+    """A validated judge reply as a sample, its principles normalised."""
     return {
         "score": reply.score,
         "rationale": reply.rationale,
@@ -239,7 +247,7 @@ def reply_payload(reply: BaseMessage, schema_name: str) -> tuple[Any, str]:
 
 
 async def sample_llm(
-    runnable: Runnable[Any, BaseMessage],
+    structured: Structured[JudgeReply],
     messages: list[BaseMessage],
     *,
     judge: JudgeConfig,
@@ -247,18 +255,21 @@ async def sample_llm(
     temperature: float,
     keep_prompt: bool,
 ) -> Call:
-    """One LLM judge sample at ``temperature``; an unreadable reply is an invalid sample."""
-    reply = await runnable.bind(temperature=temperature).ainvoke(messages)
+    """One LLM judge sample at ``temperature``; a reply unreadable even when asked again is
+    an invalid sample."""
     call = Call(judge=judge.identifier, model=model, temperature=temperature)
-    call.usage = usage_of(reply)
-    raw = ""
     try:
-        data, raw = reply_payload(reply, JudgeReply.__name__)
-        call.sample = sample_from_reply(data, judge.principles, temperature)
-    except (ValueError, ValidationError) as error:
+        answer = await structured.ainvoke(messages, temperature=temperature)
+    except ModelOutputError as error:
+        call.usage = error.usage
         call.error = f"unreadable judge reply: {first_line(error)}"
+        if keep_prompt:
+            call.keep_exchange(messages, None, "")
+        return call
+    call.usage = answer.usage
+    call.sample = judge_sample(answer.value, judge.principles, temperature)
     if keep_prompt:
-        call.keep_exchange(messages, reply, raw)
+        call.keep_exchange(messages, answer.reply, "")
     return call
 
 

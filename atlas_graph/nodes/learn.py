@@ -32,7 +32,6 @@ from pydantic import BaseModel, ConfigDict
 
 from atlas_graph import prompts
 from atlas_graph.config import AtlasConfig
-from atlas_graph.models import call_structured
 from atlas_graph.nodes.finalize import session_status
 from atlas_graph.services import AtlasContext, Node, Services
 from atlas_graph.state import AtlasState
@@ -300,10 +299,10 @@ async def learning_notes(
     )
     try:
         runnable = services.structured("learning", LearningNotes, runtime)
-        notes, usage = await call_structured(
-            runnable, LearningNotes,
-            [SystemMessage(prompts.LEARNING_NOTES), HumanMessage(message)], role="learning",
-        )  # fmt: skip
+        answer = await runnable.ainvoke(
+            [SystemMessage(prompts.LEARNING_NOTES), HumanMessage(message)]
+        )
+        notes, usage = answer.value, answer.usage
     except Exception as error:  # the template notes stand in
         return (
             student,

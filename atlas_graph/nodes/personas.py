@@ -20,7 +20,6 @@ from pydantic import BaseModel, ConfigDict
 
 from atlas_graph import prompts
 from atlas_graph.config import PromptRewriteConfig
-from atlas_graph.models import call_structured
 from atlas_graph.services import AtlasContext, Services
 
 PERSONAS = ("planner", "executor", "teacher")
@@ -75,9 +74,8 @@ async def persona_prompts(
         runnable = services.structured(
             "prompt_rewrite", PersonaPrompts, runtime, max_tokens=settings.max_tokens
         )
-        reply, usage = await call_structured(
-            runnable, PersonaPrompts, messages, role="prompt_rewrite"
-        )
+        answer = await runnable.ainvoke(messages)
+        reply, usage = answer.value, answer.usage
     except Exception as error:  # the templates still work; the session should not fail
         note = f"prompt rewrite failed, templates used: {type(error).__name__}: {error}"
         return None, _used("template"), None, note

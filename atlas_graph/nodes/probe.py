@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from atlas_graph import prompts
 from atlas_graph.config import ProbeThresholds
 from atlas_graph.lanes import LANES, Lane
-from atlas_graph.models import ModelOutputError, call_structured
+from atlas_graph.models import ModelOutputError
 from atlas_graph.services import AtlasContext, Services
 from atlas_graph.state import LaneDecision
 
@@ -115,7 +115,8 @@ async def ask_probe(
     try:
         runnable = services.structured("probe", ProbeReply, runtime)
         async with asyncio.timeout(settings.timeout_seconds):
-            reply, usage = await call_structured(runnable, ProbeReply, messages, role="probe")
+            answer = await runnable.ainvoke(messages)
+        reply, usage = answer.value, answer.usage
     except TimeoutError:
         return None, f"probe timed out after {settings.timeout_seconds:g}s", None
     except ModelOutputError as error:

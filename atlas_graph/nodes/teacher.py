@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from atlas_graph import prompts
 from atlas_graph.callables import call_maybe_async
-from atlas_graph.models import ModelConfigError, ModelOutputError, call_structured, usage_of
+from atlas_graph.models import ModelConfigError, ModelOutputError, usage_of
 from atlas_graph.nodes.approval import approval_request, decide
 from atlas_graph.plans import (
     PlanParseError,
@@ -27,7 +27,15 @@ from atlas_graph.plans import (
 )
 from atlas_graph.routes import awaiting_approval, passes, step_answer
 from atlas_graph.services import AtlasContext, Node, Services
-from atlas_graph.state import AtlasState, PersonaContext, Plan, StepSpec, StepTask, Verdict
+from atlas_graph.state import (
+    AtlasState,
+    PersonaContext,
+    Plan,
+    PlanDraft,
+    StepSpec,
+    StepTask,
+    Verdict,
+)
 from atlas_graph.storage.review_cache import cached_review, remember_review, review_cache_key
 from atlas_graph.telemetry.events import utc_now
 
@@ -161,6 +169,28 @@ def _choose_plan(
     return single_step_plan(task, draft["steps"]), concerns, notes
 
 
+def _unreviewed(
+    services: Services, state: AtlasState, draft: PlanDraft, error: ModelOutputError
+) -> dict[str, Any]:
+    """The state update when the teacher's review cannot be read, even when asked again.
+
+    A schedulable draft runs as drafted; one that is not runs as one step. The lane's
+    collapse still applies, so a coach session keeps its one step.
+    """
+    steps = draft["steps"]
+    plan = single_step_plan(state["task"], steps) if draft["issues"] else _runnable_plan(steps)
+    if services.policy(state["lane"]).single_step:
+        plan = single_step_plan(state["task"], plan["steps"])
+    return {
+        "plan": plan,
+        "review": {
+            "approved": False, "not_reviewed": True, "concerns": [], "issues": draft["issues"],
+            "revised": False,
+        },
+        "plan_notes": [f"plan not reviewed: the teacher's reply could not be read ({error})"],
+    }  # fmt: skip
+
+
 def make_review_node(services: Services) -> Node:
     """The teacher approves, revises or rejects the draft; unschedulable drafts never run."""
     teacher = services.config.teacher
@@ -201,16 +231,17 @@ def make_review_node(services: Services) -> Node:
                 "teacher", PlanReview, runtime, max_tokens=teacher.max_review_tokens
             )
             try:
-                verdict, usage = await call_structured(
-                    runnable, PlanReview, messages, role="teacher"
-                )
-                update["usage"] = {"teacher": usage}
-                await remember_review(
-                    runtime.store, cache_key, cache_seconds, verdict.model_dump(mode="json")
-                )
+                answer = await runnable.ainvoke(messages)
             except ModelOutputError as error:
-                verdict = PlanReview(approved=True, concerns=[f"review unreadable: {error}"])
+                # not an approval, and nothing for the student to redraft: the draft runs
+                # unreviewed and the review record says why
                 update["usage"] = {"teacher": error.usage}
+                return {**update, **_unreviewed(services, state, draft, error)}
+            verdict = answer.value
+            update["usage"] = {"teacher": answer.usage}
+            await remember_review(
+                runtime.store, cache_key, cache_seconds, verdict.model_dump(mode="json")
+            )
         else:
             raise ModelConfigError(
                 "the lane reviews plans but the teacher has neither llm nor plan_reviewer"
@@ -244,8 +275,53 @@ def make_review_node(services: Services) -> Node:
     return review
 
 
+ERROR_GUIDANCE = (
+    "The previous attempt did not finish: it failed or ran out of time. "
+    "Answer the step again, directly and briefly."
+)
+"""Guidance after an attempt that raised or timed out: the error text itself stays in the
+record, because it is about the runtime, not about the student's answer."""
+
+
 def _failed_verdict(reason: str) -> Verdict:
-    return {"valid": False, "score": 0.0, "rationale": reason, "guidance": ""}
+    return {"valid": False, "score": 0.0, "rationale": reason, "guidance": ERROR_GUIDANCE}
+
+
+def _not_judged(
+    services: Services,
+    runtime: Runtime[AtlasContext],
+    task: StepTask,
+    update: dict[str, Any],
+    started: float,
+    reason: str,
+) -> Command[Any]:
+    """Finish a step whose attempt the teacher could not judge: unjudged, not failed."""
+    step, attempt = task["step"], task["attempt"]
+    reason = f"the teacher's verdict could not be read: {reason}"
+    services.emit(
+        runtime, "not_judged", session_id=task.get("session_id", ""), actor="teacher",
+        step_id=step["id"], attempt=attempt, intermediate=True, reason=reason,
+    )  # fmt: skip
+    timings = {
+        "execute": round(task.get("execute_ms", 0.0), 3),
+        "validate": round((time.perf_counter() - started) * 1000, 3),
+    }
+    update["steps"] = {
+        str(step["id"]): {
+            "attempts": [{"attempt": attempt, "validation": None, "not_judged": reason,
+                          "timings_ms": timings}],
+            "validation": None, "not_judged": reason, "status": "succeeded",
+            "completed_at": utc_now(),
+        }
+    }  # fmt: skip
+    services.emit(
+        runtime, "step_finished", session_id=task.get("session_id", ""), actor="system",
+        step_id=step["id"], attempt=attempt, status="succeeded", score=None, attempts=attempt,
+    )  # fmt: skip
+    goto = services.routes.after_validate(task, None)
+    assert isinstance(goto, str)  # an unjudged attempt is never retried
+    update.update(step_answer(goto, task.get("output", "")))
+    return Command(update=update, goto=goto)
 
 
 def make_validate_node(services: Services) -> Node:
@@ -286,14 +362,14 @@ def make_validate_node(services: Services) -> Node:
                 "teacher", TeacherVerdict, runtime, max_tokens=teacher.validation_max_tokens
             )
             try:
-                parsed, usage = await call_structured(
-                    runnable, TeacherVerdict, messages, role="teacher"
-                )
-                verdict = parsed.model_dump()  # type: ignore[assignment]
-                update["usage"] = {"teacher": usage}
+                answer = await runnable.ainvoke(messages)
             except ModelOutputError as error:
-                verdict = _failed_verdict(f"teacher verdict unreadable: {error}")
+                # the teacher's fault, not the student's: no retry, no guidance, the reason
+                # recorded; the attempt's output stands unjudged
                 update["usage"] = {"teacher": error.usage}
+                return _not_judged(services, runtime, task, update, started, str(error))
+            verdict = answer.value.model_dump()  # type: ignore[assignment]
+            update["usage"] = {"teacher": answer.usage}
         validate_ms = (time.perf_counter() - started) * 1000
         goto = services.routes.after_validate(task, verdict)
         retry = not isinstance(goto, str)

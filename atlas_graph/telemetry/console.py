@@ -166,6 +166,9 @@ class ConsoleRenderer:
         self._line(f"{step} validation: {label}, score {data['score']:.2f} — "
                    f"{_short(data['rationale'], 120)}", tone)  # fmt: skip
 
+    def _on_not_judged(self, event: AtlasEvent, data: dict[str, Any], step: str) -> None:
+        self._line(f"{step} validation: not judged — {_short(data['reason'], 120)}", "note")
+
     def _on_retry(self, event: AtlasEvent, data: dict[str, Any], step: str) -> None:
         self._line(f"{step} retry: attempt {data['next_attempt']} of {data['max_attempts']}",
                    "note")  # fmt: skip

@@ -26,6 +26,7 @@ EventType = Literal[
     "tool_result",
     "step_attempt_finished",
     "validation_verdict",
+    "not_judged",
     "retry",
     "guidance",
     "step_finished",

@@ -1,0 +1,239 @@
+"""Structured replies from any OpenAI-compatible server: the teacher's, judges', probe's.
+
+Three ways to ask a chat model for JSON of a schema (``llm.structured_output``):
+
+* ``function_calling``: a forced call of a tool named after the schema. OpenAI enforces it;
+  llama.cpp, and other local servers depending on the model's template, do not, and the model
+  answers in prose.
+* ``json_schema``: ``response_format: {"type": "json_schema", ...}``. OpenAI, vLLM, Ollama and
+  llama.cpp enforce it with a grammar: the reply is always JSON of the schema's shape (numeric
+  bounds are not enforced; the schemas clamp).
+* ``json_mode``: ``response_format: {"type": "json_object"}`` with the schema in the prompt,
+  for servers that know only that.
+
+``auto`` (the default) asks OpenAI's own endpoint by function calling and every other base URL
+by ``json_schema``. A forced tool call that comes back without one is asked again once by
+``json_schema``, and that model is asked that way from then on (per graph, not per process).
+
+A reply that still cannot be read is re-asked once with the parse error and the schema; after
+that the caller gets ``ModelOutputError`` and records the work as not judged. The error's text
+is for logs and the teacher's own re-ask, never for the student.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, Literal, TypeVar
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+from langchain_core.runnables import Runnable, RunnableConfig
+from pydantic import BaseModel, ValidationError
+
+from atlas_graph.models import ModelOutputError, extract_json, usage_of
+from atlas_graph.state import sum_usage
+
+StructuredMethod = Literal["function_calling", "json_schema", "json_mode"]
+StructuredSetting = Literal["auto", "function_calling", "json_schema", "json_mode"]
+SchemaT = TypeVar("SchemaT", bound=BaseModel)
+
+MAX_REPLY_CHARS = 200_000
+"""Longer replies are not parsed: no schema here needs a tenth of that."""
+
+_OPENAI_HOSTS = ("api.openai.com", ".openai.azure.com")
+
+
+def base_url_of(model: BaseChatModel) -> str | None:
+    """The endpoint an OpenAI-compatible client talks to (None for other models)."""
+    for attribute in ("openai_api_base", "azure_endpoint", "base_url"):
+        value = getattr(model, attribute, None)
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
+def model_key(model: BaseChatModel) -> str:
+    """Which model this is, for remembering how its server answers: class, endpoint, name."""
+    name = getattr(model, "model_name", None) or getattr(model, "model", None)
+    return f"{type(model).__name__}:{base_url_of(model)}:{name}"
+
+
+def resolve_method(setting: StructuredSetting, model: BaseChatModel) -> StructuredMethod:
+    """``auto``: function calling on OpenAI's endpoints and non-HTTP models, else json_schema."""
+    if setting != "auto":
+        return setting
+    url = base_url_of(model)
+    if url is None or any(host in url for host in _OPENAI_HOSTS):
+        return "function_calling"
+    return "json_schema"
+
+
+def response_format(schema: type[BaseModel], method: StructuredMethod) -> dict[str, Any]:
+    """The ``response_format`` request field of ``method`` (empty for function calling)."""
+    if method == "json_mode":
+        return {"type": "json_object"}
+    if method == "json_schema":
+        body = schema.model_json_schema()
+        return {
+            "type": "json_schema",
+            "json_schema": {"name": schema.__name__, "schema": body, "strict": is_strict(body)},
+        }
+    return {}
+
+
+def is_strict(body: dict[str, Any]) -> bool:
+    """Whether OpenAI's strict mode accepts the schema: closed objects, every field required.
+
+    Strict mode refuses other schemas outright, so it is asked for only where it holds.
+    """
+    if "$defs" in body or "anyOf" in body:
+        return False
+    if body.get("type") == "object":
+        properties = body.get("properties", {})
+        if body.get("additionalProperties") is not False:
+            return False
+        if set(body.get("required", [])) != set(properties):
+            return False
+        return all(is_strict(child) for child in properties.values())
+    if body.get("type") == "array":
+        return is_strict(body.get("items", {}))
+    return "type" in body
+
+
+def schema_instruction(schema: type[BaseModel]) -> str:
+    """The sentence that asks for the schema in words (json_mode and re-asks)."""
+    body = json.dumps(schema.model_json_schema(), separators=(",", ":"))
+    return f"Reply with only a JSON object that matches this JSON schema: {body}"
+
+
+@dataclass
+class StructuredReply(Generic[SchemaT]):
+    """What one structured call produced: the value, the tokens it cost, the last reply."""
+
+    value: SchemaT
+    usage: dict[str, int]
+    reply: BaseMessage
+    method: StructuredMethod
+
+
+@dataclass
+class Structured(Generic[SchemaT]):
+    """A role's model asked for ``schema`` by a method its server enforces.
+
+    Built once per graph, role and schema by ``Services.structured``; ``fallbacks`` is the
+    graph's memory of models whose forced tool call was not honoured.
+    """
+
+    model: BaseChatModel
+    schema: type[SchemaT]
+    method: StructuredMethod
+    role: str
+    deadline: float | None = None
+    fallbacks: set[str] = field(default_factory=set)
+
+    def _method(self) -> StructuredMethod:
+        if self.method == "function_calling" and model_key(self.model) in self.fallbacks:
+            return "json_schema"
+        return self.method
+
+    def bound(self, method: StructuredMethod, **kwargs: Any) -> Runnable[Any, BaseMessage]:
+        """The model bound for ``method`` (and extra call arguments such as temperature)."""
+        if method == "function_calling":
+            try:
+                return self.model.bind_tools(
+                    [self.schema], tool_choice=self.schema.__name__, **kwargs
+                )
+            except NotImplementedError:  # models without tool calling answer in JSON text
+                return self.model.bind(**kwargs) if kwargs else self.model
+        return self.model.bind(response_format=response_format(self.schema, method), **kwargs)
+
+    async def ainvoke(
+        self,
+        messages: Sequence[BaseMessage],
+        *,
+        config: RunnableConfig | None = None,
+        **kwargs: Any,
+    ) -> StructuredReply[SchemaT]:
+        """Ask, fall back from an ignored tool call, re-ask once; then ``ModelOutputError``."""
+        usages: list[dict[str, int]] = []
+        method = self._method()
+        asked = list(messages)
+        if method == "json_mode":
+            asked.append(HumanMessage(schema_instruction(self.schema)))
+        reply = await self._call(method, asked, config, kwargs, usages)
+        value, error = self.parse(reply)
+        if error is not None and method == "function_calling" and not _tool_calls(reply):
+            self.fallbacks.add(model_key(self.model))  # its server ignores forced tool calls
+            method = "json_schema"
+            reply = await self._call(method, asked, config, kwargs, usages)
+            value, error = self.parse(reply)
+        if error is not None:
+            retry = [
+                *asked,
+                AIMessage(_text(reply)[:2000]),
+                HumanMessage(_reask(self.schema, error)),
+            ]
+            reply = await self._call(method, retry, config, kwargs, usages)
+            value, error = self.parse(reply)
+        if value is None:
+            raise ModelOutputError(
+                f"{self.role} reply is not a valid {self.schema.__name__} ({error}); "
+                f"reply began: {_text(reply)[:120]!r}",
+                sum_usage(usages),
+            )
+        return StructuredReply(value, sum_usage(usages), reply, method)
+
+    async def _call(
+        self,
+        method: StructuredMethod,
+        messages: list[BaseMessage],
+        config: RunnableConfig | None,
+        kwargs: dict[str, Any],
+        usages: list[dict[str, int]],
+    ) -> BaseMessage:
+        # a whole-call deadline: client timeouts bound each read, so a server that drips a
+        # byte a second would otherwise hold the session for ever
+        async with asyncio.timeout(self.deadline):
+            reply = await self.bound(method, **kwargs).ainvoke(messages, config=config)
+        usages.append(usage_of(reply))
+        return reply
+
+    def parse(self, reply: BaseMessage) -> tuple[SchemaT | None, str | None]:
+        """The schema's value from a tool call or the text, or why there is none."""
+        for call in _tool_calls(reply):
+            if call.get("name") == self.schema.__name__:
+                try:
+                    return self.schema.model_validate(call.get("args") or {}), None
+                except ValidationError as error:
+                    return None, _first_line(error)
+        text = _text(reply)
+        if len(text) > MAX_REPLY_CHARS:
+            return None, f"reply of {len(text)} characters is too long to read"
+        try:
+            return self.schema.model_validate(extract_json(text)), None
+        except (ValueError, ValidationError, RecursionError, TypeError) as error:
+            return None, _first_line(error)
+
+
+def _tool_calls(reply: BaseMessage) -> list[dict[str, Any]]:
+    calls = getattr(reply, "tool_calls", None) or []
+    return [call for call in calls if isinstance(call, dict)]
+
+
+def _text(reply: BaseMessage) -> str:
+    content = reply.content if isinstance(reply, AIMessage) else ""
+    return content if isinstance(content, str) else json.dumps(content)
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _reask(schema: type[BaseModel], error: str) -> str:
+    return f"Your reply could not be read as {schema.__name__}: {error}. " + schema_instruction(
+        schema
+    )
