@@ -14,6 +14,8 @@ class AttemptResult(BaseModel):
     output: str = ""
     error: str | None = None
     validation: dict[str, Any] | None = None
+    not_judged: str | None = None
+    """Why the teacher could not judge this attempt (its reply was unreadable), if so."""
     guidance: str | None = None
     tool_calls: list[dict[str, Any]] = Field(default_factory=list)
     timings_ms: dict[str, float] = Field(default_factory=dict)
@@ -29,6 +31,8 @@ class StepResult(BaseModel):
     output: str = ""
     attempts: int = 0
     validation: dict[str, Any] | None = None
+    not_judged: str | None = None
+    """Why the step's last attempt went unjudged, if it did."""
     reward: dict[str, Any] | None = None
     guidance: list[str] = Field(default_factory=list)
     attempt_history: list[AttemptResult] = Field(default_factory=list)
@@ -102,6 +106,7 @@ class Result(BaseModel):
                     output=record.get("output", ""),
                     attempts=len(history),
                     validation=record.get("validation"),
+                    not_judged=record.get("not_judged"),
                     reward=record.get("reward"),
                     guidance=record.get("guidance", []),
                     attempt_history=history,

@@ -12,8 +12,9 @@ Three ways to ask a chat model for JSON of a schema (``llm.structured_output``):
   for servers that know only that.
 
 ``auto`` (the default) asks OpenAI's own endpoint by function calling and every other base URL
-by ``json_schema``. A forced tool call that comes back without one is asked again once by
-``json_schema``, and that model is asked that way from then on (per graph, not per process).
+by ``json_schema``. A forced tool call that an HTTP server answers without one is asked again
+once by ``json_schema``, and that model is asked that way from then on (per graph, not per
+process).
 
 A reply that still cannot be read is re-asked once with the parse error and the schema; after
 that the caller gets ``ModelOutputError`` and records the work as not judged. The error's text
@@ -165,7 +166,7 @@ class Structured(Generic[SchemaT]):
             asked.append(HumanMessage(schema_instruction(self.schema)))
         reply = await self._call(method, asked, config, kwargs, usages)
         value, error = self.parse(reply)
-        if error is not None and method == "function_calling" and not _tool_calls(reply):
+        if error is not None and self._ignored_tool(method, reply):
             self.fallbacks.add(model_key(self.model))  # its server ignores forced tool calls
             method = "json_schema"
             reply = await self._call(method, asked, config, kwargs, usages)
@@ -185,6 +186,11 @@ class Structured(Generic[SchemaT]):
                 sum_usage(usages),
             )
         return StructuredReply(value, sum_usage(usages), reply, method)
+
+    def _ignored_tool(self, method: StructuredMethod, reply: BaseMessage) -> bool:
+        """A forced tool call that an HTTP server answered without one: ask by JSON schema."""
+        http = base_url_of(self.model) is not None
+        return http and method == "function_calling" and not _tool_calls(reply)
 
     async def _call(
         self,

@@ -81,6 +81,11 @@ class RecordedRequest:
         return (self.body or {}).get("model")
 
     @property
+    def schema_names(self) -> list[str]:
+        """The function tools and JSON schema the request asks for (see ``schema_names``)."""
+        return schema_names(self.body or {})
+
+    @property
     def tool_names(self) -> list[str]:
         """Names of the function tools offered with the request."""
         return tool_names(self.body or {})
@@ -107,6 +112,13 @@ def tool_names(body: dict[str, Any]) -> list[str]:
         for tool in body.get("tools") or []
         if tool.get("type") == "function"
     ]
+
+
+def schema_names(body: dict[str, Any]) -> list[str]:
+    """What a request asks the model to produce: its function tools and its JSON schema."""
+    response_format = body.get("response_format") or {}
+    named = response_format.get("json_schema", {}).get("name") if response_format else None
+    return [*tool_names(body), *([named] if named else [])]
 
 
 def message_text(body: dict[str, Any], role: str) -> str:
@@ -159,10 +171,17 @@ def scripted(*replies: Reply | Handler) -> Handler:
 
 
 def default_handler(body: dict[str, Any]) -> Reply:
-    """Answer the atlas-graph schemas with passing tool calls, anything else with text."""
+    """Answer the atlas-graph schemas with passing values, anything else with text.
+
+    A schema asked for as a forced tool gets a tool call; one asked for by ``response_format``
+    gets its JSON as the message text, as servers that enforce a JSON schema answer.
+    """
     for name in tool_names(body):
         if name in DEFAULT_TOOL_ARGUMENTS:
             return tool_call(name, DEFAULT_TOOL_ARGUMENTS[name])
+    for name in schema_names(body):
+        if name in DEFAULT_TOOL_ARGUMENTS:
+            return structured(DEFAULT_TOOL_ARGUMENTS[name])
     return DEFAULT_ANSWER
 
 

@@ -38,7 +38,7 @@ def hermetic(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 def calculator_student(body: dict[str, Any]) -> wire.Reply:
     """Teacher schemas pass; a student offered `calculate` uses it once, then answers."""
-    if set(wire.tool_names(body)) & set(wire.DEFAULT_TOOL_ARGUMENTS):
+    if set(wire.schema_names(body)) & set(wire.DEFAULT_TOOL_ARGUMENTS):
         return wire.default_handler(body)
     results = [m for m in body["messages"] if m.get("role") == "tool"]
     if "calculate" in wire.tool_names(body) and not results:
@@ -80,7 +80,7 @@ async def test_python_agent_example(monkeypatch: pytest.MonkeyPatch) -> None:
     assert result.status == "succeeded"
     assert result.final_answer == "The result is 391."
     assert tool_events(events) == ["tool_call", "tool_result"]
-    assert all(r.tool_names for r in server.chat_requests)  # only the teacher used the server
+    assert all(r.schema_names for r in server.chat_requests)  # only the teacher used the server
 
 
 async def test_langchain_agent_example(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -224,12 +224,15 @@ async def test_agent_exception_is_a_failed_attempt_then_retry_succeeds(make_run:
 
 
 async def test_malformed_teacher_json_is_recorded_not_raised(make_run: Any) -> None:
-    teacher = ScriptedChatModel(responses=["this is not json at all"])
+    teacher = ScriptedChatModel(responses=["this is not json at all", "still not json"])
     run = make_run(agent=ScriptedAgent(), models={"teacher": teacher})
     state = await run("task", mode="paired")
-    validation = state["steps"]["1"]["validation"]
-    assert validation["valid"] is False
-    assert "teacher verdict unreadable" in validation["rationale"]
+    step = state["steps"]["1"]
+    assert step["validation"] is None  # not judged: not an invalid attempt
+    assert "teacher's verdict could not be read" in step["not_judged"]
+    assert step["status"] == "succeeded"
+    assert teacher.call_count == 2
+    assert "could not be read as TeacherVerdict" in teacher.calls[1]["messages"][-1].content
 
 
 async def test_fenced_teacher_json_is_parsed(make_run: Any) -> None:

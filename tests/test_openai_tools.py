@@ -25,7 +25,7 @@ def tool_messages(body: dict[str, Any]) -> list[dict[str, Any]]:
 
 def student_with_calculator(body: dict[str, Any]) -> wire.Reply:
     """Teacher schemas get passing verdicts; the student calls the tool, then answers."""
-    if set(wire.tool_names(body)) & set(wire.DEFAULT_TOOL_ARGUMENTS):
+    if set(wire.schema_names(body)) & set(wire.DEFAULT_TOOL_ARGUMENTS):
         return wire.default_handler(body)
     results = tool_messages(body)
     if not results:
@@ -109,7 +109,7 @@ async def test_openai_agent_sends_response_format_and_gets_json() -> None:
     }
 
     def handler(body: dict[str, Any]) -> wire.Reply:
-        if wire.tool_names(body):
+        if set(wire.schema_names(body)) & set(wire.DEFAULT_TOOL_ARGUMENTS):
             return wire.default_handler(body)
         assert body.get("response_format") == schema
         return wire.structured({"value": 391})
@@ -124,7 +124,7 @@ async def test_openai_agent_sends_response_format_and_gets_json() -> None:
 
 async def test_openai_agent_error_is_a_failed_attempt_with_usage_untouched() -> None:
     def handler(body: dict[str, Any]) -> wire.Reply:
-        return wire.default_handler(body) if wire.tool_names(body) else 400
+        return wire.default_handler(body) if wire.schema_names(body) else 400
 
     with wire.OpenAIServer(handler) as server:
         result = await arun("question", config=wire_config(server), mode="paired")

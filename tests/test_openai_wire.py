@@ -80,10 +80,10 @@ def wire_config(
 
 
 def split(server: wire.OpenAIServer) -> tuple[list[Any], list[Any]]:
-    """Chat requests of the student (no tools) and of the teacher (a schema tool)."""
+    """Chat requests of the student (no schema) and of the teacher (a schema to answer in)."""
     requests = server.chat_requests
-    teacher = [request for request in requests if request.tool_names]
-    student = [request for request in requests if not request.tool_names]
+    teacher = [request for request in requests if request.schema_names]
+    student = [request for request in requests if not request.schema_names]
     return student, teacher
 
 
@@ -138,11 +138,11 @@ async def test_paired_session_goes_over_the_wire(openai_server: wire.OpenAIServe
 
     assert teacher.model == "teacher-test"
     assert teacher.body is not None
-    assert teacher.tool_names == ["TeacherVerdict"]
-    assert teacher.body["tool_choice"] == {
-        "type": "function",
-        "function": {"name": "TeacherVerdict"},
-    }
+    # a server that is not OpenAI's is asked for the verdict by JSON schema (it enforces it)
+    assert teacher.schema_names == ["TeacherVerdict"]
+    assert "tools" not in teacher.body and "tool_choice" not in teacher.body
+    assert teacher.response_format is not None
+    assert teacher.response_format["type"] == "json_schema"
     assert teacher.body["max_completion_tokens"] == 64  # teacher.llm.max_output_tokens
     assert teacher.text("user").endswith("Student output:\nwire answer")
     assert "You are the teacher" in teacher.text("system")
@@ -234,7 +234,7 @@ async def test_missing_teacher_key_stops_the_session_in_validate(
 
 
 def plain_text_teacher(body: dict[str, Any]) -> wire.Reply:
-    if "TeacherVerdict" in wire.tool_names(body):
+    if "TeacherVerdict" in wire.schema_names(body):
         return "Looks fine to me, nice work!"  # no tool call, no JSON
     return wire.default_handler(body)
 
@@ -246,15 +246,17 @@ async def test_teacher_plain_text_is_an_unreadable_verdict(
     result = await arun("question", config=wire_config(openai_server), mode="paired")
 
     step = result.steps[0]
-    assert step.validation is not None
-    assert step.validation["valid"] is False
-    assert step.validation["score"] == 0.0
-    assert "unreadable" in step.validation["rationale"]
-    assert "Looks fine to me" in step.validation["rationale"]
-    assert step.status == "failed"
+    # asked again once with the parse error, then recorded as not judged: not a failed attempt
+    assert step.validation is None
+    assert step.not_judged is not None and "could not be read" in step.not_judged
+    assert "Looks fine to me" in step.not_judged
+    assert step.attempt_history[0].not_judged == step.not_judged
+    assert step.status == "succeeded"
     assert result.final_answer == "wire answer"
     _, teacher_requests = split(openai_server)
-    assert len(teacher_requests) == 1  # paired lane: no retries
+    assert len(teacher_requests) == 2  # the verdict, and the one re-ask; no retry of the step
+    reask = teacher_requests[1].text("user")
+    assert "could not be read as TeacherVerdict" in reask and '"valid"' in reask
 
 
 async def test_unreadable_teacher_reply_still_counts_its_tokens(
@@ -264,13 +266,13 @@ async def test_unreadable_teacher_reply_still_counts_its_tokens(
     result = await arun("question", config=wire_config(openai_server), mode="paired")
 
     _, teacher_requests = split(openai_server)
-    assert len(teacher_requests) == 1
-    assert result.usage.get("teacher") == PER_CALL
+    assert len(teacher_requests) == 2  # the verdict and its re-ask, both paid for
+    assert result.usage.get("teacher") == {key: 2 * value for key, value in PER_CALL.items()}
 
 
 def teacher_status(status: int) -> wire.Handler:
     def handler(body: dict[str, Any]) -> wire.Reply:
-        if wire.tool_names(body):
+        if wire.schema_names(body):
             return status
         return wire.default_handler(body)
 
@@ -317,7 +319,7 @@ async def test_student_http_500_is_a_failed_attempt_not_a_crash(
     openai_server: wire.OpenAIServer,
 ) -> None:
     def handler(body: dict[str, Any]) -> wire.Reply:
-        return wire.default_handler(body) if wire.tool_names(body) else 500
+        return wire.default_handler(body) if wire.schema_names(body) else 500
 
     openai_server.set_handler(handler)
     result = await arun("question", config=wire_config(openai_server), mode="paired")
@@ -350,7 +352,7 @@ class EscalateStudent:
         self.independent = threading.Barrier(2, timeout=5)
 
     def __call__(self, body: dict[str, Any]) -> wire.Reply:
-        if wire.tool_names(body):
+        if set(wire.schema_names(body)) & set(wire.DEFAULT_TOOL_ARGUMENTS):
             return wire.default_handler(body)  # teacher review/validation, judge
         system, user = wire.message_text(body, "system"), wire.message_text(body, "user")
         if "Break the task into" in system:
@@ -368,8 +370,8 @@ class EscalateStudent:
 
 def kind(request: Any) -> str:
     """What a recorded request was for."""
-    if request.tool_names:
-        return request.tool_names[0]
+    if request.schema_names:
+        return request.schema_names[0]
     system, user = request.text("system"), request.text("user")
     if "Break the task into" in system:
         return "plan"
@@ -443,7 +445,7 @@ async def test_judge_disagreement_reaches_the_large_model(openai_server: wire.Op
     by_temperature = {0.2: 0.9, 0.5: 0.5, 0.8: 0.7}
 
     def handler(body: dict[str, Any]) -> wire.Reply:
-        if wire.tool_names(body) == ["JudgeReply"]:
+        if wire.schema_names(body) == ["JudgeReply"]:
             score = by_temperature[body["temperature"]]
             return wire.tool_call(
                 "JudgeReply", {"principles": [], "score": score, "rationale": "r", "uncertainty": 0}
@@ -460,7 +462,7 @@ async def test_judge_disagreement_reaches_the_large_model(openai_server: wire.Op
 
     arbiter_requests = [r for r in openai_server.chat_requests if r.model == "arbiter-test"]
     assert len(arbiter_requests) == 1
-    assert arbiter_requests[0].tool_names == ["ArbiterReply"]
+    assert arbiter_requests[0].schema_names == ["ArbiterReply"]
     assert "score 0.90" in arbiter_requests[0].text("user")
     assert result.reward is not None
     (entry,) = result.reward["judges"]

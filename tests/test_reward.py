@@ -133,8 +133,9 @@ async def test_thresholds_come_from_config(make_run: Any) -> None:
 
 async def test_an_unreadable_arbiter_reply_keeps_the_tier1_mean(make_run: Any) -> None:
     judge = ScriptedChatModel(responses=[reply(0.9), reply(0.5), reply(0.7)])
-    arbiter = ScriptedChatModel(responses=["I cannot decide."])
+    arbiter = ScriptedChatModel(responses=["I cannot decide.", "Still undecided."])
     state = await judged_run(make_run, judge, arbiter=arbiter)("task", mode="coach")
+    assert arbiter.call_count == 2  # the reply, and one re-ask with the parse error
     (entry,) = state["reward"]["judges"]
     assert entry["escalated"] is True
     assert entry["score"] == pytest.approx(0.7)
@@ -159,6 +160,8 @@ async def test_malformed_and_out_of_range_replies(make_run: Any) -> None:
             "I think it is fine.",  # no JSON at all
             reply(1.7, uncertainty=-0.2, principles=["exactness"]),  # clamped to 1 and 0
             json.dumps({"score": "high", "rationale": "?", "uncertainty": 0.1}),
+            "Still no JSON.",  # the re-ask of each unreadable sample, answered no better
+            "Still no JSON.",
         ]
     )
     run = judged_run(make_run, judge, arbiter=ScriptedChatModel(responses=[]))
