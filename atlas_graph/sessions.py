@@ -26,11 +26,12 @@ from langgraph.store.memory import InMemoryStore
 from langgraph.types import Command
 
 from atlas_graph.config import AtlasConfig, load_config
+from atlas_graph.errors import AtlasRunError, SessionNotFoundError, SessionStateError
 from atlas_graph.graph import GRAPH_NAME, create_atlas_graph
 from atlas_graph.nodes.approval import check_decision
 from atlas_graph.result import Result
 from atlas_graph.routing import route_of
-from atlas_graph.runner import AtlasRunError, ConfigSource, arun, run_sync
+from atlas_graph.runner import ConfigSource, arun, run_sync
 from atlas_graph.state import AtlasState
 from atlas_graph.storage.ledger import (
     delete_record,
@@ -44,10 +45,6 @@ from atlas_graph.storage.persistence import Persistence, open_persistence, resol
 # Nodes whose successors follow from graph edges, so a fork after them knows what runs next.
 # (Step branches route with Command/Send, which a state update cannot replay.)
 _FORKABLE_AFTER = frozenset({"triage", "probe", "plan", "review", "synthesize", "reward"})
-
-
-class SessionNotFoundError(LookupError):
-    """No checkpoints for this thread id in the configured storage."""
 
 
 @dataclass
@@ -114,7 +111,7 @@ def _checkpoint_id(snapshot: Any) -> str | None:
 async def _snapshot(graph: Any, thread_id: str) -> Any:
     snapshot = await graph.aget_state(_thread(thread_id))
     if not snapshot.values and _checkpoint_id(snapshot) is None:
-        raise SessionNotFoundError(f"no session {thread_id} in this storage")
+        raise SessionNotFoundError(thread_id)
     return snapshot
 
 
@@ -229,7 +226,7 @@ async def session_history(
     async with _opened(config, persistence) as (_, _opened_storage, graph):
         snapshots = [item async for item in graph.aget_state_history(_thread(thread_id))]
     if not snapshots:
-        raise SessionNotFoundError(f"no session {thread_id} in this storage")
+        raise SessionNotFoundError(thread_id)
     rows: list[dict[str, Any]] = []
     for index, snapshot in enumerate(snapshots):
         parent = snapshots[index + 1] if index + 1 < len(snapshots) else None
@@ -289,7 +286,7 @@ async def fork_session(
         history = [item async for item in graph.aget_state_history(_thread(thread_id))]
         ids = [_checkpoint_id(item) for item in history]
         if checkpoint_id not in ids:
-            raise SessionNotFoundError(f"no checkpoint {checkpoint_id} in session {thread_id}")
+            raise SessionNotFoundError(thread_id, checkpoint_id=checkpoint_id)
         # The node that produced the checkpoint: what runs next follows from its edges.
         position = ids.index(checkpoint_id)
         names = [task.name for task in history[position + 1].tasks] if position + 1 < len(
@@ -345,7 +342,8 @@ async def approve_plan(
 
     Raises:
         ApprovalError: The decision is malformed (nothing is resumed).
-        AtlasRunError: The session does not wait for a decision.
+        SessionStateError: The session does not wait for a decision (nothing is resumed).
+        AtlasRunError: The session stopped again; it can be resumed.
     """
     decision: dict[str, Any] = {"action": action}
     if plan is not None:
@@ -505,6 +503,7 @@ __all__ = [
     "AtlasRunError",
     "PruneReport",
     "SessionNotFoundError",
+    "SessionStateError",
     "approve_plan",
     "approve_plan_sync",
     "fork_session",

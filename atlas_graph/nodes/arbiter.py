@@ -18,13 +18,13 @@ from langgraph.runtime import Runtime
 from pydantic import ValidationError, field_validator
 
 from atlas_graph.config import JudgeConfig
+from atlas_graph.errors import one_line
 from atlas_graph.models import usage_of
 from atlas_graph.nodes.judges import (
     Call,
     JudgeReply,
     audit_entry,
     clamp_unit,
-    first_line,
     model_label,
     normalized_principles,
     reply_payload,
@@ -134,7 +134,7 @@ def make_arbiter_node(services: Services) -> Node:
                 raise ValueError(f"expected a JSON object, got {type(data).__name__}")
             verdict = ArbiterReply.model_validate(data)
         except (ValueError, ValidationError) as error:
-            call.error = f"unreadable arbiter reply: {first_line(error)}"
+            call.error = f"unreadable arbiter reply: {one_line(error)}"
         else:
             call.sample = {
                 "score": verdict.score,

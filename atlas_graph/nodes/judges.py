@@ -21,6 +21,7 @@ from langchain_core.runnables import Runnable
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from atlas_graph.config import JudgeConfig, RimConfig
+from atlas_graph.errors import one_line
 from atlas_graph.models import extract_json, usage_of
 from atlas_graph.prompts import tool_calls_section
 
@@ -256,16 +257,10 @@ async def sample_llm(
         data, raw = reply_payload(reply, JudgeReply.__name__)
         call.sample = sample_from_reply(data, judge.principles, temperature)
     except (ValueError, ValidationError) as error:
-        call.error = f"unreadable judge reply: {first_line(error)}"
+        call.error = f"unreadable judge reply: {one_line(error)}"
     if keep_prompt:
         call.keep_exchange(messages, reply, raw)
     return call
-
-
-def first_line(error: Exception) -> str:
-    """An error's first line for a one-line record; its type when it has no text."""
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def python_sample(result: Any, judge: JudgeConfig) -> dict[str, Any]:
