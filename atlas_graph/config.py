@@ -775,6 +775,8 @@ def load_config(
         raise ConfigError("file not found", source=str(path)) from None
     except OSError as error:
         raise ConfigError(f"cannot read: {error.strerror}", source=str(path)) from None
+    except UnicodeDecodeError:
+        raise ConfigError("not UTF-8 text", source=str(path)) from None
     try:
         data = yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as error:

@@ -27,6 +27,7 @@ from atlas_graph.agents.http import HttpAgent
 from atlas_graph.config import AtlasConfig, load_config
 from atlas_graph.errors import (
     AtlasRunError,
+    AtlasUserError,
     SessionNotFoundError,
     SessionStateError,
     one_line_error,
@@ -94,10 +95,14 @@ async def arun(
         SessionNotFoundError: Nothing ran: no task, and no session ``thread_id`` to continue.
         ConfigError: The config is invalid.
         ModelConfigError: A model named in config cannot be built (e.g. its key is unset).
-        ValueError: ``mode`` is unknown, or ``graph`` came with arguments it already holds.
+        AtlasUserError: ``mode`` is unknown, or ``graph`` came with arguments it already holds.
+
+    The last five are ``AtlasUserError``s (``ValueError``s): the caller's input, nothing ran.
     """
     if mode is not None and mode not in LANES:
-        raise ValueError(f"unknown mode '{mode}'; expected one of {', '.join(LANES)}")
+        raise AtlasUserError(
+            f"unknown mode '{mode}'; expected one of {', '.join(LANES)}", mode=mode
+        )
     if graph is not None:
         _check_reusable(graph, models=models, agent=agent, checkpointer=checkpointer,
                         store=store, persistence=persistence)  # fmt: skip
@@ -212,12 +217,12 @@ def _check_reusable(graph: CompiledStateGraph[Any, Any, Any, Any], **held: Any) 
     """A reused graph already has its models, agent and storage: refuse a second set."""
     given = [name for name, value in held.items() if value is not None]
     if given:
-        raise ValueError(
+        raise AtlasUserError(
             f"arun(graph=...) takes no {', '.join(given)}: the graph was compiled with its "
             "own; pass them to open_graph() or create_atlas_graph() instead"
         )
     if not isinstance(graph.checkpointer, BaseCheckpointSaver):
-        raise ValueError(
+        raise AtlasUserError(
             "arun(graph=...) needs a graph compiled with a checkpointer (it reads the "
             "session's state); use open_graph() or compile(checkpointer=...)"
         )

@@ -26,7 +26,12 @@ from langgraph.store.memory import InMemoryStore
 from langgraph.types import Command
 
 from atlas_graph.config import AtlasConfig, load_config
-from atlas_graph.errors import AtlasRunError, SessionNotFoundError, SessionStateError
+from atlas_graph.errors import (
+    AtlasRunError,
+    AtlasUserError,
+    SessionNotFoundError,
+    SessionStateError,
+)
 from atlas_graph.graph import GRAPH_NAME, create_atlas_graph
 from atlas_graph.nodes.approval import check_decision
 from atlas_graph.result import Result
@@ -268,18 +273,21 @@ async def fork_session(
 
     Raises:
         SessionNotFoundError: No such thread or checkpoint.
+        SessionStateError: The checkpoint was written inside a step branch.
+        AtlasUserError: ``values`` names keys the state does not have, or is not plain JSON.
     """
     update: dict[str, Any] = dict(values or {})
     unknown = sorted(set(update) - set(AtlasState.__annotations__))
     if unknown:
-        raise ValueError(
+        raise AtlasUserError(
             f"unknown state key(s) {', '.join(unknown)}; the session state has "
-            + ", ".join(sorted(AtlasState.__annotations__))
+            + ", ".join(sorted(AtlasState.__annotations__)),
+            keys=unknown,
         )
     try:
         json.dumps(update)
     except (TypeError, ValueError) as error:
-        raise ValueError(f"fork values must be plain JSON: {error}") from None
+        raise AtlasUserError(f"fork values must be plain JSON: {error}") from None
     if guidance:
         update = {**guidance_update(guidance), **update}
     async with _opened(config, persistence) as (_, opened, graph):
@@ -293,9 +301,11 @@ async def fork_session(
             ids) else []  # fmt: skip
         writer = names[0] if len(names) == 1 else None
         if writer not in _FORKABLE_AFTER:
-            raise ValueError(
-                f"checkpoint {checkpoint_id} was written by {writer or 'several nodes'} inside a "
-                "step branch; fork at a checkpoint written by " + ", ".join(sorted(_FORKABLE_AFTER))
+            raise SessionStateError(
+                thread_id,
+                f"was written by {writer or 'several nodes'} inside a step branch; fork at a "
+                "checkpoint written by " + ", ".join(sorted(_FORKABLE_AFTER)),
+                checkpoint_id=checkpoint_id,
             )
         branch_point = _thread(thread_id, checkpoint_id)
         branch_point["configurable"]["checkpoint_ns"] = ""
@@ -377,7 +387,9 @@ async def prune_sessions(
     compiled without a store); that reads the whole checkpoint table, so it is opt-in.
     """
     if older_than_days < 0:
-        raise ValueError("--older-than must be zero or more days")
+        raise AtlasUserError(
+            "--older-than must be zero or more days", older_than_days=older_than_days
+        )
     cutoff = datetime.now(UTC) - timedelta(days=older_than_days)
     report = PruneReport()
     async with _opened(config, persistence) as (_, opened, graph):

@@ -30,7 +30,7 @@ from typing import IO, Any, Protocol
 from langchain_core.language_models import BaseChatModel
 
 from atlas_graph.config import AtlasConfig, load_config
-from atlas_graph.errors import AtlasError, TaskFileError, one_line
+from atlas_graph.errors import AtlasError, AtlasUserError, TaskFileError, one_line
 from atlas_graph.lanes import LANES
 from atlas_graph.result import Result
 from atlas_graph.runner import ConfigSource, arun, one_line_error, open_graph, run_sync
@@ -188,7 +188,16 @@ def read_results(path: str | Path) -> dict[str, dict[str, Any]]:
         return {}
     results: dict[str, dict[str, Any]] = {}
     # the text after the last newline is empty, or a line cut short by a crash: leave it out
-    lines = source.read_text(encoding="utf-8").split("\n")[:-1]
+    try:
+        lines = source.read_text(encoding="utf-8").split("\n")[:-1]
+    except OSError as error:
+        raise TaskFileError(
+            str(source), None, f"cannot read results file {source}: {error.strerror or error}"
+        ) from None
+    except UnicodeDecodeError:
+        raise TaskFileError(
+            str(source), None, f"results file {source} is not UTF-8 text; choose another --output"
+        ) from None
     for number, raw in enumerate(lines, 1):
         if not raw.strip():
             continue
@@ -455,12 +464,14 @@ async def aevaluate(
 
     Raises:
         TaskFileError: A task line (or a line of ``output``) is unusable; nothing ran.
-        ValueError: ``concurrency`` is below 1.
+        AtlasUserError: ``concurrency`` is below 1 (a ``ValueError``).
         ConfigError: The config is invalid.
         StorageError: The storage cannot be opened.
     """
     if concurrency < 1:
-        raise ValueError(f"concurrency must be at least 1, got {concurrency}")
+        raise AtlasUserError(
+            f"concurrency must be at least 1, got {concurrency}", concurrency=concurrency
+        )
     items = _tasks_from(tasks)
     atlas_config: AtlasConfig = load_config(config if config is not None else {})
     previous = read_results(output) if output is not None else {}
