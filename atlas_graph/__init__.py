@@ -11,7 +11,27 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from atlas_graph.agents import Agent, AgentRequest, AgentResponse
-    from atlas_graph.config import AtlasConfig, ConfigError, load_config
+    from atlas_graph.config import AtlasConfig, load_config
+    from atlas_graph.errors import (
+        AgentError,
+        ApprovalError,
+        AtlasError,
+        AtlasInputError,
+        AtlasRunError,
+        AtlasUserError,
+        ConfigError,
+        ExportError,
+        ImportReferenceError,
+        ModelConfigError,
+        ModelOutputError,
+        PlanParseError,
+        ReviewError,
+        ScriptExhaustedError,
+        SessionNotFoundError,
+        SessionStateError,
+        StorageError,
+        TaskFileError,
+    )
     from atlas_graph.evaluation.batch import EvalReport, aevaluate, evaluate
     from atlas_graph.export import (
         ExportCounts,
@@ -24,7 +44,7 @@ if TYPE_CHECKING:
     from atlas_graph.lanes import LanePolicy
     from atlas_graph.result import Result
     from atlas_graph.review import aset_review_status, set_review_status
-    from atlas_graph.runner import AtlasRunError, SessionStateError, arun, open_graph, run
+    from atlas_graph.runner import arun, open_graph, run
     from atlas_graph.services import AtlasContext
     from atlas_graph.sessions import (
         approve_plan,
@@ -45,7 +65,6 @@ if TYPE_CHECKING:
     from atlas_graph.state import AtlasInput, AtlasOutput, AtlasState
     from atlas_graph.storage.persistence import (
         Persistence,
-        StorageError,
         open_persistence,
         open_persistence_sync,
     )
@@ -55,26 +74,40 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Agent",
+    "AgentError",
     "AgentRequest",
     "AgentResponse",
+    "ApprovalError",
     "AtlasConfig",
     "AtlasContext",
+    "AtlasError",
     "AtlasEvent",
     "AtlasInput",
+    "AtlasInputError",
     "AtlasOutput",
     "AtlasRunError",
     "AtlasState",
+    "AtlasUserError",
     "ConfigError",
     "ConsoleRenderer",
     "ControlEvent",
     "EvalReport",
     "ExportCounts",
+    "ExportError",
+    "ImportReferenceError",
     "JsonlFilePublisher",
     "LanePolicy",
+    "ModelConfigError",
+    "ModelOutputError",
     "Persistence",
+    "PlanParseError",
     "Result",
+    "ReviewError",
+    "ScriptExhaustedError",
+    "SessionNotFoundError",
     "SessionStateError",
     "StorageError",
+    "TaskFileError",
     "TelemetryPublisher",
     "aevaluate",
     "aexport_sessions",
@@ -108,11 +141,28 @@ __all__ = [
 ]
 
 _HOMES = {
+    "AgentError": "atlas_graph.errors",
+    "ApprovalError": "atlas_graph.errors",
+    "AtlasError": "atlas_graph.errors",
+    "AtlasInputError": "atlas_graph.errors",
+    "AtlasRunError": "atlas_graph.errors",
+    "AtlasUserError": "atlas_graph.errors",
+    "ConfigError": "atlas_graph.errors",
+    "ExportError": "atlas_graph.errors",
+    "ImportReferenceError": "atlas_graph.errors",
+    "ModelConfigError": "atlas_graph.errors",
+    "ModelOutputError": "atlas_graph.errors",
+    "PlanParseError": "atlas_graph.errors",
+    "ReviewError": "atlas_graph.errors",
+    "ScriptExhaustedError": "atlas_graph.errors",
+    "SessionNotFoundError": "atlas_graph.errors",
+    "SessionStateError": "atlas_graph.errors",
+    "StorageError": "atlas_graph.errors",
+    "TaskFileError": "atlas_graph.errors",
     "Agent": "atlas_graph.agents",
     "AgentRequest": "atlas_graph.agents",
     "AgentResponse": "atlas_graph.agents",
     "AtlasConfig": "atlas_graph.config",
-    "ConfigError": "atlas_graph.config",
     "load_config": "atlas_graph.config",
     "ConsoleRenderer": "atlas_graph.telemetry.console",
     "AtlasEvent": "atlas_graph.telemetry.events",
@@ -125,13 +175,11 @@ _HOMES = {
     "JsonlFilePublisher": "atlas_graph.telemetry.publishers",
     "TelemetryPublisher": "atlas_graph.telemetry.publishers",
     "Result": "atlas_graph.result",
-    "AtlasRunError": "atlas_graph.runner",
     "arun": "atlas_graph.runner",
     "run": "atlas_graph.runner",
     "open_graph": "atlas_graph.runner",
     "AtlasContext": "atlas_graph.services",
     "Persistence": "atlas_graph.storage.persistence",
-    "StorageError": "atlas_graph.storage.persistence",
     "open_persistence": "atlas_graph.storage.persistence",
     "open_persistence_sync": "atlas_graph.storage.persistence",
     "approve_plan": "atlas_graph.sessions",
@@ -148,7 +196,6 @@ _HOMES = {
     "resume_session_sync": "atlas_graph.sessions",
     "session_history_sync": "atlas_graph.sessions",
     "show_session_sync": "atlas_graph.sessions",
-    "SessionStateError": "atlas_graph.runner",
     "AtlasInput": "atlas_graph.state",
     "AtlasOutput": "atlas_graph.state",
     "AtlasState": "atlas_graph.state",

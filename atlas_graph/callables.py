@@ -9,9 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-
-class ImportReferenceError(ValueError):
-    """A ``module:attribute`` reference that cannot be loaded; the message says why."""
+from atlas_graph.errors import ImportReferenceError, one_line_error
 
 
 def load_object(
@@ -28,7 +26,7 @@ def load_object(
     attribute = attribute or inline_attribute
     if not module_name or not attribute:
         raise ImportReferenceError(
-            f"'{reference}' is not an import reference; expected 'package.module:name'"
+            reference, f"'{reference}' is not an import reference; expected 'package.module:name'"
         )
     if working_directory is not None:
         folder = str(Path(working_directory).resolve())
@@ -37,16 +35,15 @@ def load_object(
     try:
         target: Any = importlib.import_module(module_name)
     except Exception as error:  # a syntax error or a failing import in user code, too
-        detail = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise ImportReferenceError(
-            f"cannot import module '{module_name}': {type(error).__name__}: {detail}"
+            reference, f"cannot import module '{module_name}': {one_line_error(error)}"
         ) from error
     for part in attribute.split("."):
         try:
             target = getattr(target, part)
         except AttributeError as error:
             raise ImportReferenceError(
-                f"module '{module_name}' has no attribute '{attribute}'"
+                reference, f"module '{module_name}' has no attribute '{attribute}'"
             ) from error
     return target
 

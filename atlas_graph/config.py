@@ -24,16 +24,13 @@ from pydantic import (
     model_validator,
 )
 
+from atlas_graph.errors import ConfigError
 from atlas_graph.lanes import Lane
 from atlas_graph.state import ReviewStatus
 
 Provider = Literal[
     "openai", "azure-openai", "anthropic", "gemini", "google", "xai", "bedrock", "openai-compatible"
 ]
-
-
-class ConfigError(ValueError):
-    """A config that cannot be used; ``str()`` is one line a person can act on."""
 
 
 class _Strict(BaseModel):
@@ -659,7 +656,7 @@ def _interpolate(value: Any, path: str, environ: Mapping[str, str]) -> Any:
             return environ[name]
         if default is not None:
             return default
-        raise ConfigError(f"{path}: environment variable {name} is not set")
+        raise ConfigError(f"environment variable {name} is not set", key=path)
 
     return _ENV_PATTERN.sub(substitute, value)
 
@@ -743,17 +740,17 @@ def parse_config(
     """Validate a config mapping; errors become one-line ``ConfigError``s naming ``source``."""
     if not isinstance(data, Mapping):
         raise ConfigError(
-            f"{source}: expected a mapping at the top level, got {type(data).__name__}"
+            f"expected a mapping at the top level, got {type(data).__name__}", source=source
         )
     try:
         resolved = _interpolate(dict(data), "", os.environ if environ is None else environ)
     except ConfigError as error:
-        raise ConfigError(f"{source}: {error}") from None
+        raise ConfigError(error.problem, source=source, key=error.key) from None
     try:
         return AtlasConfig.model_validate(resolved)
     except ValidationError as error:
         problems = [_describe(item, AtlasConfig) for item in error.errors()]
-        raise ConfigError(f"{source}: " + "; ".join(problems)) from None
+        raise ConfigError("; ".join(problems), source=source) from None
 
 
 def load_config(
@@ -778,16 +775,18 @@ def load_config(
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"{path}: file not found") from None
+        raise ConfigError("file not found", source=str(path)) from None
     except OSError as error:
-        raise ConfigError(f"{path}: cannot read: {error.strerror}") from None
+        raise ConfigError(f"cannot read: {error.strerror}", source=str(path)) from None
+    except UnicodeDecodeError:
+        raise ConfigError("not UTF-8 text", source=str(path)) from None
     try:
         data = yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(error, "problem", None) or "invalid YAML"
-        raise ConfigError(f"{path}: invalid YAML{where}: {problem}") from None
+        raise ConfigError(f"invalid YAML{where}: {problem}", source=str(path)) from None
     if data is None:
         data = {}
     return parse_config(data, source=str(path), environ=environ)

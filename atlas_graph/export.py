@@ -33,6 +33,7 @@ from typing import IO, Any, get_args
 import orjson
 from langgraph.store.base import BaseStore, GetOp, Item
 
+from atlas_graph.errors import ExportError
 from atlas_graph.redaction import may_hold_secrets, scrub
 from atlas_graph.state import ReviewStatus, SessionStatus
 from atlas_graph.storage.ledger import NAMESPACE
@@ -43,10 +44,6 @@ REVIEW_STATUSES: tuple[str, ...] = get_args(ReviewStatus)
 DEFAULT_STATUSES = ("succeeded",)
 DEFAULT_BATCH_SIZE = 200
 _YIELD_EVERY = 8  # records between turns of the event loop while a page is prefetched
-
-
-class ExportError(ValueError):
-    """A filter is malformed; ``str()`` is one line naming the filter and what it accepts."""
 
 
 @dataclass(frozen=True)
@@ -169,7 +166,8 @@ def parse_since(value: str | datetime | None) -> str | None:
         except ValueError:
             raise ExportError(
                 f"since: '{value}' is not an ISO 8601 date or time "
-                "(e.g. 2026-01-31 or 2026-01-31T08:00:00Z)"
+                "(e.g. 2026-01-31 or 2026-01-31T08:00:00Z)",
+                field="since",
             ) from None
     else:
         moment = value
@@ -185,7 +183,7 @@ def _strings(values: Iterable[str] | None, name: str) -> tuple[str, ...] | None:
         values = [values]
     items = tuple(dict.fromkeys(str(value) for value in values))
     if not items or not all(items):
-        raise ExportError(f"{name}: give at least one non-empty id")
+        raise ExportError(f"{name}: give at least one non-empty id", field=name)
     return items
 
 
@@ -200,7 +198,8 @@ def _choices(
     unknown = [item for item in items if item not in allowed]
     if unknown or not items:
         raise ExportError(
-            f"unknown {name} '{', '.join(unknown) or '(none)'}'; use one of {', '.join(allowed)}"
+            f"unknown {name} '{', '.join(unknown) or '(none)'}'; use one of {', '.join(allowed)}",
+            field=name,
         )
     return items
 
@@ -209,7 +208,9 @@ def _number(value: float | None, name: str) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ExportError(f"{name} must be a number (a reward between 0 and 1), got {value!r}")
+        raise ExportError(
+            f"{name} must be a number (a reward between 0 and 1), got {value!r}", field=name
+        )
     return float(value)
 
 
@@ -217,7 +218,7 @@ def _count(value: int | None, name: str, *, minimum: int) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ExportError(f"{name} must be a whole number >= {minimum}, got {value!r}")
+        raise ExportError(f"{name} must be a whole number >= {minimum}, got {value!r}", field=name)
     return value
 
 

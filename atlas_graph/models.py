@@ -13,6 +13,8 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.runnables import Runnable, RunnableConfig
 from pydantic import BaseModel, ValidationError
 
+from atlas_graph.errors import ModelConfigError, ModelOutputError, one_line
+
 if TYPE_CHECKING:
     from atlas_graph.config import LLMParameters
 
@@ -37,21 +39,6 @@ PROVIDER_BASE_URLS: dict[str, str | None] = {
 _MODEL_PREFIXES = ("openai", "gemini", "google", "xai", "anthropic", "bedrock", "azure")
 
 
-class ModelConfigError(ValueError):
-    """A role's model cannot be built from config (missing key, unsupported provider)."""
-
-
-class ModelOutputError(ValueError):
-    """A model's reply could not be parsed into the expected schema, even leniently.
-
-    ``usage`` keeps the tokens the unreadable reply still cost.
-    """
-
-    def __init__(self, message: str, usage: dict[str, int] | None = None) -> None:
-        super().__init__(message)
-        self.usage = usage or {}
-
-
 def model_name_for(params: LLMParameters) -> str:
     """Strip a litellm-style ``provider/`` prefix, which OpenAI-compatible endpoints reject."""
     prefix, _, rest = params.model.partition("/")
@@ -70,7 +57,7 @@ def chat_model_from_params(params: LLMParameters, *, role: Role) -> BaseChatMode
     api_key = os.environ.get(params.api_key_env) if params.api_key_env else None
     if params.api_key_env and not api_key:
         raise ModelConfigError(
-            f"{role} model '{params.model}': environment variable {params.api_key_env} is not set"
+            f"environment variable {params.api_key_env} is not set", role=role, model=params.model
         )
     common: dict[str, Any] = {
         "model": model_name_for(params),
@@ -91,7 +78,7 @@ def chat_model_from_params(params: LLMParameters, *, role: Role) -> BaseChatMode
         from langchain_openai import AzureChatOpenAI
 
         if not params.api_base:
-            raise ModelConfigError(f"{role} model: azure-openai needs api_base (the endpoint)")
+            raise ModelConfigError("azure-openai needs api_base (the endpoint)", role=role)
         return _headers_as_secrets(AzureChatOpenAI)(
             azure_endpoint=params.api_base,
             api_key=api_key,
@@ -101,8 +88,9 @@ def chat_model_from_params(params: LLMParameters, *, role: Role) -> BaseChatMode
         )
     if params.provider not in PROVIDER_BASE_URLS and not params.api_base:
         raise ModelConfigError(
-            f"{role} model: provider '{params.provider}' has no OpenAI-compatible endpoint; "
-            "set api_base to a compatible gateway"
+            f"provider '{params.provider}' has no OpenAI-compatible endpoint; "
+            "set api_base to a compatible gateway",
+            role=role,
         )
     from langchain_openai import ChatOpenAI
 
@@ -139,8 +127,9 @@ def _default_base_url(provider: str, role: Role) -> str | None:
         region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
         if not region:
             raise ModelConfigError(
-                f"{role} model: provider '{provider}' needs AWS_REGION (or AWS_DEFAULT_REGION) "
-                "for its OpenAI-compatible endpoint, or an explicit api_base"
+                f"provider '{provider}' needs AWS_REGION (or AWS_DEFAULT_REGION) "
+                "for its OpenAI-compatible endpoint, or an explicit api_base",
+                role=role,
             )
         return url.format(region=region)
     return url
@@ -232,11 +221,12 @@ async def call_structured(
     try:
         return schema.model_validate(extract_json(text)), usage
     except (ValueError, ValidationError) as error:
-        first_line = str(error).splitlines()[0]
         raise ModelOutputError(
-            f"{role} reply is not a valid {schema.__name__} ({first_line}); "
+            f"{role} reply is not a valid {schema.__name__} ({one_line(error)}); "
             f"reply began: {text[:120]!r}",
             usage,
+            role=role,
+            schema=schema.__name__,
         ) from error
 
 

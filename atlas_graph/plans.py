@@ -22,6 +22,8 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple, TypeVar
 
+from atlas_graph.errors import PlanParseError
+
 _T = TypeVar("_T")
 
 _ID_KEYS = ("id", "step_id")
@@ -46,13 +48,6 @@ _SNIPPET_CHARS = 60
 # Each failed start of an embedded JSON value costs a decode attempt; stop searching after this
 # many so adversarial text full of brackets cannot make parsing quadratic.
 _MAX_JSON_FAILURES = 500
-
-
-class PlanParseError(ValueError):
-    """The student's plan text could not be turned into at least one usable step.
-
-    The message is a single line saying what was wrong, so it can be fed back to the student.
-    """
 
 
 class _Draft(NamedTuple):

@@ -18,15 +18,12 @@ from typing import Any
 
 from langgraph.store.base import BaseStore
 
+from atlas_graph.errors import ReviewError
 from atlas_graph.export import REVIEW_STATUSES
 from atlas_graph.storage.ledger import NAMESPACE
 from atlas_graph.telemetry.events import utc_now
 
 FINISHED = ("succeeded", "failed")
-
-
-class ReviewError(ValueError):
-    """The decision cannot be recorded; ``str()`` is one line saying why and what to do."""
 
 
 def reviewed(record: dict[str, Any], status: str, note: str | None) -> dict[str, Any]:
@@ -39,13 +36,15 @@ def reviewed(record: dict[str, Any], status: str, note: str | None) -> dict[str,
     """
     if status not in REVIEW_STATUSES:
         raise ReviewError(
-            f"unknown review status '{status}'; use one of {', '.join(REVIEW_STATUSES)}"
+            f"unknown review status '{status}'; use one of {', '.join(REVIEW_STATUSES)}",
+            status=status,
         )
     session_id = record.get("session_id", "?")
     if record.get("status") not in FINISHED:
         raise ReviewError(
             f"session {session_id} is {record.get('status') or 'unfinished'}; review it once it "
-            "has finished"
+            "has finished",
+            session_id=session_id,
         )
     now = utc_now()
     previous = record.get("review_status") or "pending"
@@ -71,7 +70,7 @@ async def aset_review_status(
     """
     item = await store.aget(NAMESPACE, session_id)
     if item is None:
-        raise ReviewError(_unknown(session_id))
+        raise ReviewError(_unknown(session_id), session_id=session_id)
     record = reviewed(dict(item.value), status, note)
     await store.aput(NAMESPACE, session_id, record, index=False)
     return record
@@ -83,7 +82,7 @@ def set_review_status(
     """Synchronous ``aset_review_status`` for sync stores (``SqliteStore``, ``PostgresStore``)."""
     item = store.get(NAMESPACE, session_id)
     if item is None:
-        raise ReviewError(_unknown(session_id))
+        raise ReviewError(_unknown(session_id), session_id=session_id)
     record = reviewed(dict(item.value), status, note)
     store.put(NAMESPACE, session_id, record, index=False)
     return record
@@ -100,13 +99,14 @@ async def alist_reviews(
     ``statuses`` limits the review statuses listed (default: all).
     """
     if limit < 1:
-        raise ReviewError(f"limit must be 1 or more, got {limit}")
+        raise ReviewError(f"limit must be 1 or more, got {limit}", limit=limit)
     if statuses is not None:
         unknown = [status for status in statuses if status not in REVIEW_STATUSES]
         if unknown:
             raise ReviewError(
                 f"unknown review status '{', '.join(unknown)}'; use one of "
-                + ", ".join(REVIEW_STATUSES)
+                + ", ".join(REVIEW_STATUSES),
+                status=", ".join(unknown),
             )
     rows: list[dict[str, Any]] = []
     # The Store returns the most recently updated first, so the newest ``limit`` of each

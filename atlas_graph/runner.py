@@ -25,6 +25,13 @@ from langgraph.types import Command
 from atlas_graph.agents import agent_from_config
 from atlas_graph.agents.http import HttpAgent
 from atlas_graph.config import AtlasConfig, load_config
+from atlas_graph.errors import (
+    AtlasRunError,
+    AtlasUserError,
+    SessionNotFoundError,
+    SessionStateError,
+    one_line_error,
+)
 from atlas_graph.graph import GRAPH_NAME, create_atlas_graph
 from atlas_graph.lanes import LANES
 from atlas_graph.result import Result
@@ -37,28 +44,6 @@ from atlas_graph.telemetry.publishers import TelemetryPublisher
 
 ConfigSource = AtlasConfig | Mapping[str, Any] | str | Path
 T = TypeVar("T")
-
-
-class AtlasRunError(RuntimeError):
-    """A session stopped before it finished; its checkpoints remain for ``resume``."""
-
-    def __init__(self, message: str, *, session_id: str | None = None) -> None:
-        super().__init__(message)
-        self.session_id = session_id
-
-
-class SessionStateError(AtlasRunError):
-    """The thread cannot do what was asked: it is finished, unknown, or waits for nothing.
-
-    Raised before anything runs, so nothing changed; the caller named the wrong thread or
-    the wrong operation for it.
-    """
-
-
-def one_line_error(error: BaseException) -> str:
-    """``Type: first line of the message``, for one-line reports of an error."""
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
 
 
 async def arun(
@@ -105,14 +90,19 @@ async def arun(
 
     Raises:
         AtlasRunError: The session stopped; the message says where and how to resume.
-        SessionStateError: Nothing ran: the thread is finished, unknown (with no task), or a
-            decision was given to a thread that waits for none.
+        SessionStateError: Nothing ran: the thread is finished, or a decision was given to a
+            thread that waits for none.
+        SessionNotFoundError: Nothing ran: no task, and no session ``thread_id`` to continue.
         ConfigError: The config is invalid.
         ModelConfigError: A model named in config cannot be built (e.g. its key is unset).
-        ValueError: ``mode`` is unknown, or ``graph`` came with arguments it already holds.
+        AtlasUserError: ``mode`` is unknown, or ``graph`` came with arguments it already holds.
+
+    The last five are ``AtlasUserError``s (``ValueError``s): the caller's input, nothing ran.
     """
     if mode is not None and mode not in LANES:
-        raise ValueError(f"unknown mode '{mode}'; expected one of {', '.join(LANES)}")
+        raise AtlasUserError(
+            f"unknown mode '{mode}'; expected one of {', '.join(LANES)}", mode=mode
+        )
     if graph is not None:
         _check_reusable(graph, models=models, agent=agent, checkpointer=checkpointer,
                         store=store, persistence=persistence)  # fmt: skip
@@ -147,11 +137,10 @@ async def arun(
                 graph_input = _resume_command(existing, resume, thread_id)
         elif existing.values:
             raise SessionStateError(
-                f"session {thread_id} already finished; start a new session with another thread id",
-                session_id=thread_id,
+                thread_id, "already finished; start a new session with another thread id"
             )
         elif task is None:
-            raise SessionStateError(f"no session {thread_id} to resume", session_id=thread_id)
+            raise SessionNotFoundError(thread_id, where="to resume")
         else:
             graph_input = {"task": task, "session_metadata": dict(session_metadata or {})}
             if mode is not None:
@@ -228,12 +217,12 @@ def _check_reusable(graph: CompiledStateGraph[Any, Any, Any, Any], **held: Any) 
     """A reused graph already has its models, agent and storage: refuse a second set."""
     given = [name for name, value in held.items() if value is not None]
     if given:
-        raise ValueError(
+        raise AtlasUserError(
             f"arun(graph=...) takes no {', '.join(given)}: the graph was compiled with its "
             "own; pass them to open_graph() or create_atlas_graph() instead"
         )
     if not isinstance(graph.checkpointer, BaseCheckpointSaver):
-        raise ValueError(
+        raise AtlasUserError(
             "arun(graph=...) needs a graph compiled with a checkpointer (it reads the "
             "session's state); use open_graph() or compile(checkpointer=...)"
         )
@@ -267,10 +256,7 @@ async def _storage(
 def _resume_command(snapshot: Any, resume: Any, thread_id: str) -> Command[Any]:
     """``Command(resume=...)`` for a thread that waits on an interrupt."""
     if not snapshot.interrupts:
-        raise SessionStateError(
-            f"session {thread_id} is not waiting for a decision; resume it without one",
-            session_id=thread_id,
-        )
+        raise SessionStateError(thread_id, "is not waiting for a decision; resume it without one")
     return Command(resume=resume)
 
 

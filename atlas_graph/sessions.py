@@ -26,11 +26,17 @@ from langgraph.store.memory import InMemoryStore
 from langgraph.types import Command
 
 from atlas_graph.config import AtlasConfig, load_config
+from atlas_graph.errors import (
+    AtlasRunError,
+    AtlasUserError,
+    SessionNotFoundError,
+    SessionStateError,
+)
 from atlas_graph.graph import GRAPH_NAME, create_atlas_graph
 from atlas_graph.nodes.approval import check_decision
 from atlas_graph.result import Result
 from atlas_graph.routes import route_of
-from atlas_graph.runner import AtlasRunError, ConfigSource, arun, run_sync
+from atlas_graph.runner import ConfigSource, arun, run_sync
 from atlas_graph.state import AtlasState
 from atlas_graph.storage.ledger import (
     delete_record,
@@ -44,10 +50,6 @@ from atlas_graph.storage.persistence import Persistence, open_persistence, resol
 # Nodes whose successors follow from graph edges, so a fork after them knows what runs next.
 # (Step branches route with Command/Send, which a state update cannot replay.)
 _FORKABLE_AFTER = frozenset({"triage", "probe", "plan", "review", "synthesize", "reward"})
-
-
-class SessionNotFoundError(LookupError):
-    """No checkpoints for this thread id in the configured storage."""
 
 
 @dataclass
@@ -114,7 +116,7 @@ def _checkpoint_id(snapshot: Any) -> str | None:
 async def _snapshot(graph: Any, thread_id: str) -> Any:
     snapshot = await graph.aget_state(_thread(thread_id))
     if not snapshot.values and _checkpoint_id(snapshot) is None:
-        raise SessionNotFoundError(f"no session {thread_id} in this storage")
+        raise SessionNotFoundError(thread_id)
     return snapshot
 
 
@@ -229,7 +231,7 @@ async def session_history(
     async with _opened(config, persistence) as (_, _opened_storage, graph):
         snapshots = [item async for item in graph.aget_state_history(_thread(thread_id))]
     if not snapshots:
-        raise SessionNotFoundError(f"no session {thread_id} in this storage")
+        raise SessionNotFoundError(thread_id)
     rows: list[dict[str, Any]] = []
     for index, snapshot in enumerate(snapshots):
         parent = snapshots[index + 1] if index + 1 < len(snapshots) else None
@@ -271,34 +273,39 @@ async def fork_session(
 
     Raises:
         SessionNotFoundError: No such thread or checkpoint.
+        SessionStateError: The checkpoint was written inside a step branch.
+        AtlasUserError: ``values`` names keys the state does not have, or is not plain JSON.
     """
     update: dict[str, Any] = dict(values or {})
     unknown = sorted(set(update) - set(AtlasState.__annotations__))
     if unknown:
-        raise ValueError(
+        raise AtlasUserError(
             f"unknown state key(s) {', '.join(unknown)}; the session state has "
-            + ", ".join(sorted(AtlasState.__annotations__))
+            + ", ".join(sorted(AtlasState.__annotations__)),
+            keys=unknown,
         )
     try:
         json.dumps(update)
     except (TypeError, ValueError) as error:
-        raise ValueError(f"fork values must be plain JSON: {error}") from None
+        raise AtlasUserError(f"fork values must be plain JSON: {error}") from None
     if guidance:
         update = {**guidance_update(guidance), **update}
     async with _opened(config, persistence) as (_, opened, graph):
         history = [item async for item in graph.aget_state_history(_thread(thread_id))]
         ids = [_checkpoint_id(item) for item in history]
         if checkpoint_id not in ids:
-            raise SessionNotFoundError(f"no checkpoint {checkpoint_id} in session {thread_id}")
+            raise SessionNotFoundError(thread_id, checkpoint_id=checkpoint_id)
         # The node that produced the checkpoint: what runs next follows from its edges.
         position = ids.index(checkpoint_id)
         names = [task.name for task in history[position + 1].tasks] if position + 1 < len(
             ids) else []  # fmt: skip
         writer = names[0] if len(names) == 1 else None
         if writer not in _FORKABLE_AFTER:
-            raise ValueError(
-                f"checkpoint {checkpoint_id} was written by {writer or 'several nodes'} inside a "
-                "step branch; fork at a checkpoint written by " + ", ".join(sorted(_FORKABLE_AFTER))
+            raise SessionStateError(
+                thread_id,
+                f"was written by {writer or 'several nodes'} inside a step branch; fork at a "
+                "checkpoint written by " + ", ".join(sorted(_FORKABLE_AFTER)),
+                checkpoint_id=checkpoint_id,
             )
         branch_point = _thread(thread_id, checkpoint_id)
         branch_point["configurable"]["checkpoint_ns"] = ""
@@ -345,7 +352,8 @@ async def approve_plan(
 
     Raises:
         ApprovalError: The decision is malformed (nothing is resumed).
-        AtlasRunError: The session does not wait for a decision.
+        SessionStateError: The session does not wait for a decision (nothing is resumed).
+        AtlasRunError: The session stopped again; it can be resumed.
     """
     decision: dict[str, Any] = {"action": action}
     if plan is not None:
@@ -379,7 +387,9 @@ async def prune_sessions(
     compiled without a store); that reads the whole checkpoint table, so it is opt-in.
     """
     if older_than_days < 0:
-        raise ValueError("--older-than must be zero or more days")
+        raise AtlasUserError(
+            "--older-than must be zero or more days", older_than_days=older_than_days
+        )
     cutoff = datetime.now(UTC) - timedelta(days=older_than_days)
     report = PruneReport()
     async with _opened(config, persistence) as (_, opened, graph):
@@ -505,6 +515,7 @@ __all__ = [
     "AtlasRunError",
     "PruneReport",
     "SessionNotFoundError",
+    "SessionStateError",
     "approve_plan",
     "approve_plan_sync",
     "fork_session",

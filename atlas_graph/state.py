@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal, NotRequired
 # LangGraph Server draws the input and output forms from these classes
 from typing_extensions import TypedDict
 
+from atlas_graph.errors import AtlasInputError
 from atlas_graph.lanes import LANES, Lane
 from atlas_graph.telemetry.trajectory import TrajectoryEvent, keep_trajectory
 
@@ -206,10 +207,6 @@ class AtlasInput(TypedDict):
     mode: NotRequired[LaneName | None]
 
 
-class AtlasInputError(ValueError):
-    """The graph was started with input it cannot run; raised before any work is done."""
-
-
 def check_input(values: Mapping[str, Any]) -> None:
     """Refuse input without a task, or with metadata or a mode of the wrong kind.
 
@@ -220,18 +217,21 @@ def check_input(values: Mapping[str, Any]) -> None:
     if not isinstance(task, str) or not task.strip():
         raise AtlasInputError(
             "the graph's input needs 'task', a non-empty string: invoke it with {'task': ...} "
-            "(as a parent graph's node, the parent's state needs a 'task' key)"
+            "(as a parent graph's node, the parent's state needs a 'task' key)",
+            field="task",
         )
     metadata = values.get("session_metadata")
     if metadata is not None and not isinstance(metadata, Mapping):
         raise AtlasInputError(
-            f"'session_metadata' must be a mapping, not {type(metadata).__name__}"
+            f"'session_metadata' must be a mapping, not {type(metadata).__name__}",
+            field="session_metadata",
         )
     mode = values.get("mode")
     if mode is not None and mode not in LANES:
         raise AtlasInputError(
             f"unknown mode {mode!r}: expected one of {', '.join(LANES)}, "
-            "or no mode to let the probe decide"
+            "or no mode to let the probe decide",
+            field="mode",
         )
 
 

@@ -34,7 +34,8 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.runnables import Runnable, RunnableConfig
 from pydantic import BaseModel, ValidationError
 
-from atlas_graph.models import ModelOutputError, extract_json, usage_of
+from atlas_graph.errors import ModelOutputError, one_line
+from atlas_graph.models import extract_json, usage_of
 from atlas_graph.state import sum_usage
 
 StructuredMethod = Literal["function_calling", "json_schema", "json_mode"]
@@ -184,6 +185,8 @@ class Structured(Generic[SchemaT]):
                 f"{self.role} reply is not a valid {self.schema.__name__} ({error}); "
                 f"reply began: {_text(reply)[:120]!r}",
                 sum_usage(usages),
+                role=self.role,
+                schema=self.schema.__name__,
             )
         return StructuredReply(value, sum_usage(usages), reply, method)
 
@@ -214,14 +217,14 @@ class Structured(Generic[SchemaT]):
                 try:
                     return self.schema.model_validate(call.get("args") or {}), None
                 except ValidationError as error:
-                    return None, _first_line(error)
+                    return None, one_line(error)
         text = _text(reply)
         if len(text) > MAX_REPLY_CHARS:
             return None, f"reply of {len(text)} characters is too long to read"
         try:
             return self.schema.model_validate(extract_json(text)), None
         except (ValueError, ValidationError, RecursionError, TypeError) as error:
-            return None, _first_line(error)
+            return None, one_line(error)
 
 
 def _tool_calls(reply: BaseMessage) -> list[dict[str, Any]]:
@@ -232,11 +235,6 @@ def _tool_calls(reply: BaseMessage) -> list[dict[str, Any]]:
 def _text(reply: BaseMessage) -> str:
     content = reply.content if isinstance(reply, AIMessage) else ""
     return content if isinstance(content, str) else json.dumps(content)
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _reask(schema: type[BaseModel], error: str) -> str:

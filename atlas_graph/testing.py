@@ -42,6 +42,8 @@ from pydantic import (
 )
 from typing_extensions import is_typeddict
 
+from atlas_graph.errors import ScriptExhaustedError
+
 __all__ = [
     "ScriptExhaustedError",
     "ScriptedAgent",
@@ -53,14 +55,6 @@ __all__ = [
 _SCHEMA_KWARG = "_scripted_schema"
 _FENCE_RE = re.compile(r"```(?:json|JSON)?\s*\n?(.*?)```", re.DOTALL)
 _MISSING = object()
-
-
-class ScriptExhaustedError(RuntimeError):
-    """Raised when a scripted fake is called more often than its script allows.
-
-    A distinct type lets tests assert "the graph made more model calls than expected" precisely,
-    instead of matching on a generic error.
-    """
 
 
 def scripted_json(**fields: Any) -> str:
@@ -288,12 +282,7 @@ class ScriptedChatModel(BaseChatModel):
                 self._served += 1
                 return self.responses[-1]
             served = self._served
-        msg = (
-            f"ScriptedChatModel {self.name!r} ran out of scripted responses: it had served "
-            f"{served} call(s) and received another. Add responses, set repeat_last=True, or "
-            "use a responder."
-        )
-        raise ScriptExhaustedError(msg)
+        raise ScriptExhaustedError(self.name, served)
 
     def _resolve(self, item: Any, messages: list[BaseMessage]) -> Any:
         """Turn a script item into an ``AIMessage`` (or an awaitable), raising scripted errors."""

@@ -11,8 +11,9 @@ import pytest
 from langchain_core.messages import BaseMessage
 from langgraph.checkpoint.memory import InMemorySaver
 
+from atlas_graph.errors import AtlasRunError, SessionNotFoundError, SessionStateError
 from atlas_graph.result import AttemptResult, Result, StepResult
-from atlas_graph.runner import AtlasRunError, arun, run
+from atlas_graph.runner import arun, run
 from atlas_graph.telemetry.events import AtlasEvent
 from atlas_graph.testing import ScriptedAgent, ScriptedChatModel, ScriptExhaustedError
 
@@ -187,7 +188,7 @@ async def test_run_sync_inside_a_running_loop() -> None:
 
 
 async def test_run_inside_a_loop_propagates_errors() -> None:
-    with pytest.raises(AtlasRunError, match="no session"):
+    with pytest.raises(SessionNotFoundError, match="no session"):
         run(None, config=MEMORY, thread_id="missing-in-loop", agent=ScriptedAgent())
 
 
@@ -279,18 +280,18 @@ async def test_resume_after_a_stop_does_not_redo_finished_work() -> None:
     assert step.attempt_history[0].validation is not None
     assert step.attempt_history[0].validation["rationale"] == "weak"
 
-    with pytest.raises(AtlasRunError, match="already finished") as finished:
+    with pytest.raises(SessionStateError, match="already finished") as finished:
         await arun("Do it again.", config=MEMORY, thread_id="resume-1", agent=agent,
                    checkpointer=saver)  # fmt: skip
     assert finished.value.session_id == "resume-1"
-    with pytest.raises(AtlasRunError, match="already finished"):
+    with pytest.raises(SessionStateError, match="already finished"):
         await arun(None, config=MEMORY, thread_id="resume-1", agent=agent, checkpointer=saver)
     assert agent.call_count == 3
 
 
 async def test_resume_of_unknown_thread_raises() -> None:
     agent = ScriptedAgent()
-    with pytest.raises(AtlasRunError, match="no session nope") as error_info:
+    with pytest.raises(SessionNotFoundError, match="no session nope") as error_info:
         await arun(None, thread_id="nope", agent=agent)
     assert error_info.value.session_id == "nope"
     assert agent.call_count == 0
@@ -301,7 +302,7 @@ async def test_finished_thread_in_default_sqlite_storage_cannot_rerun() -> None:
     assert first.status == "succeeded"
     assert first.session_id == "done-1"
     agent = ScriptedAgent()
-    with pytest.raises(AtlasRunError, match="session done-1 already finished"):
+    with pytest.raises(SessionStateError, match="session done-1 already finished"):
         await arun("Hello again.", mode="auto", thread_id="done-1", agent=agent)
     assert agent.call_count == 0
 
@@ -391,7 +392,7 @@ async def test_sqlite_storage_path_from_config(tmp_path: Path) -> None:
     assert result.session_id == "custom-1"
     assert (tmp_path / "custom" / "sessions.sqlite").is_file()
     assert not (tmp_path / DB).exists()
-    with pytest.raises(AtlasRunError, match="already finished"):
+    with pytest.raises(SessionStateError, match="already finished"):
         await arun("Hello.", config=config, thread_id="custom-1", agent=ScriptedAgent())
 
 

@@ -13,8 +13,9 @@ from langgraph.store.memory import InMemoryStore
 
 from atlas_graph.cli import main
 from atlas_graph.config import StorageConfig
+from atlas_graph.errors import AtlasRunError, SessionStateError
 from atlas_graph.nodes.approval import ApprovalError
-from atlas_graph.runner import AtlasRunError, arun, run
+from atlas_graph.runner import arun, run
 from atlas_graph.sessions import (
     SessionNotFoundError,
     approve_plan,
@@ -100,7 +101,7 @@ async def test_run_pauses_for_approval_and_the_review_call_is_not_repeated() -> 
     assert view["values"]["plan_approval"]["status"] == "approved"
     assert "plan approved by a person" in view["values"]["plan_notes"]
 
-    with pytest.raises(AtlasRunError, match="already finished"):
+    with pytest.raises(SessionStateError, match="already finished"):
         await approve_plan("h-1", config=HUMAN, agent=student, models={"teacher": teacher})
 
 
@@ -154,9 +155,9 @@ async def test_decision_for_a_session_that_does_not_wait_is_refused() -> None:
     assert view["errors"][0]["node"] == "review"
     assert "ScriptExhaustedError" in view["errors"][0]["error"]
     assert view["ledger"]["status"] == "running"
-    with pytest.raises(AtlasRunError, match="not waiting for a decision"):
+    with pytest.raises(SessionStateError, match="not waiting for a decision"):
         await approve_plan("stopped-1", config=config, agent=agent())
-    with pytest.raises(AtlasRunError, match="no session nope"):
+    with pytest.raises(SessionNotFoundError, match="no session nope"):
         await approve_plan("nope", config=config, agent=agent())
 
 

@@ -6,11 +6,9 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from atlas_graph.errors import AgentError
+
 AgentMode = Literal["planning", "execute", "synthesize"]
-
-
-class AgentError(RuntimeError):
-    """The agent could not answer; the step records it as a failed attempt."""
 
 
 class ToolResult(BaseModel):

@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from typing import Any, get_args
 
 from atlas_graph.cli.common import EXIT_FAILED, EXIT_OK, run_sync
+from atlas_graph.errors import AtlasUserError, StorageError
 from atlas_graph.state import ReviewStatus, SessionStatus
 
 _SESSION_STATUSES = get_args(SessionStatus)
@@ -96,7 +97,7 @@ async def _ledger(config: Any) -> AsyncIterator[Any]:
 
     async with open_session_storage(config) as opened:
         if opened.store is None:
-            raise ValueError("this storage has no store, so no session ledger")
+            raise StorageError("this storage has no store, so no session ledger")
         yield opened.store
 
 
@@ -129,7 +130,7 @@ def _export(args: argparse.Namespace) -> int:
     try:
         counts = run_sync(export())
     except OSError as error:
-        raise ValueError(f"--output {args.output}: cannot write: {error.strerror}") from None
+        raise AtlasUserError(f"--output {args.output}: cannot write: {error.strerror}") from None
     sessions = f"{counts.sessions} session{'' if counts.sessions == 1 else 's'}"
     steps = f"{counts.steps} step{'' if counts.steps == 1 else 's'}"
     print(f"{sessions}, {steps} written to {target}", file=sys.stderr)

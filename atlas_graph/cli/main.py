@@ -16,13 +16,8 @@ from typing import Any
 from atlas_graph.cli.common import EXIT_FAILED, EXIT_OK, EXIT_STOPPED, EXIT_USAGE
 from atlas_graph.cli.eval import EVAL_COMMANDS, add_eval_command
 from atlas_graph.cli.export import EXPORT_COMMANDS, add_export_commands
-from atlas_graph.cli.sessions import (
-    SESSION_COMMANDS,
-    add_session_commands,
-    progress,
-    report_result,
-    session_errors,
-)
+from atlas_graph.cli.sessions import SESSION_COMMANDS, add_session_commands, progress, report_result
+from atlas_graph.errors import AtlasRunError, AtlasUserError, one_line
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -117,14 +112,7 @@ def _command_run(args: argparse.Namespace) -> int:
 
     if args.task is None and args.thread_id is None:
         return _fail("run needs a TASK, or --thread-id of an unfinished session", EXIT_USAGE)
-    metadata: dict[str, Any] = {}
-    if args.metadata:
-        try:
-            metadata = json.loads(args.metadata)
-        except json.JSONDecodeError as error:
-            return _fail(f"--metadata is not JSON: {error}", EXIT_USAGE)
-        if not isinstance(metadata, dict):
-            return _fail("--metadata must be a JSON object", EXIT_USAGE)
+    metadata = _metadata(args.metadata) if args.metadata else {}
     stream = args.stream if args.stream is not None else (sys.stdout.isatty() and not args.json)
     result = run(
         args.task,
@@ -140,6 +128,17 @@ def _command_run(args: argparse.Namespace) -> int:
         return report_result(result, args.json)  # paused for plan approval: exit 3
     _print_result(result, args.json, stream)
     return EXIT_OK if result.success else EXIT_FAILED
+
+
+def _metadata(text: str) -> dict[str, Any]:
+    """``--metadata``: a JSON object, or an error saying what is wrong with the text."""
+    try:
+        metadata = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise AtlasUserError(f"--metadata is not JSON: {error}") from None
+    if not isinstance(metadata, dict):
+        raise AtlasUserError("--metadata must be a JSON object")
+    return metadata
 
 
 def _command_demo(args: argparse.Namespace) -> int:
@@ -204,21 +203,19 @@ _COMMANDS = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``atlas-graph`` script."""
-    args = _parser().parse_args(argv)
-    from atlas_graph.callables import ImportReferenceError
-    from atlas_graph.config import ConfigError
-    from atlas_graph.models import ModelConfigError
-    from atlas_graph.runner import AtlasRunError
+    """Entry point of the ``atlas-graph`` script.
 
+    Errors of the package end the command with one line and an exit code that says what to do:
+    a user error (bad config, input or thread) exits 2, a stopped session 3. Anything else is a
+    bug and keeps its traceback.
+    """
+    args = _parser().parse_args(argv)
     try:
         return _COMMANDS[args.command](args)
-    except (ConfigError, ImportReferenceError, ModelConfigError, ValueError) as error:
-        return _fail(str(error).splitlines()[0], EXIT_USAGE)
-    except session_errors() as error:
-        return _fail(str(error).splitlines()[0], EXIT_USAGE)
+    except AtlasUserError as error:
+        return _fail(one_line(error), EXIT_USAGE)
     except AtlasRunError as error:
-        return _fail(str(error), EXIT_STOPPED)
+        return _fail(one_line(error), EXIT_STOPPED)
     except KeyboardInterrupt:
         return _fail("interrupted", 130)
     except BrokenPipeError:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from atlas_graph.cli.common import EXIT_FAILED, EXIT_OK, EXIT_STOPPED, run_sync
+from atlas_graph.errors import AtlasUserError
 
 
 def add_session_commands(commands: Any) -> None:
@@ -208,11 +209,11 @@ def _parse_values(pairs: list[str]) -> dict[str, Any]:
     for pair in pairs:
         key, sep, raw = pair.partition("=")
         if not sep or not key:
-            raise ValueError(f"--set expects KEY=JSON, got '{pair}'")
+            raise AtlasUserError(f"--set expects KEY=JSON, got '{pair}'")
         try:
             values[key] = json.loads(raw)
         except json.JSONDecodeError as error:
-            raise ValueError(f"--set {key}: value is not JSON: {error}") from None
+            raise AtlasUserError(f"--set {key}: value is not JSON: {error}") from None
     return values
 
 
@@ -236,7 +237,9 @@ def _read_plan(path: str) -> Any:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as error:
-        raise ValueError(f"--plan {path}: cannot read: {error.strerror}") from None
+        raise AtlasUserError(f"--plan {path}: cannot read: {error.strerror}") from None
+    except UnicodeDecodeError:
+        raise AtlasUserError(f"--plan {path}: not UTF-8 text") from None
     try:
         return yaml.safe_load(text)  # JSON is YAML too
     except yaml.YAMLError:
@@ -280,12 +283,3 @@ SESSION_COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "approve": _approve,
     "prune": _prune,
 }
-
-
-def session_errors() -> tuple[type[BaseException], ...]:
-    """Errors of these commands that mean bad input (exit 2), with a one-line message."""
-    from atlas_graph.runner import SessionStateError
-    from atlas_graph.sessions import SessionNotFoundError
-    from atlas_graph.storage.persistence import StorageError
-
-    return (StorageError, SessionNotFoundError, SessionStateError)

@@ -30,25 +30,15 @@ from typing import IO, Any, Protocol
 from langchain_core.language_models import BaseChatModel
 
 from atlas_graph.config import AtlasConfig, load_config
+from atlas_graph.errors import AtlasError, AtlasUserError, TaskFileError, one_line
 from atlas_graph.lanes import LANES
 from atlas_graph.result import Result
-from atlas_graph.runner import (
-    AtlasRunError,
-    ConfigSource,
-    arun,
-    one_line_error,
-    open_graph,
-    run_sync,
-)
+from atlas_graph.runner import ConfigSource, arun, one_line_error, open_graph, run_sync
 from atlas_graph.storage.persistence import Persistence
 
 TASK_KEYS = frozenset({"id", "task", "session_metadata", "ground_truth", "mode"})
 FINISHED = frozenset({"succeeded", "failed"})
 """Statuses of sessions that ran to the end; their tasks are skipped on a rerun."""
-
-
-class TaskFileError(ValueError):
-    """The task file (or a results file to resume) cannot be used; names file and line."""
 
 
 @dataclass(frozen=True)
@@ -94,29 +84,31 @@ def parse_task(data: Any, line: int, where: str = "tasks") -> EvalTask:
     Raises:
         TaskFileError: The line is not a usable task; the message names the line.
     """
-    prefix = f"{where} line {line}"
     if not isinstance(data, dict):
-        raise TaskFileError(f'{prefix}: expected a JSON object like {{"task": "..."}}')
+        raise TaskFileError(where, line, 'expected a JSON object like {"task": "..."}')
     unknown = sorted(set(data) - TASK_KEYS)
     if unknown:
+        allowed = ", ".join(sorted(TASK_KEYS))
         raise TaskFileError(
-            f"{prefix}: unknown key(s) {', '.join(unknown)}; allowed: "
-            f"{', '.join(sorted(TASK_KEYS))} (put extra fields in session_metadata)"
+            where,
+            line,
+            f"unknown key(s) {', '.join(unknown)}; allowed: {allowed} "
+            "(put extra fields in session_metadata)",
         )
     task = data.get("task")
     if not isinstance(task, str) or not task.strip():
-        raise TaskFileError(f'{prefix}: "task" must be a non-empty string')
+        raise TaskFileError(where, line, '"task" must be a non-empty string')
     metadata = data.get("session_metadata") or {}
     if not isinstance(metadata, dict):
-        raise TaskFileError(f'{prefix}: "session_metadata" must be a JSON object')
+        raise TaskFileError(where, line, '"session_metadata" must be a JSON object')
     mode = data.get("mode")
     if mode is not None and mode not in LANES:
-        raise TaskFileError(f'{prefix}: "mode" must be one of {", ".join(LANES)}, got {mode!r}')
+        raise TaskFileError(where, line, f'"mode" must be one of {", ".join(LANES)}, got {mode!r}')
     given = data.get("id")
     if given is not None and (isinstance(given, bool) or not isinstance(given, str | int)):
-        raise TaskFileError(f'{prefix}: "id" must be a string or an integer')
+        raise TaskFileError(where, line, '"id" must be a string or an integer')
     if isinstance(given, str) and not given.strip():
-        raise TaskFileError(f'{prefix}: "id" must not be empty')
+        raise TaskFileError(where, line, '"id" must not be empty')
     identity = str(given) if given is not None else task_id(task, metadata, mode, line)
     return EvalTask(
         id=identity, task=task, line=line, session_metadata=metadata,
@@ -135,9 +127,11 @@ def read_tasks(path: str | Path) -> list[EvalTask]:
     try:
         text = source.read_text(encoding="utf-8")
     except OSError as error:
-        raise TaskFileError(f"cannot read task file {source}: {error.strerror or error}") from None
+        raise TaskFileError(
+            str(source), None, f"cannot read task file {source}: {error.strerror or error}"
+        ) from None
     except UnicodeDecodeError:
-        raise TaskFileError(f"task file {source} is not UTF-8 text") from None
+        raise TaskFileError(str(source), None, f"task file {source} is not UTF-8 text") from None
     tasks: list[EvalTask] = []
     for number, raw in enumerate(text.splitlines(), 1):
         if not raw.strip():
@@ -146,7 +140,7 @@ def read_tasks(path: str | Path) -> list[EvalTask]:
             data = json.loads(raw)
         except json.JSONDecodeError as error:
             raise TaskFileError(
-                f"{source} line {number}: not JSON ({error.msg}); each line must be one JSON object"
+                str(source), number, f"not JSON ({error.msg}); each line must be one JSON object"
             ) from None
         tasks.append(parse_task(data, number, str(source)))
     return _checked(tasks, str(source))
@@ -154,13 +148,14 @@ def read_tasks(path: str | Path) -> list[EvalTask]:
 
 def _checked(tasks: list[EvalTask], where: str) -> list[EvalTask]:
     if not tasks:
-        raise TaskFileError(f'{where} has no tasks; write one JSON object a line: {{"task": ...}}')
+        raise TaskFileError(
+            where, None, f'{where} has no tasks; write one JSON object a line: {{"task": ...}}'
+        )
     seen: dict[str, int] = {}
     for item in tasks:
         if item.id in seen:
             raise TaskFileError(
-                f"{where} line {item.line}: id {item.id!r} repeats line {seen[item.id]}; "
-                "ids must be unique"
+                where, item.line, f"id {item.id!r} repeats line {seen[item.id]}; ids must be unique"
             )
         seen[item.id] = item.line
     return tasks
@@ -193,7 +188,16 @@ def read_results(path: str | Path) -> dict[str, dict[str, Any]]:
         return {}
     results: dict[str, dict[str, Any]] = {}
     # the text after the last newline is empty, or a line cut short by a crash: leave it out
-    lines = source.read_text(encoding="utf-8").split("\n")[:-1]
+    try:
+        lines = source.read_text(encoding="utf-8").split("\n")[:-1]
+    except OSError as error:
+        raise TaskFileError(
+            str(source), None, f"cannot read results file {source}: {error.strerror or error}"
+        ) from None
+    except UnicodeDecodeError:
+        raise TaskFileError(
+            str(source), None, f"results file {source} is not UTF-8 text; choose another --output"
+        ) from None
     for number, raw in enumerate(lines, 1):
         if not raw.strip():
             continue
@@ -201,13 +205,17 @@ def read_results(path: str | Path) -> dict[str, dict[str, Any]]:
             data = json.loads(raw)
         except json.JSONDecodeError as error:
             raise TaskFileError(
-                f"results file {source} line {number}: not JSON ({error.msg}); "
-                "fix or remove that line, or choose another --output"
+                str(source),
+                number,
+                f"not JSON ({error.msg}); fix or remove that line, or choose another --output",
+                results=True,
             ) from None
         if not isinstance(data, dict) or not isinstance(data.get("id"), str):
             raise TaskFileError(
-                f'results file {source} line {number}: not a result line (no "id"); '
-                "choose another --output"
+                str(source),
+                number,
+                'not a result line (no "id"); choose another --output',
+                results=True,
             )
         results[data["id"]] = data
     return results
@@ -281,8 +289,8 @@ def _step_error(result: Result) -> str | None:
 
 def error_line(item: EvalTask, session_id: str, error: BaseException) -> dict[str, Any]:
     """The result line of a session that stopped with an error (it runs again on a rerun)."""
-    text = str(error).strip().splitlines()
-    message = text[0] if isinstance(error, AtlasRunError) and text else one_line_error(error)
+    # our errors' messages are written for people; another error needs its type to be read
+    message = one_line(error) if isinstance(error, AtlasError) else one_line_error(error)
     return {
         "id": item.id,
         "task": item.task,
@@ -456,12 +464,14 @@ async def aevaluate(
 
     Raises:
         TaskFileError: A task line (or a line of ``output``) is unusable; nothing ran.
-        ValueError: ``concurrency`` is below 1.
+        AtlasUserError: ``concurrency`` is below 1 (a ``ValueError``).
         ConfigError: The config is invalid.
         StorageError: The storage cannot be opened.
     """
     if concurrency < 1:
-        raise ValueError(f"concurrency must be at least 1, got {concurrency}")
+        raise AtlasUserError(
+            f"concurrency must be at least 1, got {concurrency}", concurrency=concurrency
+        )
     items = _tasks_from(tasks)
     atlas_config: AtlasConfig = load_config(config if config is not None else {})
     previous = read_results(output) if output is not None else {}

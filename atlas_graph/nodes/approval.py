@@ -19,15 +19,12 @@ from typing import Any
 
 from langgraph.types import interrupt
 
+from atlas_graph.errors import ApprovalError
 from atlas_graph.plans import PlanParseError, parse_plan, plan_issues, single_step_plan
 from atlas_graph.state import AtlasState, Plan
 from atlas_graph.telemetry.events import utc_now
 
 ACTIONS = ("approve", "edit", "reject")
-
-
-class ApprovalError(ValueError):
-    """A decision that cannot be applied; nothing is changed."""
 
 
 def approval_request(plan: Plan, review: dict[str, Any]) -> dict[str, Any]:

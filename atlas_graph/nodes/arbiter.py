@@ -18,13 +18,13 @@ from langgraph.runtime import Runtime
 from pydantic import field_validator
 
 from atlas_graph.config import JudgeConfig
+from atlas_graph.errors import one_line
 from atlas_graph.models import ModelOutputError
 from atlas_graph.nodes.judges import (
     Call,
     JudgeReply,
     audit_entry,
     clamp_unit,
-    first_line,
     model_label,
     normalized_principles,
 )
@@ -129,7 +129,7 @@ def make_arbiter_node(services: Services) -> Node:
                 answer = await runnable.ainvoke(messages)
         except ModelOutputError as error:
             call.usage = error.usage
-            call.error = f"unreadable arbiter reply: {first_line(error)}"
+            call.error = f"unreadable arbiter reply: {one_line(error)}"
         else:
             reply, verdict = answer.reply, answer.value
             call.usage = answer.usage

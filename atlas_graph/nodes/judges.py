@@ -20,6 +20,7 @@ from langchain_core.messages import AIMessage, BaseMessage
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from atlas_graph.config import JudgeConfig, RimConfig
+from atlas_graph.errors import one_line
 from atlas_graph.models import ModelOutputError, extract_json
 from atlas_graph.prompts import tool_calls_section
 from atlas_graph.structured import Structured
@@ -262,7 +263,7 @@ async def sample_llm(
         answer = await structured.ainvoke(messages, temperature=temperature)
     except ModelOutputError as error:
         call.usage = error.usage
-        call.error = f"unreadable judge reply: {first_line(error)}"
+        call.error = f"unreadable judge reply: {one_line(error)}"
         if keep_prompt:
             call.keep_exchange(messages, None, "")
         return call
@@ -271,12 +272,6 @@ async def sample_llm(
     if keep_prompt:
         call.keep_exchange(messages, answer.reply, "")
     return call
-
-
-def first_line(error: Exception) -> str:
-    """An error's first line for a one-line record; its type when it has no text."""
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def python_sample(result: Any, judge: JudgeConfig) -> dict[str, Any]:

@@ -36,6 +36,7 @@ from langgraph.store.base import BaseStore
 from langgraph.store.memory import InMemoryStore
 
 from atlas_graph.config import StorageConfig
+from atlas_graph.errors import StorageError
 
 DATABASE_URL_ENV = "ATLAS_GRAPH_DATABASE_URL"
 Backend = Literal["memory", "sqlite", "postgres"]
@@ -51,10 +52,6 @@ _KEYWORD_PASSWORD = re.compile(
     r"(?P<head>\bpassword\s*=\s*)(?P<secret>'(?:[^'\\]|\\.)*'|\S+)", re.I
 )
 _QUERY_PASSWORD = re.compile(r"(?P<head>[?&]password=)(?P<secret>[^&\s]+)", re.I)
-
-
-class StorageError(RuntimeError):
-    """Storage cannot be opened; ``str()`` is one line with any password redacted."""
 
 
 def redact_dsn(text: str) -> str:
@@ -97,7 +94,8 @@ def resolve_backend(
     is_url = url and url.startswith(("postgresql://", "postgres://"))
     if backend == "postgres" and url and not is_url and "=" not in url:  # or key=value DSN
         raise StorageError(
-            f"storage.database_url must be a postgresql:// URL, got '{redact_dsn(url)}'"
+            f"storage.database_url must be a postgresql:// URL, got '{redact_dsn(url)}'",
+            url=redact_dsn(url),
         )
     return backend, url
 
@@ -139,7 +137,10 @@ async def _aconfigure(connection: Any) -> None:
 
 def _connect_error(url: str, error: BaseException) -> StorageError:
     detail = " ".join(str(error).split()) or type(error).__name__
-    return StorageError(f"cannot connect to PostgreSQL at {redact_dsn(url)}: {redact_dsn(detail)}")
+    return StorageError(
+        f"cannot connect to PostgreSQL at {redact_dsn(url)}: {redact_dsn(detail)}",
+        url=redact_dsn(url),
+    )
 
 
 @asynccontextmanager
