@@ -1,7 +1,8 @@
 """atlas-graph: supervise any agent with a teacher, in a LangGraph state machine.
 
 Heavy parts (model clients, the runner, the CLI) load on first use, so ``import atlas_graph``
-stays fast.
+stays fast. Async functions are named ``aname`` and their synchronous twins ``name``
+(``arun``/``run``, ``alist_sessions``/``list_sessions``), as in LangChain and LangGraph.
 """
 
 from __future__ import annotations
@@ -24,30 +25,30 @@ if TYPE_CHECKING:
     from atlas_graph.lanes import LanePolicy
     from atlas_graph.result import Result
     from atlas_graph.review import aset_review_status, set_review_status
-    from atlas_graph.runner import AtlasRunError, SessionStateError, arun, open_graph, run
+    from atlas_graph.runner import AtlasRunError, SessionStateError, aopen_graph, arun, run
     from atlas_graph.services import AtlasContext
     from atlas_graph.sessions import (
+        aapprove_plan,
+        afork_session,
+        alist_sessions,
         approve_plan,
-        approve_plan_sync,
+        aprune_sessions,
+        aresume_session,
+        asession_history,
+        ashow_session,
         fork_session,
-        fork_session_sync,
         list_sessions,
-        list_sessions_sync,
         prune_sessions,
-        prune_sessions_sync,
         resume_session,
-        resume_session_sync,
         session_history,
-        session_history_sync,
         show_session,
-        show_session_sync,
     )
     from atlas_graph.state import AtlasInput, AtlasOutput, AtlasState
     from atlas_graph.storage.persistence import (
         Persistence,
         StorageError,
+        aopen_persistence,
         open_persistence,
-        open_persistence_sync,
     )
     from atlas_graph.telemetry.console import ConsoleRenderer
     from atlas_graph.telemetry.events import AtlasEvent, ControlEvent
@@ -76,35 +77,35 @@ __all__ = [
     "SessionStateError",
     "StorageError",
     "TelemetryPublisher",
+    "aapprove_plan",
     "aevaluate",
     "aexport_sessions",
+    "afork_session",
     "aiter_session_traces",
+    "alist_sessions",
+    "aopen_graph",
+    "aopen_persistence",
     "approve_plan",
-    "approve_plan_sync",
+    "aprune_sessions",
+    "aresume_session",
     "arun",
+    "asession_history",
     "aset_review_status",
+    "ashow_session",
     "create_atlas_graph",
     "evaluate",
     "export_sessions",
     "fork_session",
-    "fork_session_sync",
     "iter_session_traces",
     "list_sessions",
-    "list_sessions_sync",
     "load_config",
-    "open_graph",
     "open_persistence",
-    "open_persistence_sync",
     "prune_sessions",
-    "prune_sessions_sync",
     "resume_session",
-    "resume_session_sync",
     "run",
     "session_history",
-    "session_history_sync",
     "set_review_status",
     "show_session",
-    "show_session_sync",
 ]
 
 _HOMES = {
@@ -128,12 +129,19 @@ _HOMES = {
     "AtlasRunError": "atlas_graph.runner",
     "arun": "atlas_graph.runner",
     "run": "atlas_graph.runner",
-    "open_graph": "atlas_graph.runner",
+    "aopen_graph": "atlas_graph.runner",
     "AtlasContext": "atlas_graph.services",
     "Persistence": "atlas_graph.storage.persistence",
     "StorageError": "atlas_graph.storage.persistence",
+    "aopen_persistence": "atlas_graph.storage.persistence",
     "open_persistence": "atlas_graph.storage.persistence",
-    "open_persistence_sync": "atlas_graph.storage.persistence",
+    "aapprove_plan": "atlas_graph.sessions",
+    "afork_session": "atlas_graph.sessions",
+    "alist_sessions": "atlas_graph.sessions",
+    "aprune_sessions": "atlas_graph.sessions",
+    "aresume_session": "atlas_graph.sessions",
+    "asession_history": "atlas_graph.sessions",
+    "ashow_session": "atlas_graph.sessions",
     "approve_plan": "atlas_graph.sessions",
     "fork_session": "atlas_graph.sessions",
     "list_sessions": "atlas_graph.sessions",
@@ -141,13 +149,6 @@ _HOMES = {
     "resume_session": "atlas_graph.sessions",
     "session_history": "atlas_graph.sessions",
     "show_session": "atlas_graph.sessions",
-    "approve_plan_sync": "atlas_graph.sessions",
-    "fork_session_sync": "atlas_graph.sessions",
-    "list_sessions_sync": "atlas_graph.sessions",
-    "prune_sessions_sync": "atlas_graph.sessions",
-    "resume_session_sync": "atlas_graph.sessions",
-    "session_history_sync": "atlas_graph.sessions",
-    "show_session_sync": "atlas_graph.sessions",
     "SessionStateError": "atlas_graph.runner",
     "AtlasInput": "atlas_graph.state",
     "AtlasOutput": "atlas_graph.state",
@@ -159,6 +160,16 @@ _HOMES = {
     "iter_session_traces": "atlas_graph.export",
     "aset_review_status": "atlas_graph.review",
     "set_review_status": "atlas_graph.review",
+    # Old names, kept for one release; each warns when called (see ``deprecation.py``).
+    "approve_plan_sync": "atlas_graph.sessions",
+    "fork_session_sync": "atlas_graph.sessions",
+    "list_sessions_sync": "atlas_graph.sessions",
+    "prune_sessions_sync": "atlas_graph.sessions",
+    "resume_session_sync": "atlas_graph.sessions",
+    "session_history_sync": "atlas_graph.sessions",
+    "show_session_sync": "atlas_graph.sessions",
+    "open_graph": "atlas_graph.runner",
+    "open_persistence_sync": "atlas_graph.storage.persistence",
 }
 
 

@@ -92,9 +92,9 @@ def _config(args: argparse.Namespace) -> Any:
 @asynccontextmanager
 async def _ledger(config: Any) -> AsyncIterator[Any]:
     """The Store with the session ledger: storage only, no graph, so no model keys needed."""
-    from atlas_graph.sessions import open_session_storage
+    from atlas_graph.sessions import aopen_session_storage
 
-    async with open_session_storage(config) as opened:
+    async with aopen_session_storage(config) as opened:
         if opened.store is None:
             raise ValueError("this storage has no store, so no session ledger")
         yield opened.store

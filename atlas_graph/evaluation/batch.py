@@ -21,7 +21,7 @@ import asyncio
 import hashlib
 import json
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,9 +35,9 @@ from atlas_graph.result import Result
 from atlas_graph.runner import (
     AtlasRunError,
     ConfigSource,
+    aopen_graph,
     arun,
     one_line_error,
-    open_graph,
     run_sync,
 )
 from atlas_graph.storage.persistence import Persistence
@@ -481,7 +481,7 @@ async def aevaluate(
         if pending:
             # built and compiled once: every session of the batch shares graph and storage
             graph = await stack.enter_async_context(
-                open_graph(atlas_config, models=models, agent=agent, persistence=persistence)
+                aopen_graph(atlas_config, models=models, agent=agent, persistence=persistence)
             )
 
         async def run_one(item: EvalTask) -> dict[str, Any]:
@@ -520,10 +520,22 @@ async def aevaluate(
 
 
 def evaluate(
-    tasks: str | Path | Sequence[EvalTask | Mapping[str, Any]], **kwargs: Any
+    tasks: str | Path | Iterable[EvalTask | Mapping[str, Any]],
+    *,
+    config: ConfigSource | None = None,
+    output: str | Path | None = None,
+    concurrency: int = 4,
+    models: Mapping[str, BaseChatModel] | None = None,
+    agent: Any = None,
+    persistence: Persistence | None = None,
+    progress: EvalProgress | None = None,
+    on_result: Callable[[dict[str, Any]], None] | None = None,
 ) -> EvalReport:
     """Synchronous ``aevaluate`` (works in a notebook too); takes the same arguments.
 
     It runs on its own event loop, so pass no ``persistence`` opened on another loop.
     """
-    return run_sync(aevaluate(tasks, **kwargs))
+    return run_sync(aevaluate(
+        tasks, config=config, output=output, concurrency=concurrency, models=models,
+        agent=agent, persistence=persistence, progress=progress, on_result=on_result,
+    ))  # fmt: skip
