@@ -107,13 +107,13 @@ def default_review_statuses(config: Any) -> list[str] | None:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from atlas_graph.export import ExportQuery, aexport_sessions
+    from atlas_graph.export import ExportFilters, ExportQuery, aexport_sessions
 
     config = _config(args)
     review_statuses = args.review_statuses
     if review_statuses is None and not args.session_ids:
         review_statuses = default_review_statuses(config)
-    filters: dict[str, Any] = {
+    filters: ExportFilters = {
         "session_ids": args.session_ids, "statuses": args.statuses,
         "review_statuses": review_statuses, "since": args.since, "min_reward": args.min_reward,
         "limit": args.limit, "offset": args.offset, "batch_size": args.batch_size,
