@@ -11,7 +11,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from atlas_graph.agents import Agent, AgentRequest, AgentResponse
+    from atlas_graph.agents import Agent, AgentRequest, AgentResponse, ToolResult, ToolRound
     from atlas_graph.config import AtlasConfig, ConfigError, load_config
     from atlas_graph.evaluation.batch import EvalReport, aevaluate, evaluate
     from atlas_graph.export import (
@@ -23,6 +23,14 @@ if TYPE_CHECKING:
     )
     from atlas_graph.graph import create_atlas_graph
     from atlas_graph.lanes import LanePolicy
+    from atlas_graph.nodes.judges import JudgeReply, JudgeRequest, Principle
+    from atlas_graph.nodes.teacher import (
+        PlanReview,
+        PlanReviewRequest,
+        TeacherVerdict,
+        ValidationRequest,
+    )
+    from atlas_graph.nodes.triage import TriageBuilder, TriageDossier, TriageRisk
     from atlas_graph.result import Result
     from atlas_graph.review import aset_review_status, set_review_status
     from atlas_graph.runner import AtlasRunError, SessionStateError, aopen_graph, arun, run
@@ -71,12 +79,24 @@ __all__ = [
     "EvalReport",
     "ExportCounts",
     "JsonlFilePublisher",
+    "JudgeReply",
+    "JudgeRequest",
     "LanePolicy",
     "Persistence",
+    "PlanReview",
+    "PlanReviewRequest",
+    "Principle",
     "Result",
     "SessionStateError",
     "StorageError",
+    "TeacherVerdict",
     "TelemetryPublisher",
+    "ToolResult",
+    "ToolRound",
+    "TriageBuilder",
+    "TriageDossier",
+    "TriageRisk",
+    "ValidationRequest",
     "aapprove_plan",
     "aevaluate",
     "aexport_sessions",
@@ -112,6 +132,8 @@ _HOMES = {
     "Agent": "atlas_graph.agents",
     "AgentRequest": "atlas_graph.agents",
     "AgentResponse": "atlas_graph.agents",
+    "ToolResult": "atlas_graph.agents",
+    "ToolRound": "atlas_graph.agents",
     "AtlasConfig": "atlas_graph.config",
     "ConfigError": "atlas_graph.config",
     "load_config": "atlas_graph.config",
@@ -123,6 +145,17 @@ _HOMES = {
     "evaluate": "atlas_graph.evaluation.batch",
     "create_atlas_graph": "atlas_graph.graph",
     "LanePolicy": "atlas_graph.lanes",
+    # The plug-in contracts: what validators, plan reviewers, judges and triage builders get.
+    "JudgeReply": "atlas_graph.nodes.judges",
+    "JudgeRequest": "atlas_graph.nodes.judges",
+    "Principle": "atlas_graph.nodes.judges",
+    "PlanReview": "atlas_graph.nodes.teacher",
+    "PlanReviewRequest": "atlas_graph.nodes.teacher",
+    "TeacherVerdict": "atlas_graph.nodes.teacher",
+    "ValidationRequest": "atlas_graph.nodes.teacher",
+    "TriageBuilder": "atlas_graph.nodes.triage",
+    "TriageDossier": "atlas_graph.nodes.triage",
+    "TriageRisk": "atlas_graph.nodes.triage",
     "JsonlFilePublisher": "atlas_graph.telemetry.publishers",
     "TelemetryPublisher": "atlas_graph.telemetry.publishers",
     "Result": "atlas_graph.result",
