@@ -476,6 +476,6 @@ async def test_a_session_stopped_in_the_arbiter_resumes_without_resampling(
     ]
     state = await run.graph.ainvoke(None, config)
     assert judge.call_count == 3  # tier 1 is not repeated
-    assert arbiter.call_count == 2
+    arbiter.assert_complete()  # an extra call would have stopped the run, as the first did
     assert state["reward"]["score"] == 0.5 and state["status"] == "failed"
     assert [item["stage"] for item in state["reward_audit"]] == ["tier1"] * 3 + ["arbiter"]
