@@ -1,7 +1,8 @@
 """atlas-graph: supervise any agent with a teacher, in a LangGraph state machine.
 
 Heavy parts (model clients, the runner, the CLI) load on first use, so ``import atlas_graph``
-stays fast.
+stays fast. Async functions are named ``aname`` and their synchronous twins ``name``
+(``arun``/``run``, ``alist_sessions``/``list_sessions``), as in LangChain and LangGraph.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from atlas_graph.agents import Agent, AgentRequest, AgentResponse
+    from atlas_graph.agents import Agent, AgentRequest, AgentResponse, ToolResult, ToolRound
     from atlas_graph.config import AtlasConfig, load_config
     from atlas_graph.errors import (
         AgentError,
@@ -42,31 +43,39 @@ if TYPE_CHECKING:
     )
     from atlas_graph.graph import create_atlas_graph
     from atlas_graph.lanes import LanePolicy
+    from atlas_graph.nodes.judges import JudgeReply, JudgeRequest, Principle
+    from atlas_graph.nodes.teacher import (
+        PlanReview,
+        PlanReviewRequest,
+        TeacherVerdict,
+        ValidationRequest,
+    )
+    from atlas_graph.nodes.triage import TriageBuilder, TriageDossier, TriageRisk
     from atlas_graph.result import Result
     from atlas_graph.review import aset_review_status, set_review_status
-    from atlas_graph.runner import arun, open_graph, run
+    from atlas_graph.runner import aopen_graph, arun, run
     from atlas_graph.services import AtlasContext
     from atlas_graph.sessions import (
+        aapprove_plan,
+        afork_session,
+        alist_sessions,
         approve_plan,
-        approve_plan_sync,
+        aprune_sessions,
+        aresume_session,
+        asession_history,
+        ashow_session,
         fork_session,
-        fork_session_sync,
         list_sessions,
-        list_sessions_sync,
         prune_sessions,
-        prune_sessions_sync,
         resume_session,
-        resume_session_sync,
         session_history,
-        session_history_sync,
         show_session,
-        show_session_sync,
     )
     from atlas_graph.state import AtlasInput, AtlasOutput, AtlasState
     from atlas_graph.storage.persistence import (
         Persistence,
+        aopen_persistence,
         open_persistence,
-        open_persistence_sync,
     )
     from atlas_graph.telemetry.console import ConsoleRenderer
     from atlas_graph.telemetry.events import AtlasEvent, ControlEvent
@@ -96,11 +105,16 @@ __all__ = [
     "ExportError",
     "ImportReferenceError",
     "JsonlFilePublisher",
+    "JudgeReply",
+    "JudgeRequest",
     "LanePolicy",
     "ModelConfigError",
     "ModelOutputError",
     "Persistence",
     "PlanParseError",
+    "PlanReview",
+    "PlanReviewRequest",
+    "Principle",
     "Result",
     "ReviewError",
     "ScriptExhaustedError",
@@ -108,36 +122,43 @@ __all__ = [
     "SessionStateError",
     "StorageError",
     "TaskFileError",
+    "TeacherVerdict",
     "TelemetryPublisher",
+    "ToolResult",
+    "ToolRound",
+    "TriageBuilder",
+    "TriageDossier",
+    "TriageRisk",
+    "ValidationRequest",
+    "aapprove_plan",
     "aevaluate",
     "aexport_sessions",
+    "afork_session",
     "aiter_session_traces",
+    "alist_sessions",
+    "aopen_graph",
+    "aopen_persistence",
     "approve_plan",
-    "approve_plan_sync",
+    "aprune_sessions",
+    "aresume_session",
     "arun",
+    "asession_history",
     "aset_review_status",
+    "ashow_session",
     "create_atlas_graph",
     "evaluate",
     "export_sessions",
     "fork_session",
-    "fork_session_sync",
     "iter_session_traces",
     "list_sessions",
-    "list_sessions_sync",
     "load_config",
-    "open_graph",
     "open_persistence",
-    "open_persistence_sync",
     "prune_sessions",
-    "prune_sessions_sync",
     "resume_session",
-    "resume_session_sync",
     "run",
     "session_history",
-    "session_history_sync",
     "set_review_status",
     "show_session",
-    "show_session_sync",
 ]
 
 _HOMES = {
@@ -162,6 +183,8 @@ _HOMES = {
     "Agent": "atlas_graph.agents",
     "AgentRequest": "atlas_graph.agents",
     "AgentResponse": "atlas_graph.agents",
+    "ToolResult": "atlas_graph.agents",
+    "ToolRound": "atlas_graph.agents",
     "AtlasConfig": "atlas_graph.config",
     "load_config": "atlas_graph.config",
     "ConsoleRenderer": "atlas_graph.telemetry.console",
@@ -172,16 +195,34 @@ _HOMES = {
     "evaluate": "atlas_graph.evaluation.batch",
     "create_atlas_graph": "atlas_graph.graph",
     "LanePolicy": "atlas_graph.lanes",
+    # The plug-in contracts: what validators, plan reviewers, judges and triage builders get.
+    "JudgeReply": "atlas_graph.nodes.judges",
+    "JudgeRequest": "atlas_graph.nodes.judges",
+    "Principle": "atlas_graph.nodes.judges",
+    "PlanReview": "atlas_graph.nodes.teacher",
+    "PlanReviewRequest": "atlas_graph.nodes.teacher",
+    "TeacherVerdict": "atlas_graph.nodes.teacher",
+    "ValidationRequest": "atlas_graph.nodes.teacher",
+    "TriageBuilder": "atlas_graph.nodes.triage",
+    "TriageDossier": "atlas_graph.nodes.triage",
+    "TriageRisk": "atlas_graph.nodes.triage",
     "JsonlFilePublisher": "atlas_graph.telemetry.publishers",
     "TelemetryPublisher": "atlas_graph.telemetry.publishers",
     "Result": "atlas_graph.result",
     "arun": "atlas_graph.runner",
     "run": "atlas_graph.runner",
-    "open_graph": "atlas_graph.runner",
+    "aopen_graph": "atlas_graph.runner",
     "AtlasContext": "atlas_graph.services",
     "Persistence": "atlas_graph.storage.persistence",
+    "aopen_persistence": "atlas_graph.storage.persistence",
     "open_persistence": "atlas_graph.storage.persistence",
-    "open_persistence_sync": "atlas_graph.storage.persistence",
+    "aapprove_plan": "atlas_graph.sessions",
+    "afork_session": "atlas_graph.sessions",
+    "alist_sessions": "atlas_graph.sessions",
+    "aprune_sessions": "atlas_graph.sessions",
+    "aresume_session": "atlas_graph.sessions",
+    "asession_history": "atlas_graph.sessions",
+    "ashow_session": "atlas_graph.sessions",
     "approve_plan": "atlas_graph.sessions",
     "fork_session": "atlas_graph.sessions",
     "list_sessions": "atlas_graph.sessions",
@@ -189,13 +230,6 @@ _HOMES = {
     "resume_session": "atlas_graph.sessions",
     "session_history": "atlas_graph.sessions",
     "show_session": "atlas_graph.sessions",
-    "approve_plan_sync": "atlas_graph.sessions",
-    "fork_session_sync": "atlas_graph.sessions",
-    "list_sessions_sync": "atlas_graph.sessions",
-    "prune_sessions_sync": "atlas_graph.sessions",
-    "resume_session_sync": "atlas_graph.sessions",
-    "session_history_sync": "atlas_graph.sessions",
-    "show_session_sync": "atlas_graph.sessions",
     "AtlasInput": "atlas_graph.state",
     "AtlasOutput": "atlas_graph.state",
     "AtlasState": "atlas_graph.state",
@@ -206,6 +240,16 @@ _HOMES = {
     "iter_session_traces": "atlas_graph.export",
     "aset_review_status": "atlas_graph.review",
     "set_review_status": "atlas_graph.review",
+    # Old names, kept for one release; each warns when called (see ``deprecation.py``).
+    "approve_plan_sync": "atlas_graph.sessions",
+    "fork_session_sync": "atlas_graph.sessions",
+    "list_sessions_sync": "atlas_graph.sessions",
+    "prune_sessions_sync": "atlas_graph.sessions",
+    "resume_session_sync": "atlas_graph.sessions",
+    "session_history_sync": "atlas_graph.sessions",
+    "show_session_sync": "atlas_graph.sessions",
+    "open_graph": "atlas_graph.runner",
+    "open_persistence_sync": "atlas_graph.storage.persistence",
 }
 
 

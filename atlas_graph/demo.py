@@ -15,9 +15,13 @@ import re
 from importlib import resources
 from math import prod
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from atlas_graph.agents import AgentRequest
+
+if TYPE_CHECKING:
+    from atlas_graph.nodes.judges import JudgeRequest
+    from atlas_graph.nodes.teacher import PlanReviewRequest, ValidationRequest
 
 DEMO_TASKS: list[tuple[str, str]] = [
     ("auto", "Add 19 and 23."),
@@ -104,7 +108,7 @@ def student(request: AgentRequest) -> dict[str, Any]:
     return {"content": answer, "deliverable": {"value": value}}
 
 
-def validator(request: Any) -> dict[str, Any]:
+def validator(request: ValidationRequest) -> dict[str, Any]:
     """The offline teacher: recompute the answer and check the requested unit."""
     value, unit = expected_answer(_instruction(request.step, request.task), request.prior_results)
     found = _NUMBER.findall(request.output)
@@ -125,14 +129,14 @@ def validator(request: Any) -> dict[str, Any]:
     return {"valid": True, "score": 1.0, "rationale": "correct", "guidance": ""}
 
 
-def plan_reviewer(request: Any) -> dict[str, Any]:
+def plan_reviewer(request: PlanReviewRequest) -> dict[str, Any]:
     """The offline teacher's plan review: approve schedulable plans."""
     if request.issues:
         return {"approved": False, "concerns": list(request.issues)}
     return {"approved": True, "concerns": []}
 
 
-def process_judge(request: Any) -> dict[str, Any]:
+def process_judge(request: JudgeRequest) -> dict[str, Any]:
     """The offline judge: full marks for clean steps, less for each retry or failure."""
     steps = list(request.steps.values())
     retries = sum(max(0, len(step.get("attempts", [])) - 1) for step in steps)

@@ -28,7 +28,7 @@ from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, get_args
+from typing import IO, Any, TypedDict, Unpack, get_args
 
 import orjson
 from langgraph.store.base import BaseStore, GetOp, Item
@@ -52,6 +52,20 @@ class ExportCounts:
 
     sessions: int
     steps: int
+
+
+class ExportFilters(TypedDict, total=False):
+    """The export filters, all optional (see ``iter_session_traces`` for their meaning)."""
+
+    session_ids: Iterable[str] | None
+    statuses: Iterable[str] | None
+    review_statuses: Iterable[str] | None
+    since: str | datetime | None
+    min_reward: float | None
+    limit: int | None
+    offset: int
+    batch_size: int
+    trajectory_event_limit: int | None
 
 
 @dataclass(frozen=True)
@@ -232,7 +246,9 @@ def _window(query: ExportQuery, records: Iterator[dict[str, Any]]) -> Iterator[d
 # --------------------------------------------------------------------------- sync
 
 
-def iter_session_traces(store: BaseStore, **filters: Any) -> Iterator[dict[str, Any]]:
+def iter_session_traces(
+    store: BaseStore, **filters: Unpack[ExportFilters]
+) -> Iterator[dict[str, Any]]:
     """AtlasSessionTrace dicts of the ledger's sessions, one page of records at a time.
 
     Filters (all optional): ``session_ids``, ``statuses`` (default ``("succeeded",)``, or all
@@ -275,7 +291,7 @@ def _values(items: Iterable[Item | None]) -> Iterator[dict[str, Any]]:
 
 
 def export_sessions(
-    store: BaseStore, destination: str | Path | IO[str], **filters: Any
+    store: BaseStore, destination: str | Path | IO[str], **filters: Unpack[ExportFilters]
 ) -> ExportCounts:
     """Write matching sessions as JSON lines to a path or an open text file.
 
@@ -315,7 +331,9 @@ def _output(destination: str | Path | IO[str]) -> Iterator[IO[str]]:
 # --------------------------------------------------------------------------- async
 
 
-def aiter_session_traces(store: BaseStore, **filters: Any) -> AsyncIterator[dict[str, Any]]:
+def aiter_session_traces(
+    store: BaseStore, **filters: Unpack[ExportFilters]
+) -> AsyncIterator[dict[str, Any]]:
     """Async ``iter_session_traces`` (``asearch`` pages; same filters).
 
     Raises:
@@ -394,7 +412,7 @@ async def _apage(store: BaseStore, batch_size: int, offset: int) -> list[Any]:
 
 
 async def aexport_sessions(
-    store: BaseStore, destination: str | Path | IO[str], **filters: Any
+    store: BaseStore, destination: str | Path | IO[str], **filters: Unpack[ExportFilters]
 ) -> ExportCounts:
     """Async ``export_sessions``."""
     query = ExportQuery.build(**filters)  # a bad filter fails before the file is opened

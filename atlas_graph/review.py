@@ -9,7 +9,7 @@ Transitions: a finished session (``succeeded`` or ``failed``) can move between `
 the note. A running session is refused, since its outcome is not known yet. A decision is
 about one outcome: when a fork runs the session again, its new end record starts ``pending``.
 The runner's rewrite of the end record right after a run keeps a decision made in between
-(see ``ledger.record_final_checkpoint``).
+(see ``ledger.arecord_final_checkpoint``).
 """
 
 from __future__ import annotations

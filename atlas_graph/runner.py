@@ -1,7 +1,7 @@
 """``run`` and ``arun``: one call that wires config, graph, persistence and the console.
 
 ``arun`` builds and compiles a graph for its one session. A host that runs many sessions opens
-the graph once with ``open_graph`` and passes it as ``arun(..., graph=graph)``: building and
+the graph once with ``aopen_graph`` and passes it as ``arun(..., graph=graph)``: building and
 compiling cost several times a paired session's own framework time.
 """
 
@@ -25,6 +25,7 @@ from langgraph.types import Command
 from atlas_graph.agents import agent_from_config
 from atlas_graph.agents.http import HttpAgent
 from atlas_graph.config import AtlasConfig, load_config
+from atlas_graph.deprecation import renamed
 from atlas_graph.errors import (
     AtlasRunError,
     AtlasUserError,
@@ -36,8 +37,8 @@ from atlas_graph.graph import GRAPH_NAME, create_atlas_graph
 from atlas_graph.lanes import LANES
 from atlas_graph.result import Result
 from atlas_graph.services import AtlasContext
-from atlas_graph.storage.ledger import record_final_checkpoint
-from atlas_graph.storage.persistence import Persistence, open_persistence
+from atlas_graph.storage.ledger import arecord_final_checkpoint
+from atlas_graph.storage.persistence import Persistence, aopen_persistence
 from atlas_graph.telemetry.events import AtlasEvent
 from atlas_graph.telemetry.fanout import SessionTelemetry
 from atlas_graph.telemetry.publishers import TelemetryPublisher
@@ -84,7 +85,7 @@ async def arun(
             takes the place of ``checkpointer``, ``store`` and the config's ``storage``.
         resume: The answer to a pending interrupt, e.g. a plan approval decision
             ``{"action": "approve" | "reject" | "edit", "plan": ..., "notes": ...}``.
-        graph: A graph from ``open_graph`` (or compiled by you with a checkpointer), reused
+        graph: A graph from ``aopen_graph`` (or compiled by you with a checkpointer), reused
             across sessions; it already holds the models, agent and persistence, so those
             arguments must be left out. ``config`` then only gives ``storage.durability``.
 
@@ -113,8 +114,8 @@ async def arun(
     async with AsyncExitStack() as stack:
         if graph is None:
             graph = await stack.enter_async_context(
-                open_graph(atlas_config, models=models, agent=agent, checkpointer=checkpointer,
-                           store=store, persistence=persistence)
+                aopen_graph(atlas_config, models=models, agent=agent, checkpointer=checkpointer,
+                            store=store, persistence=persistence)
             )  # fmt: skip
             kept = (
                 checkpointer is not None
@@ -176,14 +177,14 @@ async def arun(
         checkpoint_id = snapshot.config.get("configurable", {}).get("checkpoint_id")
         if graph.store is not None and snapshot.values and not snapshot.next:
             # finalize cannot know the id of the checkpoint its own write creates
-            await record_final_checkpoint(graph.store, snapshot.values, checkpoint_id)
+            await arecord_final_checkpoint(graph.store, snapshot.values, checkpoint_id)
         telemetry.finish(snapshot.values.get("status", "failed"))
     result = Result.from_state(snapshot.values, checkpoint_id=checkpoint_id)
     return _with_interrupt(result, snapshot)
 
 
 @asynccontextmanager
-async def open_graph(
+async def aopen_graph(
     config: ConfigSource | None = None,
     *,
     models: Mapping[str, BaseChatModel] | None = None,
@@ -219,12 +220,12 @@ def _check_reusable(graph: CompiledStateGraph[Any, Any, Any, Any], **held: Any) 
     if given:
         raise AtlasUserError(
             f"arun(graph=...) takes no {', '.join(given)}: the graph was compiled with its "
-            "own; pass them to open_graph() or create_atlas_graph() instead"
+            "own; pass them to aopen_graph() or create_atlas_graph() instead"
         )
     if not isinstance(graph.checkpointer, BaseCheckpointSaver):
         raise AtlasUserError(
             "arun(graph=...) needs a graph compiled with a checkpointer (it reads the "
-            "session's state); use open_graph() or compile(checkpointer=...)"
+            "session's state); use aopen_graph() or compile(checkpointer=...)"
         )
 
 
@@ -250,7 +251,7 @@ async def _storage(
         return persistence
     if checkpointer is not None:
         return Persistence(checkpointer, store, "memory")
-    return await stack.enter_async_context(open_persistence(config.storage))
+    return await stack.enter_async_context(aopen_persistence(config.storage))
 
 
 def _resume_command(snapshot: Any, resume: Any, thread_id: str) -> Command[Any]:
@@ -312,12 +313,35 @@ def _known_labels(values: Mapping[str, Any]) -> tuple[str | None, str | None]:
     return values.get("lane"), values.get("fingerprint") or dossier.get("fingerprint")
 
 
-def run(task: str | None, **kwargs: Any) -> Result:
+def run(
+    task: str | None,
+    *,
+    config: ConfigSource | None = None,
+    mode: str | None = None,
+    thread_id: str | None = None,
+    session_metadata: Mapping[str, Any] | None = None,
+    models: Mapping[str, BaseChatModel] | None = None,
+    agent: Any = None,
+    checkpointer: BaseCheckpointSaver[Any] | None = None,
+    stream_progress: bool | None = None,
+    on_event: Callable[[AtlasEvent], None] | None = None,
+    publishers: Sequence[TelemetryPublisher] = (),
+    store: BaseStore | None = None,
+    persistence: Persistence | None = None,
+    resume: Any = None,
+    graph: CompiledStateGraph[Any, Any, Any, Any] | None = None,
+) -> Result:
     """Synchronous ``arun``; works inside a running event loop (Jupyter) too.
 
-    Takes the same arguments as ``arun``.
+    Takes the same arguments as ``arun``. It runs on its own event loop, so a ``persistence``
+    or ``graph`` given here must not hold an async pool opened on another loop.
     """
-    return run_sync(arun(task, **kwargs))
+    return run_sync(arun(
+        task, config=config, mode=mode, thread_id=thread_id, session_metadata=session_metadata,
+        models=models, agent=agent, checkpointer=checkpointer, stream_progress=stream_progress,
+        on_event=on_event, publishers=publishers, store=store, persistence=persistence,
+        resume=resume, graph=graph,
+    ))  # fmt: skip
 
 
 def run_sync(coroutine: Coroutine[Any, Any, T]) -> T:
@@ -334,3 +358,7 @@ def run_sync(coroutine: Coroutine[Any, Any, T]) -> T:
     # A loop is already running in this thread (a notebook): run on a private loop elsewhere.
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
         return pool.submit(asyncio.run, coroutine).result()
+
+
+# Renamed when async functions took the ``a`` prefix; removed in the next release.
+open_graph = renamed(aopen_graph, "open_graph")

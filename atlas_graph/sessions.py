@@ -5,14 +5,14 @@ Every function opens the storage its config names (default: the embedded SQLite 
 threads: inspection reads checkpoints through the compiled graph (``aget_state``,
 ``aget_state_history``), a fork is ``aupdate_state`` on an earlier checkpoint, and resuming
 runs the thread again from its latest checkpoint. These are the operations behind the
-``atlas-graph sessions | show | history | fork | resume | approve | prune`` commands; each has
-a ``*_sync`` form for synchronous code.
+``atlas-graph sessions | show | history | fork | resume | approve | prune`` commands. Each is
+async (``alist_sessions``, ...) and has a synchronous twin without the ``a`` (``list_sessions``).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -20,12 +20,15 @@ from pathlib import Path
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
+from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph.state import CompiledStateGraph
+from langgraph.store.base import BaseStore
 from langgraph.store.memory import InMemoryStore
 from langgraph.types import Command
 
 from atlas_graph.config import AtlasConfig, load_config
+from atlas_graph.deprecation import renamed
 from atlas_graph.errors import (
     AtlasRunError,
     AtlasUserError,
@@ -39,13 +42,15 @@ from atlas_graph.routes import route_of
 from atlas_graph.runner import ConfigSource, arun, run_sync
 from atlas_graph.state import AtlasState
 from atlas_graph.storage.ledger import (
-    delete_record,
-    finished_records,
-    get_record,
-    list_records,
-    record_reopened,
+    adelete_record,
+    afinished_records,
+    aget_record,
+    alist_records,
+    arecord_reopened,
 )
-from atlas_graph.storage.persistence import Persistence, open_persistence, resolve_backend
+from atlas_graph.storage.persistence import Persistence, aopen_persistence, resolve_backend
+from atlas_graph.telemetry.events import AtlasEvent
+from atlas_graph.telemetry.publishers import TelemetryPublisher
 
 # Nodes whose successors follow from graph edges, so a fork after them knows what runs next.
 # (Step branches route with Command/Send, which a state update cannot replay.)
@@ -54,14 +59,14 @@ _FORKABLE_AFTER = frozenset({"triage", "probe", "plan", "review", "synthesize", 
 
 @dataclass
 class PruneReport:
-    """What ``prune_sessions`` deleted."""
+    """What ``aprune_sessions`` deleted."""
 
     threads: list[str] = field(default_factory=list)
     ledger_records: list[str] = field(default_factory=list)
 
 
 @asynccontextmanager
-async def open_session_storage(config: ConfigSource | None = None) -> AsyncIterator[Persistence]:
+async def aopen_session_storage(config: ConfigSource | None = None) -> AsyncIterator[Persistence]:
     """The storage ``config`` names, opened to read, review or export stored sessions.
 
     No graph is built, so the config's models and agent need no keys. A SQLite file that does
@@ -74,7 +79,7 @@ async def open_session_storage(config: ConfigSource | None = None) -> AsyncItera
     if _no_sqlite_file_yet(atlas_config):
         yield Persistence(InMemorySaver(), InMemoryStore(), "memory")
         return
-    async with open_persistence(atlas_config.storage) as opened:
+    async with aopen_persistence(atlas_config.storage) as opened:
         yield opened
 
 
@@ -87,7 +92,7 @@ async def _opened(
     if persistence is not None:
         yield atlas_config, persistence, _compile(graph_builder, persistence)
         return
-    async with open_session_storage(atlas_config) as opened:
+    async with aopen_session_storage(atlas_config) as opened:
         yield atlas_config, opened, _compile(graph_builder, opened)
 
 
@@ -135,7 +140,7 @@ def _age(timestamp: str | None, now: datetime) -> float | None:
     return None if moment is None else (now - moment).total_seconds()
 
 
-async def list_sessions(
+async def alist_sessions(
     config: ConfigSource | None = None, *, limit: int = 50, persistence: Persistence | None = None
 ) -> list[dict[str, Any]]:
     """Sessions from the ledger, newest first: id, status, lane, reward, task and age.
@@ -148,7 +153,7 @@ async def list_sessions(
         if opened.store is None:
             return []
         rows: list[dict[str, Any]] = []
-        for record in await list_records(opened.store, limit=limit):
+        for record in await alist_records(opened.store, limit=limit):
             status = record.get("status")
             if status == "running":
                 snapshot = await graph.aget_state(_thread(record["session_id"]))
@@ -165,20 +170,20 @@ async def list_sessions(
         return rows
 
 
-async def show_session(
+async def ashow_session(
     thread_id: str, config: ConfigSource | None = None, *, persistence: Persistence | None = None
 ) -> dict[str, Any]:
     """The latest state of one session: values, pending nodes, errors and interrupts.
 
     A finished session whose checkpoints were pruned is shown from its ledger record
-    (``checkpoints_pruned`` is then true), so every session that ``list_sessions`` lists
+    (``checkpoints_pruned`` is then true), so every session that ``alist_sessions`` lists
     can be shown.
 
     Raises:
         SessionNotFoundError: Neither checkpoints nor a ledger record for the thread here.
     """
     async with _opened(config, persistence) as (_, opened, graph):
-        ledger = await get_record(opened.store, thread_id) if opened.store else None
+        ledger = await aget_record(opened.store, thread_id) if opened.store else None
         try:
             snapshot = await _snapshot(graph, thread_id)
         except SessionNotFoundError:
@@ -216,7 +221,7 @@ def _from_ledger(thread_id: str, record: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def session_history(
+async def asession_history(
     thread_id: str,
     config: ConfigSource | None = None,
     *,
@@ -256,7 +261,7 @@ def guidance_update(text: str) -> dict[str, Any]:
     }
 
 
-async def fork_session(
+async def afork_session(
     thread_id: str,
     checkpoint_id: str,
     *,
@@ -268,7 +273,7 @@ async def fork_session(
     """Branch the session at ``checkpoint_id`` with changed values; returns the new checkpoint.
 
     The fork becomes the thread's latest checkpoint (the old branch stays in its history);
-    ``resume_session`` then runs it. ``guidance`` is shown to the student as the concern to
+    ``aresume_session`` then runs it. ``guidance`` is shown to the student as the concern to
     address in its next plan, so fork at a checkpoint before ``plan`` runs.
 
     Raises:
@@ -316,27 +321,36 @@ async def fork_session(
             values = Command(update=update, goto=route({**history[position].values, **update}))
         new_config = await graph.aupdate_state(branch_point, values, as_node=writer)
         if opened.store is not None:
-            await record_reopened(opened.store, thread_id)  # the thread is unfinished again
+            await arecord_reopened(opened.store, thread_id)  # the thread is unfinished again
     return str(new_config["configurable"]["checkpoint_id"])
 
 
-async def resume_session(
+async def aresume_session(
     thread_id: str,
     *,
     config: ConfigSource | None = None,
     models: Mapping[str, BaseChatModel] | None = None,
     agent: Any = None,
     persistence: Persistence | None = None,
-    **kwargs: Any,
+    checkpointer: BaseCheckpointSaver[Any] | None = None,
+    store: BaseStore | None = None,
+    graph: CompiledStateGraph[Any, Any, Any, Any] | None = None,
+    stream_progress: bool | None = None,
+    on_event: Callable[[AtlasEvent], None] | None = None,
+    publishers: Sequence[TelemetryPublisher] = (),
 ) -> Result:
-    """Continue an unfinished session from its latest checkpoint (``arun(None, ...)``)."""
+    """Continue an unfinished session from its latest checkpoint (``arun(None, ...)``).
+
+    The keyword arguments are those of ``arun``.
+    """
     return await arun(
         None, config=config, thread_id=thread_id, models=models, agent=agent,
-        persistence=persistence, **kwargs,
+        persistence=persistence, checkpointer=checkpointer, store=store, graph=graph,
+        stream_progress=stream_progress, on_event=on_event, publishers=publishers,
     )  # fmt: skip
 
 
-async def approve_plan(
+async def aapprove_plan(
     thread_id: str,
     *,
     action: str = "approve",
@@ -346,9 +360,16 @@ async def approve_plan(
     models: Mapping[str, BaseChatModel] | None = None,
     agent: Any = None,
     persistence: Persistence | None = None,
-    **kwargs: Any,
+    checkpointer: BaseCheckpointSaver[Any] | None = None,
+    store: BaseStore | None = None,
+    graph: CompiledStateGraph[Any, Any, Any, Any] | None = None,
+    stream_progress: bool | None = None,
+    on_event: Callable[[AtlasEvent], None] | None = None,
+    publishers: Sequence[TelemetryPublisher] = (),
 ) -> Result:
     """Answer a pending plan approval and run on: approve, edit (with ``plan``) or reject.
+
+    The other keyword arguments are those of ``arun``.
 
     Raises:
         ApprovalError: The decision is malformed (nothing is resumed).
@@ -363,11 +384,13 @@ async def approve_plan(
     check_decision(decision)
     return await arun(
         None, config=config, thread_id=thread_id, models=models, agent=agent,
-        persistence=persistence, resume=decision, **kwargs,
+        persistence=persistence, checkpointer=checkpointer, store=store, graph=graph,
+        stream_progress=stream_progress, on_event=on_event, publishers=publishers,
+        resume=decision,
     )  # fmt: skip
 
 
-async def prune_sessions(
+async def aprune_sessions(
     older_than_days: float,
     *,
     config: ConfigSource | None = None,
@@ -396,14 +419,14 @@ async def prune_sessions(
         if opened.store is not None:
             expired = [
                 record["session_id"]
-                async for record in finished_records(opened.store)
+                async for record in afinished_records(opened.store)
                 if _ended_before(record.get("completed_at"), cutoff)
             ]
             for thread_id in expired:
                 if await _delete_if_finished(graph, opened, thread_id, cutoff=None):
                     report.threads.append(thread_id)
                 if ledger:
-                    await delete_record(opened.store, thread_id)
+                    await adelete_record(opened.store, thread_id)
                     report.ledger_records.append(thread_id)
         if unrecorded:
             recorded = set(report.threads)
@@ -413,7 +436,7 @@ async def prune_sessions(
             for thread_id in threads:
                 if thread_id in recorded:
                     continue
-                if opened.store is not None and await get_record(opened.store, thread_id):
+                if opened.store is not None and await aget_record(opened.store, thread_id):
                     continue  # the ledger decided about this one
                 if await _delete_if_finished(graph, opened, thread_id, cutoff=cutoff):
                     report.threads.append(thread_id)
@@ -441,93 +464,157 @@ async def _delete_if_finished(
 
 # --------------------------------------------------------------------------- sync forms
 # The same operations for synchronous code, like ``run`` for ``arun``: each opens its own
-# storage on a private event loop (so it also works inside a notebook's running loop). They
-# take no ``persistence``: an open async pool belongs to the loop that opened it.
+# storage on a private event loop (so it also works inside a notebook's running loop). They take
+# the async form's arguments, but no open ``Persistence``: its async pool belongs to the loop
+# that opened it.
 
 
-def list_sessions_sync(
-    config: ConfigSource | None = None, *, limit: int = 50
+def list_sessions(
+    config: ConfigSource | None = None, *, limit: int = 50, persistence: Persistence | None = None
 ) -> list[dict[str, Any]]:
-    """Synchronous ``list_sessions``."""
-    return run_sync(list_sessions(config, limit=limit))
+    """Synchronous ``alist_sessions``."""
+    _no_persistence("list_sessions", persistence)
+    return run_sync(alist_sessions(config, limit=limit))
 
 
-def show_session_sync(thread_id: str, config: ConfigSource | None = None) -> dict[str, Any]:
-    """Synchronous ``show_session``."""
-    return run_sync(show_session(thread_id, config))
+def show_session(
+    thread_id: str, config: ConfigSource | None = None, *, persistence: Persistence | None = None
+) -> dict[str, Any]:
+    """Synchronous ``ashow_session``."""
+    _no_persistence("show_session", persistence)
+    return run_sync(ashow_session(thread_id, config))
 
 
-def session_history_sync(
-    thread_id: str, config: ConfigSource | None = None, *, limit: int | None = None
+def session_history(
+    thread_id: str,
+    config: ConfigSource | None = None,
+    *,
+    limit: int | None = None,
+    persistence: Persistence | None = None,
 ) -> list[dict[str, Any]]:
-    """Synchronous ``session_history``."""
-    return run_sync(session_history(thread_id, config, limit=limit))
+    """Synchronous ``asession_history``."""
+    _no_persistence("session_history", persistence)
+    return run_sync(asession_history(thread_id, config, limit=limit))
 
 
-def fork_session_sync(
+def fork_session(
     thread_id: str,
     checkpoint_id: str,
     *,
     config: ConfigSource | None = None,
     values: Mapping[str, Any] | None = None,
     guidance: str | None = None,
+    persistence: Persistence | None = None,
 ) -> str:
-    """Synchronous ``fork_session``."""
+    """Synchronous ``afork_session``."""
+    _no_persistence("fork_session", persistence)
     return run_sync(
-        fork_session(thread_id, checkpoint_id, config=config, values=values, guidance=guidance)
+        afork_session(thread_id, checkpoint_id, config=config, values=values, guidance=guidance)
     )
 
 
-def resume_session_sync(thread_id: str, **kwargs: Any) -> Result:
-    """Synchronous ``resume_session`` (same keyword arguments, without ``persistence``)."""
-    _no_persistence(kwargs)
-    return run_sync(resume_session(thread_id, **kwargs))
+def resume_session(
+    thread_id: str,
+    *,
+    config: ConfigSource | None = None,
+    models: Mapping[str, BaseChatModel] | None = None,
+    agent: Any = None,
+    persistence: Persistence | None = None,
+    checkpointer: BaseCheckpointSaver[Any] | None = None,
+    store: BaseStore | None = None,
+    graph: CompiledStateGraph[Any, Any, Any, Any] | None = None,
+    stream_progress: bool | None = None,
+    on_event: Callable[[AtlasEvent], None] | None = None,
+    publishers: Sequence[TelemetryPublisher] = (),
+) -> Result:
+    """Synchronous ``aresume_session``."""
+    _no_persistence("resume_session", persistence)
+    return run_sync(aresume_session(
+        thread_id, config=config, models=models, agent=agent, checkpointer=checkpointer,
+        store=store, graph=graph, stream_progress=stream_progress, on_event=on_event,
+        publishers=publishers,
+    ))  # fmt: skip
 
 
-def approve_plan_sync(thread_id: str, **kwargs: Any) -> Result:
-    """Synchronous ``approve_plan`` (same keyword arguments, without ``persistence``)."""
-    _no_persistence(kwargs)
-    return run_sync(approve_plan(thread_id, **kwargs))
+def approve_plan(
+    thread_id: str,
+    *,
+    action: str = "approve",
+    plan: Any = None,
+    notes: str | None = None,
+    config: ConfigSource | None = None,
+    models: Mapping[str, BaseChatModel] | None = None,
+    agent: Any = None,
+    persistence: Persistence | None = None,
+    checkpointer: BaseCheckpointSaver[Any] | None = None,
+    store: BaseStore | None = None,
+    graph: CompiledStateGraph[Any, Any, Any, Any] | None = None,
+    stream_progress: bool | None = None,
+    on_event: Callable[[AtlasEvent], None] | None = None,
+    publishers: Sequence[TelemetryPublisher] = (),
+) -> Result:
+    """Synchronous ``aapprove_plan``."""
+    _no_persistence("approve_plan", persistence)
+    return run_sync(aapprove_plan(
+        thread_id, action=action, plan=plan, notes=notes, config=config, models=models,
+        agent=agent, checkpointer=checkpointer, store=store, graph=graph,
+        stream_progress=stream_progress, on_event=on_event, publishers=publishers,
+    ))  # fmt: skip
 
 
-def prune_sessions_sync(
+def prune_sessions(
     older_than_days: float,
     *,
     config: ConfigSource | None = None,
     ledger: bool = False,
     unrecorded: bool = False,
+    persistence: Persistence | None = None,
 ) -> PruneReport:
-    """Synchronous ``prune_sessions``."""
+    """Synchronous ``aprune_sessions``."""
+    _no_persistence("prune_sessions", persistence)
     return run_sync(
-        prune_sessions(older_than_days, config=config, ledger=ledger, unrecorded=unrecorded)
+        aprune_sessions(older_than_days, config=config, ledger=ledger, unrecorded=unrecorded)
     )
 
 
-def _no_persistence(kwargs: Mapping[str, Any]) -> None:
-    if kwargs.get("persistence") is not None:
+def _no_persistence(name: str, persistence: Persistence | None) -> None:
+    if persistence is not None:
         raise TypeError(
-            "the sync forms open their own storage from config; use the async function "
+            f"{name} opens its own storage from config; use the async function a{name} "
             "to share an open Persistence"
         )
 
+
+# --------------------------------------------------------------------------- old names
+# Renamed when async functions took the ``a`` prefix; removed in the next release.
+
+list_sessions_sync = renamed(list_sessions, "list_sessions_sync")
+show_session_sync = renamed(show_session, "show_session_sync")
+session_history_sync = renamed(session_history, "session_history_sync")
+fork_session_sync = renamed(fork_session, "fork_session_sync")
+resume_session_sync = renamed(resume_session, "resume_session_sync")
+approve_plan_sync = renamed(approve_plan, "approve_plan_sync")
+prune_sessions_sync = renamed(prune_sessions, "prune_sessions_sync")
+open_session_storage = renamed(aopen_session_storage, "open_session_storage")
 
 __all__ = [
     "AtlasRunError",
     "PruneReport",
     "SessionNotFoundError",
     "SessionStateError",
+    "aapprove_plan",
+    "afork_session",
+    "alist_sessions",
+    "aopen_session_storage",
     "approve_plan",
-    "approve_plan_sync",
+    "aprune_sessions",
+    "aresume_session",
+    "asession_history",
+    "ashow_session",
     "fork_session",
-    "fork_session_sync",
     "list_sessions",
-    "list_sessions_sync",
     "prune_sessions",
-    "prune_sessions_sync",
     "resume_session",
-    "resume_session_sync",
     "session_history",
-    "session_history_sync",
     "show_session",
-    "show_session_sync",
 ]

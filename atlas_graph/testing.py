@@ -124,6 +124,26 @@ class ScriptedChatModel(BaseChatModel):
         """Number of calls received so far (including ones that raised)."""
         return len(self._calls)
 
+    def assert_complete(self) -> None:
+        """Check that every scripted response was served: the code made the calls it should.
+
+        With ``repeat_last`` the script is complete once its last item was served once. A
+        ``responder`` replaces the script, so scripted ``responses`` next to one are unused.
+
+        Raises:
+            AssertionError: Responses are left; the message names the model and how many.
+        """
+        with self._lock:
+            served = 0 if self.responder is not None else min(self._served, len(self.responses))
+            calls = len(self._calls)
+        left = len(self.responses) - served
+        if left:
+            unused = _preview(self.responses[served])
+            raise AssertionError(
+                f"ScriptedChatModel {self.name!r} has {left} of {len(self.responses)} scripted "
+                f"response(s) unused after {calls} call(s); the next one is {unused}"
+            )
+
     # -- BaseChatModel hooks ----------------------------------------------------------------
 
     @property
@@ -341,6 +361,12 @@ class ScriptedChatModel(BaseChatModel):
         )
 
 
+def _preview(item: Any, width: int = 60) -> str:
+    """A short repr of a script item for an error message."""
+    text = repr(item)
+    return text if len(text) <= width else f"{text[: width - 3]}..."
+
+
 def _discard_awaitable(value: Any) -> None:
     """Close an unawaited coroutine so it does not trigger a 'never awaited' warning."""
     close = getattr(value, "close", None)
@@ -523,6 +549,7 @@ class ScriptedAgent:
         self.barrier_timeout = barrier_timeout
         self.name = name
         self._calls: list[dict[str, Any]] = []
+        self._used: set[tuple[str, int]] = set()  # (step id, index) of the outputs served
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -537,6 +564,36 @@ class ScriptedAgent:
     def call_count(self) -> int:
         """Number of calls received so far."""
         return len(self._calls)
+
+    def assert_complete(self) -> None:
+        """Check that the script was used up: a scripted plan was asked for, every scripted
+        output of every step was served, and a scripted synthesis text was asked for.
+
+        Callables (``outputs`` or ``synthesis`` as a function) are not a script and always pass.
+
+        Raises:
+            AssertionError: Parts of the script are left; the message names the agent and
+                each unused part.
+        """
+        with self._lock:
+            modes = {call["mode"] for call in self._calls}
+            used = set(self._used)
+        unused: list[str] = []
+        if self.plan is not None and "planning" not in modes:
+            unused.append("the plan (no planning call)")
+        if isinstance(self.outputs, Mapping):
+            for step_id, script in self.outputs.items():
+                left = [n for n in range(len(script)) if (str(step_id), n) not in used]
+                if left:
+                    attempts = ", ".join(str(n + 1) for n in left)
+                    unused.append(f"step {step_id} output(s) for attempt {attempts}")
+        if isinstance(self.synthesis, str) and "synthesize" not in modes:
+            unused.append("the synthesis (no synthesize call)")
+        if unused:
+            raise AssertionError(
+                f"ScriptedAgent {self.name!r} has {len(unused)} scripted part(s) unused after "
+                f"{len(self._calls)} call(s): {'; '.join(unused)}"
+            )
 
     async def ainvoke(self, request: Any) -> dict[str, Any]:
         """Answer one protocol request from the script.
@@ -592,7 +649,10 @@ class ScriptedAgent:
         else:
             script = _lookup_step(self.outputs or {}, step_id)
             if script:
-                item = script[min(max(attempt, 1), len(script)) - 1]
+                index = min(max(attempt, 1), len(script)) - 1
+                item = script[index]
+                with self._lock:
+                    self._used.add((str(step_id), index))
             else:
                 item = f"result of step {step_id}"
         if isinstance(item, BaseException):

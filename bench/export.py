@@ -38,7 +38,7 @@ from atlas_graph.config import StorageConfig
 from atlas_graph.export import aexport_sessions
 from atlas_graph.graph import create_atlas_graph
 from atlas_graph.storage.ledger import NAMESPACE
-from atlas_graph.storage.persistence import Persistence, open_persistence, redact_dsn
+from atlas_graph.storage.persistence import Persistence, aopen_persistence, redact_dsn
 from atlas_graph.testing import ScriptedAgent, ScriptedChatModel
 
 DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -122,7 +122,7 @@ def drop_database(server: str, name: str) -> None:
 async def measure(url: str, sessions: int, batch_size: int, repeats: int) -> dict[str, Any]:
     record = await template_record()
     record_bytes = len(json.dumps(record))
-    async with open_persistence(StorageConfig(database_url=url, max_size=2)) as persistence:
+    async with aopen_persistence(StorageConfig(database_url=url, max_size=2)) as persistence:
         seed_seconds = await seed(persistence, record, sessions)
         export_runs: list[float] = []
         steps = written = 0

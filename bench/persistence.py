@@ -36,7 +36,7 @@ from overhead import Row, machine, report, summary, table, teacher_reply
 
 from atlas_graph.config import StorageConfig
 from atlas_graph.graph import create_atlas_graph
-from atlas_graph.storage.persistence import Persistence, open_persistence, redact_dsn
+from atlas_graph.storage.persistence import Persistence, aopen_persistence, redact_dsn
 from atlas_graph.testing import ScriptedAgent, ScriptedChatModel
 
 DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -113,7 +113,7 @@ async def run(quick: bool, server: str) -> tuple[list[Row], dict[str, Any]]:
             for backend, storage in storages.items():
                 if storage is None:
                     continue
-                async with open_persistence(storage) as opened:
+                async with aopen_persistence(storage) as opened:
                     graph = compiled(opened)
                     for durability in DURABILITIES:
                         stats = summary(await paired_sessions(graph, durability, sessions, warmup))

@@ -167,9 +167,9 @@ async def concurrent_run_api(settings: Settings) -> list[Result]:
 
     Informational: it shows what the convenience API adds on top of a compiled graph (config,
     graph build, compile, in-memory storage, result) and how that scales, and what
-    ``open_graph`` saves a host that runs many sessions.
+    ``aopen_graph`` saves a host that runs many sessions.
     """
-    from atlas_graph.runner import arun, open_graph
+    from atlas_graph.runner import aopen_graph, arun
     from atlas_graph.testing import ScriptedAgent, ScriptedChatModel
 
     agent = ScriptedAgent(latency=LATENCY)
@@ -207,8 +207,8 @@ async def concurrent_run_api(settings: Settings) -> list[Result]:
         ]  # fmt: skip
 
     rows = await measure("graph built per call", agent=agent, models={"teacher": teacher})
-    async with open_graph(config, agent=agent, models={"teacher": teacher}) as graph:
-        rows += await measure("one open_graph", graph=graph)
+    async with aopen_graph(config, agent=agent, models={"teacher": teacher}) as graph:
+        rows += await measure("one aopen_graph", graph=graph)
     return rows
 
 
@@ -306,7 +306,7 @@ async def postgres_sync(settings: Settings) -> list[Result]:
     The two run in alternating blocks, so a change in machine load hits both alike.
     """
     from atlas_graph.config import StorageConfig
-    from atlas_graph.storage.persistence import open_persistence
+    from atlas_graph.storage.persistence import aopen_persistence
 
     label = "PostgreSQL durability=sync: added ms per paired session"
     block, rounds = (10, 3) if settings.quick else (20, 5)
@@ -314,7 +314,7 @@ async def postgres_sync(settings: Settings) -> list[Result]:
         if database_url is None:
             return [_unavailable(label, "ms", 15.0, "no PostgreSQL server answered")]
         storage = StorageConfig(backend="postgres", database_url=database_url)
-        async with open_persistence(storage) as opened:
+        async with aopen_persistence(storage) as opened:
             plain, stored = persistence.compiled(None), persistence.compiled(opened)
             await persistence.paired_sessions(plain, None, 0, 5)
             await persistence.paired_sessions(stored, "sync", 0, 5)

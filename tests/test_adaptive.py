@@ -450,11 +450,11 @@ async def test_history_keeps_the_newest_sessions_up_to_the_cap(make_run: Any) ->
 
 
 async def test_history_is_pruned_to_the_cap() -> None:
-    from atlas_graph.storage.history import append_session, load_sessions
+    from atlas_graph.storage.history import aappend_session, aload_sessions
 
     store = InMemoryStore()
     for n in range(5):
         entry = {"session_id": f"s{n}", "lane": "auto", "reward": None,
                  "completed_at": f"2026-01-01T00:00:0{n}"}  # fmt: skip
-        await append_session(store, "fp", entry, cap=3)
-    assert [e["session_id"] for e in await load_sessions(store, "fp")] == ["s2", "s3", "s4"]
+        await aappend_session(store, "fp", entry, cap=3)
+    assert [e["session_id"] for e in await aload_sessions(store, "fp")] == ["s2", "s3", "s4"]

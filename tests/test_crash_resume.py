@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 
 from atlas_graph.config import parse_config
-from atlas_graph.storage.ledger import get_record
-from atlas_graph.storage.persistence import open_persistence
+from atlas_graph.storage.ledger import aget_record
+from atlas_graph.storage.persistence import aopen_persistence
 
 TESTS = Path(__file__).parent
 WORKER = TESTS / "crash_worker.py"
@@ -108,9 +108,9 @@ async def test_killed_session_resumes_without_repeating_finished_calls(
     assert Counter(call_kind(entry) for entry in entries) == EXPECTED_CALLS
     assert entries[: len(before)] == before
 
-    async with open_persistence(parse_config({"storage": {"database_url": pg_url}}).storage) as db:
+    async with aopen_persistence(parse_config({"storage": {"database_url": pg_url}}).storage) as db:
         assert db.store is not None
-        record = await get_record(db.store, thread)
+        record = await aget_record(db.store, thread)
     assert record is not None
     assert record["status"] == "succeeded"
     assert record["final_answer"] == "final summary"

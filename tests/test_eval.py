@@ -25,7 +25,7 @@ from atlas_graph.evaluation.batch import (
     read_tasks,
     summarize,
 )
-from atlas_graph.sessions import list_sessions
+from atlas_graph.sessions import alist_sessions
 
 USAGE = {"prompt_tokens": 7, "completion_tokens": 3}
 
@@ -106,13 +106,13 @@ async def test_batch_across_lanes_with_bounded_concurrency(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
     opened: list[Any] = []
-    real_open = eval_module.open_graph
+    real_open = eval_module.aopen_graph
 
     def counted_open(*args: Any, **kwargs: Any) -> Any:
         opened.append(args)
         return real_open(*args, **kwargs)
 
-    monkeypatch.setattr(eval_module, "open_graph", counted_open)
+    monkeypatch.setattr(eval_module, "aopen_graph", counted_open)
     tasks = write_jsonl(tmp_path / "tasks.jsonl", lane_tasks())
     output = tmp_path / "out" / "results.jsonl"
 
@@ -140,7 +140,7 @@ async def test_batch_across_lanes_with_bounded_concurrency(
     assert by_task[DEMO_TASKS[2][1]]["retries"] == 1  # the coach lane's unit slip
     assert by_task["Add 2 and 2."]["lane"] == "paired"  # routed by the probe's fallback
     # every session ran in the one shared storage
-    stored = {row["session_id"] for row in await list_sessions(demo_config())}
+    stored = {row["session_id"] for row in await alist_sessions(demo_config())}
     assert stored == {line["session_id"] for line in report.results}
     assert len(stored) == 5
 
@@ -165,7 +165,7 @@ async def test_rerun_skips_finished_tasks_and_runs_new_ones(
     assert student.calls == []
     assert len(lines_of(output)) == 5
     assert again.results == first.results
-    assert len(await list_sessions(demo_config())) == 5
+    assert len(await alist_sessions(demo_config())) == 5
 
     write_jsonl(tasks, [*rows, {"task": "Add 30 and 12.", "mode": "auto"}])
     grown = await aevaluate(tasks, config=demo_config(), output=output, concurrency=3,
@@ -425,7 +425,7 @@ async def test_batch_on_postgres_shares_one_pool(
     report = await aevaluate(tasks, config=config, output=tmp_path / "r.jsonl", concurrency=4,
                              agent=student)  # fmt: skip
     assert report.summary.total.succeeded == 5
-    stored = {row["session_id"] for row in await list_sessions(config, limit=500)}
+    stored = {row["session_id"] for row in await alist_sessions(config, limit=500)}
     assert {line["session_id"] for line in report.results} <= stored
 
 

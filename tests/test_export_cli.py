@@ -11,7 +11,7 @@ from export_records import SECRETS, run_demo_lanes
 
 from atlas_graph.cli import main
 from atlas_graph.config import StorageConfig
-from atlas_graph.storage.persistence import open_persistence
+from atlas_graph.storage.persistence import aopen_persistence
 
 
 @pytest.fixture(autouse=True)
@@ -145,7 +145,7 @@ def test_require_approval_makes_approved_the_default(
 async def test_export_from_postgres_by_database_url(
     pg_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    async with open_persistence(StorageConfig(database_url=pg_url)) as persistence:
+    async with aopen_persistence(StorageConfig(database_url=pg_url)) as persistence:
         sessions = await run_demo_lanes(persistence, prefix=f"cli-{tmp_path.name}")
     args = ["export", "--database-url", pg_url, "-o", "pg.jsonl"]
     for session_id in sessions.values():

@@ -16,7 +16,7 @@ from export_records import SECRETS, run_demo_lanes
 
 from atlas_graph.config import StorageConfig
 from atlas_graph.export import aexport_sessions, aiter_session_traces
-from atlas_graph.storage.persistence import open_persistence
+from atlas_graph.storage.persistence import aopen_persistence
 
 STR, INT, NUM, BOOL, NULL = str, int, (int, float), bool, type(None)
 OBJ, ARR = dict, list
@@ -155,7 +155,7 @@ async def storage(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
         config = StorageConfig(path=str(tmp_path / "atlas.sqlite"))
     else:
         config = StorageConfig(database_url=request.getfixturevalue("pg_url"))
-    async with open_persistence(config) as opened:
+    async with aopen_persistence(config) as opened:
         yield opened
 
 

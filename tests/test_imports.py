@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import subprocess
 import sys
@@ -68,3 +69,38 @@ def test_using_a_name_loads_only_what_it_needs() -> None:
     assert "atlas_graph.result" in loaded
     absent = ("langchain_openai", "openai", "psycopg", "langgraph.checkpoint.postgres")
     assert sorted(name for name in absent if name in loaded) == []
+
+
+# What a plug-in receives and returns, and the module each contract lives in.
+CONTRACTS = {
+    "ValidationRequest": "atlas_graph.nodes.teacher",
+    "TeacherVerdict": "atlas_graph.nodes.teacher",
+    "PlanReviewRequest": "atlas_graph.nodes.teacher",
+    "PlanReview": "atlas_graph.nodes.teacher",
+    "JudgeRequest": "atlas_graph.nodes.judges",
+    "JudgeReply": "atlas_graph.nodes.judges",
+    "Principle": "atlas_graph.nodes.judges",
+    "TriageBuilder": "atlas_graph.nodes.triage",
+    "TriageDossier": "atlas_graph.nodes.triage",
+    "TriageRisk": "atlas_graph.nodes.triage",
+    "Agent": "atlas_graph.agents.base",
+    "AgentRequest": "atlas_graph.agents.base",
+    "AgentResponse": "atlas_graph.agents.base",
+    "ToolRound": "atlas_graph.agents.base",
+    "ToolResult": "atlas_graph.agents.base",
+}
+
+
+@pytest.mark.parametrize(("name", "home"), sorted(CONTRACTS.items()))
+def test_plug_in_contracts_are_exported_from_the_package(name: str, home: str) -> None:
+    assert name in atlas_graph.__all__
+    namespace: dict[str, object] = {}
+    exec(f"from atlas_graph import {name}", namespace)
+    assert namespace[name] is getattr(importlib.import_module(home), name)
+
+
+def test_the_triage_dossier_type_names_every_key_triage_writes() -> None:
+    from atlas_graph.nodes.triage import TriageDossier, default_dossier
+
+    dossier = default_dossier("Restart the api.", {"risks": ["p1 outage"]}, ["ops"])
+    assert set(dossier) <= set(TriageDossier.__annotations__)

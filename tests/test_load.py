@@ -8,8 +8,8 @@ import psycopg
 
 from atlas_graph.config import StorageConfig
 from atlas_graph.runner import arun
-from atlas_graph.storage.ledger import list_records
-from atlas_graph.storage.persistence import open_persistence
+from atlas_graph.storage.ledger import alist_records
+from atlas_graph.storage.persistence import aopen_persistence
 from atlas_graph.testing import ScriptedAgent
 
 SESSIONS = 100
@@ -33,7 +33,7 @@ async def test_hundred_concurrent_sessions_share_a_pool_of_ten(pg_url: str) -> N
                 peak = max(peak, row[0] if row else 0)
                 await asyncio.sleep(0.02)
 
-    async with open_persistence(storage) as opened:
+    async with aopen_persistence(storage) as opened:
         pool = opened.checkpointer.conn  # type: ignore[attr-defined]
         assert pool.max_size == POOL_MAX
         stop = asyncio.Event()
@@ -55,7 +55,7 @@ async def test_hundred_concurrent_sessions_share_a_pool_of_ten(pg_url: str) -> N
         assert statuses == ["succeeded"] * SESSIONS
         assert pool.get_stats()["pool_max"] == POOL_MAX
         assert opened.store is not None
-        records = await list_records(opened.store, limit=1000)
+        records = await alist_records(opened.store, limit=1000)
         by_id = {r["session_id"]: r for r in records if r["session_id"].startswith("load-")}
         assert set(by_id) == {f"load-{index}" for index in range(SESSIONS)}
         assert all(record["status"] == "succeeded" for record in by_id.values())

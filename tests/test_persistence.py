@@ -21,14 +21,14 @@ from atlas_graph.storage.ledger import (
     NAMESPACE,
     NOT_EXPORTED,
     RECORD_FIELDS,
-    finished_records,
-    get_record,
-    list_records,
+    afinished_records,
+    aget_record,
+    alist_records,
 )
 from atlas_graph.storage.persistence import (
     StorageError,
+    aopen_persistence,
     open_persistence,
-    open_persistence_sync,
     redact_dsn,
     resolve_backend,
 )
@@ -89,7 +89,7 @@ def test_redact_dsn(text: str, expected: str) -> None:
 
 
 async def test_memory_backend_opens_memory_saver_and_store(tmp_path: Path) -> None:
-    async with open_persistence(StorageConfig(backend="memory")) as opened:
+    async with aopen_persistence(StorageConfig(backend="memory")) as opened:
         assert isinstance(opened.checkpointer, InMemorySaver)
         assert isinstance(opened.store, InMemoryStore)
     assert not (tmp_path / ".atlas_graph").exists()
@@ -97,16 +97,16 @@ async def test_memory_backend_opens_memory_saver_and_store(tmp_path: Path) -> No
 
 async def test_sqlite_store_survives_reopen(tmp_path: Path) -> None:
     storage = StorageConfig(path="data/atlas.sqlite")
-    async with open_persistence(storage) as opened:
+    async with aopen_persistence(storage) as opened:
         assert opened.backend == "sqlite"
         assert opened.store is not None
         await opened.store.aput(("atlas", "x"), "k", {"v": 1})
-    async with open_persistence(storage) as again:
+    async with aopen_persistence(storage) as again:
         assert again.store is not None
         item = await again.store.aget(("atlas", "x"), "k")
         assert item is not None and item.value == {"v": 1}
     assert (tmp_path / "data" / "atlas.sqlite").is_file()
-    with open_persistence_sync(storage) as sync:
+    with open_persistence(storage) as sync:
         assert sync.store is not None
         item = sync.store.get(("atlas", "x"), "k")
         assert item is not None and item.value == {"v": 1}
@@ -114,7 +114,7 @@ async def test_sqlite_store_survives_reopen(tmp_path: Path) -> None:
 
 async def test_sqlite_saver_and_store_share_one_connection_under_concurrency() -> None:
     """Concurrent sessions write checkpoints and ledger records at once without lock errors."""
-    async with open_persistence(StorageConfig()) as opened:
+    async with aopen_persistence(StorageConfig()) as opened:
         saver, store = opened.checkpointer, opened.store
         assert store is not None
         assert saver.conn is store.conn and saver.lock is store.lock  # type: ignore[attr-defined]
@@ -141,9 +141,9 @@ async def test_ledger_records_a_finished_session_in_sqlite() -> None:
         session_metadata={"team": "a"},
     )  # fmt: skip
     assert result.status == "succeeded"
-    async with open_persistence(StorageConfig()) as opened:
+    async with aopen_persistence(StorageConfig()) as opened:
         assert opened.store is not None
-        record = await get_record(opened.store, "ledger-1")
+        record = await aget_record(opened.store, "ledger-1")
     assert record is not None
     assert record["status"] == "succeeded"
     assert record["lane"] == "coach"
@@ -170,7 +170,7 @@ async def test_ledger_start_record_while_running_and_no_duplicates() -> None:
     seen: list[dict[str, Any] | None] = []
 
     async def execute(request: Any) -> str:
-        seen.append(await get_record(store, "run-1"))
+        seen.append(await aget_record(store, "run-1"))
         return "42"
 
     agent = ScriptedAgent(outputs=execute)
@@ -183,7 +183,7 @@ async def test_ledger_start_record_while_running_and_no_duplicates() -> None:
     # the probe writes the running record, so a live session already shows its lane
     assert (during["lane"], during["execution_mode"]) == ("paired", "paired")
     assert during["fingerprint"] and during["started_at"]
-    records = await list_records(store)
+    records = await alist_records(store)
     assert [r["session_id"] for r in records] == ["run-1"]
     assert records[0]["status"] == "succeeded"
     assert len(await store.asearch(NAMESPACE)) == 1
@@ -200,7 +200,7 @@ async def test_end_record_has_the_final_checkpoint_and_every_event() -> None:
         "Multiply 6 by 7.", config=DEMO_TEACHER, mode="paired", thread_id="end-1",
         agent=ScriptedAgent(outputs={1: ["42"]}), checkpointer=saver, store=store,
     )  # fmt: skip
-    record = await get_record(store, "end-1")
+    record = await aget_record(store, "end-1")
     assert record is not None and record["status"] == "succeeded"
     latest = await saver.aget_tuple({"configurable": {"thread_id": "end-1"}})
     assert latest is not None
@@ -225,7 +225,7 @@ async def test_end_record_of_a_graph_run_elsewhere_names_its_thread() -> None:
     compiled = graph.compile(checkpointer=saver, store=store)
     thread = {"configurable": {"thread_id": "dev-1"}}
     await compiled.ainvoke({"task": "Say hi.", "mode": "auto"}, thread)
-    record = await get_record(store, "dev-1")
+    record = await aget_record(store, "dev-1")
     assert record is not None and record["status"] == "succeeded"
     assert record["checkpoint_id"] is None
     latest = await saver.aget_tuple(
@@ -239,7 +239,7 @@ async def test_end_record_of_a_graph_run_elsewhere_names_its_thread() -> None:
 
 async def test_postgres_saver_and_store_share_one_pool(pg_url: str) -> None:
     storage = postgres(pg_url, min_size=1, max_size=3, statement_timeout_seconds=2.5)
-    async with open_persistence(storage) as opened:
+    async with aopen_persistence(storage) as opened:
         assert opened.backend == "postgres"
         pool = opened.checkpointer.conn  # type: ignore[attr-defined]
         assert opened.store.conn is pool  # type: ignore[union-attr]
@@ -251,13 +251,13 @@ async def test_postgres_saver_and_store_share_one_pool(pg_url: str) -> None:
         assert opened.store is not None
         await opened.store.aput(("atlas", "t"), "k", {"v": 2})
     # setup() ran (tables exist) and a second open is idempotent
-    async with open_persistence(storage) as again:
+    async with aopen_persistence(storage) as again:
         item = await again.store.aget(("atlas", "t"), "k")  # type: ignore[union-attr]
         assert item is not None and item.value == {"v": 2}
 
 
 def test_postgres_sync_form(pg_url: str) -> None:
-    with open_persistence_sync(postgres(pg_url, min_size=2, max_size=2)) as opened:
+    with open_persistence(postgres(pg_url, min_size=2, max_size=2)) as opened:
         assert opened.store is not None
         assert opened.store.conn is opened.checkpointer.conn  # type: ignore[attr-defined]
         # like the async form, the pool holds its minimum before the first session
@@ -279,7 +279,7 @@ async def test_concurrent_setup_is_serialised(pg_url: str) -> None:
         storage = postgres(with_database(pg_url, name))
 
         async def open_once() -> str:
-            async with open_persistence(storage) as opened:
+            async with aopen_persistence(storage) as opened:
                 return opened.backend
 
         assert await asyncio.gather(*(open_once() for _ in range(4))) == ["postgres"] * 4
@@ -299,10 +299,10 @@ async def test_connection_errors_never_show_the_password(pg_url: str, form: str)
     storage = postgres(url)
     with pytest.raises(StorageError) as error:
         if form == "async":
-            async with open_persistence(storage):
+            async with aopen_persistence(storage):
                 pass
         else:
-            with open_persistence_sync(storage):
+            with open_persistence(storage):
                 pass
     message = str(error.value)
     assert "hunter2" not in message
@@ -316,7 +316,7 @@ async def test_refused_connection_is_a_clear_error() -> None:
     storage = postgres("postgresql://atlas:hunter2@127.0.0.1:1/atlas")
     expected = r"cannot connect to PostgreSQL at postgresql://atlas:\*\*\*@127\.0\.0\.1:1/atlas: "
     with pytest.raises(StorageError, match=expected) as error:
-        async with open_persistence(storage):
+        async with aopen_persistence(storage):
             pass
     assert "hunter2" not in str(error.value)
 
@@ -326,11 +326,11 @@ async def test_arun_on_postgres_writes_checkpoints_and_ledger(pg_url: str) -> No
     result = await arun("Multiply 6 by 7.", config=config, mode="paired", thread_id="pg-run-1",
                         agent=ScriptedAgent(outputs={1: ["42"]}))  # fmt: skip
     assert result.status == "succeeded"
-    async with open_persistence(parse_config(config).storage) as opened:
+    async with aopen_persistence(parse_config(config).storage) as opened:
         assert opened.store is not None
-        record = await get_record(opened.store, "pg-run-1")
+        record = await aget_record(opened.store, "pg-run-1")
         state = await opened.checkpointer.aget_tuple({"configurable": {"thread_id": "pg-run-1"}})
-        finished = [record async for record in finished_records(opened.store, page=2)]
+        finished = [record async for record in afinished_records(opened.store, page=2)]
     assert record is not None and record["status"] == "succeeded"
     assert record["final_answer"] == "42"
     assert state is not None
@@ -351,7 +351,7 @@ async def test_ledger_through_runtime_store_without_a_checkpointer() -> None:
     await graph.ainvoke(
         {"task": "Multiply 6 by 7.", "mode": "paired"}, {"configurable": {"thread_id": "srv-1"}}
     )
-    record = await get_record(store, "srv-1")
+    record = await aget_record(store, "srv-1")
     assert record is not None
     assert (record["status"], record["lane"], record["final_answer"]) == (
         "succeeded",

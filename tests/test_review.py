@@ -23,8 +23,8 @@ from atlas_graph.review import (
     set_review_status,
 )
 from atlas_graph.runner import arun
-from atlas_graph.sessions import show_session
-from atlas_graph.storage.ledger import NAMESPACE, get_record, record_final_checkpoint
+from atlas_graph.sessions import ashow_session
+from atlas_graph.storage.ledger import NAMESPACE, aget_record, arecord_final_checkpoint
 from atlas_graph.storage.persistence import Persistence
 
 
@@ -41,7 +41,7 @@ async def test_transitions_keep_a_history_and_the_last_note() -> None:
     assert approved["review_notes"] == "reward drift: z=-3.4", "no note keeps the current one"
     await aset_review_status(store, "s1", "quarantined", note="leaks a customer name")
     final = await aset_review_status(store, "s1", "pending", note="second look")
-    stored = await get_record(store, "s1")
+    stored = await aget_record(store, "s1")
     assert stored == final
     assert (stored["review_status"], stored["review_notes"]) == ("pending", "second look")
     moves = [f"{step['from']}>{step['to']}" for step in stored["review_history"]]
@@ -56,7 +56,7 @@ async def test_failed_sessions_can_be_reviewed_running_ones_cannot() -> None:
     assert (await aset_review_status(store, "f1", "quarantined"))["review_status"] == "quarantined"
     with pytest.raises(ReviewError, match="session r1 is running; review it once it has finished"):
         await aset_review_status(store, "r1", "approved")
-    assert (await get_record(store, "r1"))["review_status"] == "pending", "nothing was written"
+    assert (await aget_record(store, "r1"))["review_status"] == "pending", "nothing was written"
 
 
 async def test_unknown_session_and_status_are_refused() -> None:
@@ -118,15 +118,15 @@ async def test_a_decision_survives_the_runners_rewrite_but_not_a_new_outcome() -
     result = await arun("Add 19 and 23.", config=demo_config_path(), mode="auto",
                         thread_id="kept-1", persistence=persistence)  # fmt: skip
     await aset_review_status(store, "kept-1", "approved", note="good")
-    values = (await show_session("kept-1", persistence=persistence))["values"]
-    assert await record_final_checkpoint(store, values, result.checkpoint_id)
-    kept = await get_record(store, "kept-1")
+    values = (await ashow_session("kept-1", persistence=persistence))["values"]
+    assert await arecord_final_checkpoint(store, values, result.checkpoint_id)
+    kept = await aget_record(store, "kept-1")
     assert (kept["review_status"], kept["review_notes"]) == ("approved", "good")
     assert kept["checkpoint_id"] == result.checkpoint_id
 
     rerun = {**values, "completed_at": "2099-01-01T00:00:00+00:00"}  # another outcome
-    await record_final_checkpoint(store, rerun, "another-checkpoint")
-    fresh = await get_record(store, "kept-1")
+    await arecord_final_checkpoint(store, rerun, "another-checkpoint")
+    fresh = await aget_record(store, "kept-1")
     assert (fresh["review_status"], fresh["review_notes"]) == ("pending", None)
 
 

@@ -18,21 +18,21 @@ from atlas_graph.nodes.approval import ApprovalError
 from atlas_graph.runner import arun, run
 from atlas_graph.sessions import (
     SessionNotFoundError,
+    aapprove_plan,
+    afork_session,
+    alist_sessions,
     approve_plan,
-    approve_plan_sync,
-    fork_session,
+    aprune_sessions,
+    aresume_session,
+    asession_history,
+    ashow_session,
     list_sessions,
-    list_sessions_sync,
     prune_sessions,
-    prune_sessions_sync,
     resume_session,
-    resume_session_sync,
     session_history,
-    session_history_sync,
     show_session,
-    show_session_sync,
 )
-from atlas_graph.storage.persistence import Persistence, open_persistence
+from atlas_graph.storage.persistence import Persistence, aopen_persistence
 from atlas_graph.telemetry.events import AtlasEvent
 from atlas_graph.testing import ScriptedAgent, ScriptedChatModel
 
@@ -86,23 +86,23 @@ async def test_run_pauses_for_approval_and_the_review_call_is_not_repeated() -> 
     assert [c["mode"] for c in student.calls] == ["planning"]
 
     # resuming without a decision asks again, without calling anyone
-    again = await resume_session("h-1", config=HUMAN, agent=student, models={"teacher": teacher})
+    again = await aresume_session("h-1", config=HUMAN, agent=student, models={"teacher": teacher})
     assert again.waiting
     assert teacher.call_count == 1
     assert student.call_count == 1
 
-    done = await approve_plan("h-1", config=HUMAN, agent=student, models={"teacher": teacher})
+    done = await aapprove_plan("h-1", config=HUMAN, agent=student, models={"teacher": teacher})
     assert not done.waiting
     assert done.status == "succeeded"
     assert done.final_answer == "1540 and 108"
     assert teacher.call_count == 1  # the review ran once across three runs
     assert [c["mode"] for c in student.calls] == ["planning", "execute", "execute", "synthesize"]
-    view = await show_session("h-1", HUMAN)
+    view = await ashow_session("h-1", HUMAN)
     assert view["values"]["plan_approval"]["status"] == "approved"
     assert "plan approved by a person" in view["values"]["plan_notes"]
 
     with pytest.raises(SessionStateError, match="already finished"):
-        await approve_plan("h-1", config=HUMAN, agent=student, models={"teacher": teacher})
+        await aapprove_plan("h-1", config=HUMAN, agent=student, models={"teacher": teacher})
 
 
 async def test_edited_plan_runs_and_bad_edits_change_nothing() -> None:
@@ -111,13 +111,13 @@ async def test_edited_plan_runs_and_bad_edits_change_nothing() -> None:
                models={"teacher": reviewer()})  # fmt: skip
     with pytest.raises(ApprovalError, match="cannot be scheduled"):
         cyclic = {"steps": [{"id": 1, "description": "x", "depends_on": [9]}]}
-        await approve_plan("h-2", action="edit", config=HUMAN, agent=student, plan=cyclic)
+        await aapprove_plan("h-2", action="edit", config=HUMAN, agent=student, plan=cyclic)
     with pytest.raises(ApprovalError, match="action"):
-        await approve_plan("h-2", action="maybe", config=HUMAN, agent=student)
-    assert (await show_session("h-2", HUMAN))["interrupts"]  # still waiting, nothing lost
+        await aapprove_plan("h-2", action="maybe", config=HUMAN, agent=student)
+    assert (await ashow_session("h-2", HUMAN))["interrupts"]  # still waiting, nothing lost
 
     edited = {"steps": [{"id": 1, "description": "Add 1200 and 340.", "depends_on": []}]}
-    result = await approve_plan("h-2", action="edit", plan=edited, config=HUMAN, agent=student)
+    result = await aapprove_plan("h-2", action="edit", plan=edited, config=HUMAN, agent=student)
     assert result.status == "succeeded"
     assert [step.description for step in result.steps] == ["Add 1200 and 340."]
     assert result.final_answer == "1540"
@@ -127,7 +127,7 @@ async def test_rejected_plan_is_redrafted_with_the_notes_and_asked_again() -> No
     student = agent()
     await arun("Do the sums.", config=HUMAN, mode="escalate", thread_id="h-3", agent=student,
                models={"teacher": reviewer()})  # fmt: skip
-    again = await approve_plan(
+    again = await aapprove_plan(
         "h-3", action="reject", notes="split it differently", config=HUMAN, agent=student,
         models={"teacher": reviewer()},
     )  # fmt: skip
@@ -150,15 +150,15 @@ async def test_decision_for_a_session_that_does_not_wait_is_refused() -> None:
     with pytest.raises(AtlasRunError, match="stopped in review"):
         await arun("Do the sums.", config=config, mode="escalate", thread_id="stopped-1",
                    agent=agent(), models={"teacher": ScriptedChatModel(responses=[])})  # fmt: skip
-    view = await show_session("stopped-1", config)
+    view = await ashow_session("stopped-1", config)
     assert view["next"] == ["review"]
     assert view["errors"][0]["node"] == "review"
     assert "ScriptExhaustedError" in view["errors"][0]["error"]
     assert view["ledger"]["status"] == "running"
     with pytest.raises(SessionStateError, match="not waiting for a decision"):
-        await approve_plan("stopped-1", config=config, agent=agent())
+        await aapprove_plan("stopped-1", config=config, agent=agent())
     with pytest.raises(SessionNotFoundError, match="no session nope"):
-        await approve_plan("nope", config=config, agent=agent())
+        await aapprove_plan("nope", config=config, agent=agent())
 
 
 # --------------------------------------------------------------------------- inspect, fork
@@ -170,7 +170,7 @@ async def test_history_fork_with_guidance_and_resume() -> None:
     first = await arun("Do the sums.", config=config, mode="escalate", thread_id="f-1",
                        agent=student, models={"teacher": reviewer()})  # fmt: skip
     assert first.status == "succeeded"
-    history = await session_history("f-1", config)
+    history = await asession_history("f-1", config)
     assert history[0]["node"] == ["finalize"] and history[0]["next"] == []
     assert history[-1]["source"] == "input"
     steps = [row["step"] for row in history]
@@ -178,37 +178,37 @@ async def test_history_fork_with_guidance_and_resume() -> None:
     after_probe = next(row for row in history if row["node"] == ["probe"])
     assert after_probe["next"] == ["plan"]
 
-    new_checkpoint = await fork_session(
+    new_checkpoint = await afork_session(
         "f-1", after_probe["checkpoint_id"], config=config, guidance="Show your working."
     )
-    view = await show_session("f-1", config)
+    view = await ashow_session("f-1", config)
     assert view["checkpoint_id"] == new_checkpoint
     assert view["next"] == ["plan"]
     assert not view["finished"]
     # the ledger agrees: the forked session is live again until it finishes
     assert (view["ledger"]["status"], view["ledger"]["completed_at"]) == ("running", None)
-    assert [row["status"] for row in await list_sessions(config)] == ["running"]
-    rerun = await resume_session("f-1", config=config, agent=student,
-                                 models={"teacher": reviewer()})  # fmt: skip
+    assert [row["status"] for row in await alist_sessions(config)] == ["running"]
+    rerun = await aresume_session("f-1", config=config, agent=student,
+                                  models={"teacher": reviewer()})  # fmt: skip
     assert rerun.status == "succeeded"
     assert student.calls[4]["mode"] == "planning"
-    record = (await show_session("f-1", config))["ledger"]
+    record = (await ashow_session("f-1", config))["ledger"]
     assert record["status"] == "succeeded" and record["checkpoint_id"] == rerun.checkpoint_id
     assert student.calls[4]["guidance"] == ["Show your working."]
     # the original branch is still in the history
-    ids = {row["checkpoint_id"] for row in await session_history("f-1", config)}
+    ids = {row["checkpoint_id"] for row in await asession_history("f-1", config)}
     assert after_probe["checkpoint_id"] in ids and history[0]["checkpoint_id"] in ids
 
     mid_step = next(row for row in history if row["node"] == ["execute"])
     with pytest.raises(ValueError, match="inside a step branch"):
-        await fork_session("f-1", mid_step["checkpoint_id"], config=config, values={"task": "x"})
+        await afork_session("f-1", mid_step["checkpoint_id"], config=config, values={"task": "x"})
     with pytest.raises(ValueError, match="unknown state key") as unknown:
-        await fork_session("f-1", after_probe["checkpoint_id"], config=config, values={"tsk": 1})
+        await afork_session("f-1", after_probe["checkpoint_id"], config=config, values={"tsk": 1})
     assert "tsk" in str(unknown.value) and "task" in str(unknown.value)
     with pytest.raises(SessionNotFoundError):
-        await fork_session("f-1", "no-such-checkpoint", config=config, values={"task": "x"})
+        await afork_session("f-1", "no-such-checkpoint", config=config, values={"task": "x"})
     with pytest.raises(SessionNotFoundError):
-        await show_session("missing", config)
+        await ashow_session("missing", config)
 
 
 async def test_a_fork_that_changes_the_lane_is_routed_by_its_new_lane() -> None:
@@ -217,15 +217,15 @@ async def test_a_fork_that_changes_the_lane_is_routed_by_its_new_lane() -> None:
     first = await arun("Do the sums.", config=config, mode="paired", thread_id="lane-1",
                        agent=student, models={"teacher": reviewer()})  # fmt: skip
     assert first.lane == "paired" and [c["mode"] for c in student.calls] == ["execute"]
-    history = await session_history("lane-1", config)
+    history = await asession_history("lane-1", config)
     after_probe = next(row for row in history if row["node"] == ["probe"])
     assert after_probe["next"] == ["execute"]  # the paired lane starts its one step
 
-    await fork_session("lane-1", after_probe["checkpoint_id"], config=config,
-                       values={"lane": "escalate"})  # fmt: skip
-    assert (await show_session("lane-1", config))["next"] == ["plan"]  # escalate plans first
-    rerun = await resume_session("lane-1", config=config, agent=student,
-                                 models={"teacher": reviewer()})  # fmt: skip
+    await afork_session("lane-1", after_probe["checkpoint_id"], config=config,
+                        values={"lane": "escalate"})  # fmt: skip
+    assert (await ashow_session("lane-1", config))["next"] == ["plan"]  # escalate plans first
+    rerun = await aresume_session("lane-1", config=config, agent=student,
+                                  models={"teacher": reviewer()})  # fmt: skip
     assert rerun.lane == "escalate" and rerun.plan is not None
     assert [c["mode"] for c in student.calls][:2] == ["execute", "planning"]
 
@@ -235,32 +235,32 @@ async def test_list_sessions_and_prune(capsys: pytest.CaptureFixture[str]) -> No
     await arun("Add 1 and 2.", config=config, mode="auto", thread_id="old-1", agent=agent())
     await arun("Do the sums.", config=HUMAN, mode="escalate", thread_id="waiting-1",
                agent=agent(), models={"teacher": reviewer()})  # fmt: skip
-    rows = {row["session_id"]: row for row in await list_sessions(config)}
+    rows = {row["session_id"]: row for row in await alist_sessions(config)}
     assert rows["old-1"]["status"] == "succeeded" and rows["old-1"]["lane"] == "auto"
     assert rows["waiting-1"]["status"] == "waiting"
     assert rows["waiting-1"]["lane"] == "escalate"  # known from the running record
     assert rows["old-1"]["age_seconds"] >= 0
 
-    assert (await prune_sessions(1, config=config)).threads == []  # nothing is a day old
-    report = await prune_sessions(0, config=config)
+    assert (await aprune_sessions(1, config=config)).threads == []  # nothing is a day old
+    report = await aprune_sessions(0, config=config)
     assert report.threads == ["old-1"]  # the unfinished session is kept
     assert report.ledger_records == []
     with pytest.raises(SessionNotFoundError):
-        await session_history("old-1", config)  # its checkpoints are gone
-    pruned = await show_session("old-1", config)  # but the ledger still shows it
+        await asession_history("old-1", config)  # its checkpoints are gone
+    pruned = await ashow_session("old-1", config)  # but the ledger still shows it
     assert pruned["checkpoints_pruned"] is True and pruned["finished"] is True
     assert (pruned["values"]["status"], pruned["values"]["lane"]) == ("succeeded", "auto")
     assert pruned["checkpoint_id"] is not None and pruned["values"]["final_answer"]
     assert main(["show", "old-1"]) == 0
     assert "checkpoints: pruned" in capsys.readouterr().out
-    assert "waiting-1" in {row["session_id"] for row in await list_sessions(config)}
-    assert "old-1" in {row["session_id"] for row in await list_sessions(config)}  # ledger kept
-    report = await prune_sessions(0, config=config, ledger=True)
+    assert "waiting-1" in {row["session_id"] for row in await alist_sessions(config)}
+    assert "old-1" in {row["session_id"] for row in await alist_sessions(config)}  # ledger kept
+    report = await aprune_sessions(0, config=config, ledger=True)
     assert report.ledger_records == ["old-1"]
-    assert {row["session_id"] for row in await list_sessions(config)} == {"waiting-1"}
+    assert {row["session_id"] for row in await alist_sessions(config)} == {"waiting-1"}
     with pytest.raises(SessionNotFoundError):
-        await show_session("old-1", config)
-    async with open_persistence(StorageConfig()) as opened:
+        await ashow_session("old-1", config)
+    async with aopen_persistence(StorageConfig()) as opened:
         state = await opened.checkpointer.aget_tuple({"configurable": {"thread_id": "waiting-1"}})
     assert state is not None
 
@@ -300,22 +300,22 @@ async def test_prune_finds_expired_sessions_in_the_ledger_without_scanning_check
     await arun("Do the sums.", config=HUMAN, mode="escalate", thread_id="waiting-2",
                agent=agent(), models={"teacher": reviewer()}, persistence=shared)  # fmt: skip
     # a finished session forked back to before planning is unfinished again: kept
-    history = await session_history("done-2", config, persistence=shared)
+    history = await asession_history("done-2", config, persistence=shared)
     after_probe = next(row for row in history if row["node"] == ["probe"])
-    await fork_session("done-2", after_probe["checkpoint_id"], config=config,
-                       guidance="use a calculator", persistence=shared)  # fmt: skip
+    await afork_session("done-2", after_probe["checkpoint_id"], config=config,
+                        guidance="use a calculator", persistence=shared)  # fmt: skip
     # a thread run without a store has no ledger record
     await arun("Add 3 and 4.", config=config, mode="auto", thread_id="unrecorded-1",
                agent=agent(), checkpointer=saver)  # fmt: skip
 
-    report = await prune_sessions(0, config=config, persistence=shared)
+    report = await aprune_sessions(0, config=config, persistence=shared)
     assert report.threads == ["done-1"]
     assert saver.full_scans == 0  # the ledger named the candidates
     for thread_id in ("done-2", "waiting-2", "unrecorded-1"):
         assert await saver.aget_tuple({"configurable": {"thread_id": thread_id}}) is not None
     assert await saver.aget_tuple({"configurable": {"thread_id": "done-1"}}) is None
 
-    report = await prune_sessions(0, config=config, unrecorded=True, persistence=shared)
+    report = await aprune_sessions(0, config=config, unrecorded=True, persistence=shared)
     assert report.threads == ["unrecorded-1"]  # opt-in scan for threads without a record
     assert saver.full_scans == 1
 
@@ -325,23 +325,23 @@ def test_sync_forms_work_from_plain_code() -> None:
     waiting = run("Do the sums.", config=HUMAN, mode="escalate", thread_id="sync-1",
                   agent=agent(), models={"teacher": reviewer()})  # fmt: skip
     assert waiting.waiting_for is not None
-    rows = list_sessions_sync(config)
+    rows = list_sessions(config)
     assert [(row["session_id"], row["status"]) for row in rows] == [("sync-1", "waiting")]
-    assert show_session_sync("sync-1", config)["interrupts"]
-    assert session_history_sync("sync-1", config, limit=2)[0]["next"] == ["review"]
-    result = approve_plan_sync("sync-1", config=HUMAN, agent=agent(),
-                               models={"teacher": reviewer()})  # fmt: skip
+    assert show_session("sync-1", config)["interrupts"]
+    assert session_history("sync-1", config, limit=2)[0]["next"] == ["review"]
+    result = approve_plan("sync-1", config=HUMAN, agent=agent(),
+                          models={"teacher": reviewer()})  # fmt: skip
     assert result.status == "succeeded"
-    assert prune_sessions_sync(0, config=config).threads == ["sync-1"]
+    assert prune_sessions(0, config=config).threads == ["sync-1"]
     with pytest.raises(TypeError, match="async function"):
-        resume_session_sync("sync-1", persistence=object())
+        resume_session("sync-1", persistence=object())
 
 
 async def test_sync_forms_work_inside_a_running_loop() -> None:
     await arun("Add 1 and 2.", config=HUMAN, mode="auto", thread_id="loop-1", agent=agent())
-    rows = list_sessions_sync(HUMAN)  # as in a notebook cell
+    rows = list_sessions(HUMAN)  # as in a notebook cell
     assert [(row["session_id"], row["status"]) for row in rows] == [("loop-1", "succeeded")]
-    assert show_session_sync("loop-1", HUMAN)["finished"] is True
+    assert show_session("loop-1", HUMAN)["finished"] is True
 
 
 # --------------------------------------------------------------------------- CLI

@@ -174,6 +174,47 @@ def test_state_is_per_instance() -> None:
     assert first.calls is not second.calls
 
 
+def test_assert_complete_names_the_model_and_the_responses_left() -> None:
+    model = ScriptedChatModel(
+        responses=["first", scripted_json(valid=True), "third"], name="teacher"
+    )
+    model.invoke("a")
+    with pytest.raises(AssertionError) as info:
+        model.assert_complete()
+    message = str(info.value)
+    assert "ScriptedChatModel 'teacher' has 2 of 3 scripted response(s) unused" in message
+    assert "after 1 call(s)" in message
+    assert "the next one is '{\"valid\": true}'" in message
+    assert "\n" not in message
+
+
+def test_assert_complete_passes_once_the_script_is_used_up() -> None:
+    model = ScriptedChatModel(responses=["first", RuntimeError("provider down")])
+    model.invoke("a")
+    with pytest.raises(RuntimeError):
+        model.invoke("b")  # a scripted failure is used up too
+    model.assert_complete()
+    ScriptedChatModel().assert_complete()  # nothing scripted, nothing left
+
+
+def test_assert_complete_with_repeat_last_and_a_responder() -> None:
+    repeating = ScriptedChatModel(responses=["a", "b"], repeat_last=True)
+    repeating.invoke("x")
+    with pytest.raises(AssertionError, match="1 of 2"):
+        repeating.assert_complete()
+    for _ in range(3):
+        repeating.invoke("x")
+    repeating.assert_complete()
+
+    answered = ScriptedChatModel(responder=lambda messages: "computed")
+    answered.invoke("x")
+    answered.assert_complete()
+    ignored = ScriptedChatModel(responses=["never"], responder=lambda messages: "computed")
+    ignored.invoke("x")
+    with pytest.raises(AssertionError, match="1 of 1 scripted response"):
+        ignored.assert_complete()  # the responder answered instead of the script
+
+
 # ---------------------------------------------------------------------------------------------
 # ScriptedChatModel: call record, tools
 # ---------------------------------------------------------------------------------------------
@@ -515,6 +556,41 @@ def test_agent_synthesize_variants() -> None:
     computed = ScriptedAgent(synthesis=lambda req: " + ".join(req["prior_results"].values()))
     reply = asyncio.run(computed.ainvoke(_request("synthesize", prior_results=prior)))
     assert reply["content"] == "alpha + beta"
+
+
+def test_agent_assert_complete_names_each_unused_part_of_the_script() -> None:
+    agent = ScriptedAgent(
+        plan=[{"id": 1, "description": "a"}, {"id": 2, "description": "b"}],
+        outputs={1: ["wrong", "right"], "2": ["only"]},
+        synthesis="done",
+        name="student",
+    )
+    step_one = {"id": "1", "description": "a"}  # ids match across int and str
+    asyncio.run(agent.ainvoke(_request("execute", step=step_one)))
+    with pytest.raises(AssertionError) as info:
+        agent.assert_complete()
+    assert str(info.value) == (
+        "ScriptedAgent 'student' has 4 scripted part(s) unused after 1 call(s): the plan (no "
+        "planning call); step 1 output(s) for attempt 2; step 2 output(s) for attempt 1; the "
+        "synthesis (no synthesize call)"
+    )
+
+
+def test_agent_assert_complete_passes_once_the_script_is_used_up() -> None:
+    agent = ScriptedAgent(plan=[{"id": 1, "description": "a"}], outputs={1: ["wrong", "right"]},
+                          synthesis="done")  # fmt: skip
+    step = {"id": 1, "description": "a"}
+    for request in (
+        _request("planning"),
+        _request("execute", step=step),
+        _request("execute", step=step, attempt=2),
+        _request("execute", step=step, attempt=3),  # the last output repeats
+        _request("synthesize"),
+    ):
+        asyncio.run(agent.ainvoke(request))
+    agent.assert_complete()
+    ScriptedAgent().assert_complete()  # defaults are not a script
+    ScriptedAgent(outputs=lambda request: "x", synthesis=lambda request: "y").assert_complete()
 
 
 def test_agent_unknown_mode() -> None:

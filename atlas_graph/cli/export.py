@@ -93,9 +93,9 @@ def _config(args: argparse.Namespace) -> Any:
 @asynccontextmanager
 async def _ledger(config: Any) -> AsyncIterator[Any]:
     """The Store with the session ledger: storage only, no graph, so no model keys needed."""
-    from atlas_graph.sessions import open_session_storage
+    from atlas_graph.sessions import aopen_session_storage
 
-    async with open_session_storage(config) as opened:
+    async with aopen_session_storage(config) as opened:
         if opened.store is None:
             raise StorageError("this storage has no store, so no session ledger")
         yield opened.store
@@ -108,13 +108,13 @@ def default_review_statuses(config: Any) -> list[str] | None:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from atlas_graph.export import ExportQuery, aexport_sessions
+    from atlas_graph.export import ExportFilters, ExportQuery, aexport_sessions
 
     config = _config(args)
     review_statuses = args.review_statuses
     if review_statuses is None and not args.session_ids:
         review_statuses = default_review_statuses(config)
-    filters: dict[str, Any] = {
+    filters: ExportFilters = {
         "session_ids": args.session_ids, "statuses": args.statuses,
         "review_statuses": review_statuses, "since": args.since, "min_reward": args.min_reward,
         "limit": args.limit, "offset": args.offset, "batch_size": args.batch_size,

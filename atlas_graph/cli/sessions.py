@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from atlas_graph.cli.common import EXIT_FAILED, EXIT_OK, EXIT_STOPPED, run_sync
+from atlas_graph.cli.common import EXIT_FAILED, EXIT_OK, EXIT_STOPPED
 from atlas_graph.errors import AtlasUserError
 
 
@@ -125,14 +125,14 @@ def _age(seconds: float | None) -> str:
 def _resume(args: argparse.Namespace) -> int:
     from atlas_graph.sessions import resume_session
 
-    result = run_sync(resume_session(args.thread, config=args.config, on_event=_on_event(args)))
+    result = resume_session(args.thread, config=args.config, on_event=_on_event(args))
     return report_result(result, args.json)
 
 
 def _sessions(args: argparse.Namespace) -> int:
     from atlas_graph.sessions import list_sessions
 
-    rows = run_sync(list_sessions(args.config, limit=args.limit))
+    rows = list_sessions(args.config, limit=args.limit)
     if args.json:
         print(json.dumps(rows, default=str))
         return EXIT_OK
@@ -152,7 +152,7 @@ def _sessions(args: argparse.Namespace) -> int:
 def _show(args: argparse.Namespace) -> int:
     from atlas_graph.sessions import show_session
 
-    view = run_sync(show_session(args.thread, args.config))
+    view = show_session(args.thread, args.config)
     if args.json:
         print(json.dumps(view, default=str, indent=2))  # timestamps and the like as text
         return EXIT_OK
@@ -193,7 +193,7 @@ def _show(args: argparse.Namespace) -> int:
 def _history(args: argparse.Namespace) -> int:
     from atlas_graph.sessions import session_history
 
-    rows = run_sync(session_history(args.thread, args.config, limit=args.limit))
+    rows = session_history(args.thread, args.config, limit=args.limit)
     if args.json:
         print(json.dumps(rows, default=str))
         return EXIT_OK
@@ -221,14 +221,14 @@ def _fork(args: argparse.Namespace) -> int:
     from atlas_graph.sessions import fork_session, resume_session
 
     values = _parse_values(args.values or [])
-    checkpoint = run_sync(fork_session(
+    checkpoint = fork_session(
         args.thread, args.checkpoint, config=args.config, values=values, guidance=args.guidance
-    ))  # fmt: skip
+    )
     print(f"forked session {args.thread} at {args.checkpoint}: new checkpoint {checkpoint}")
     if not args.resume:
         print(f"continue it: atlas-graph resume {args.thread}")
         return EXIT_OK
-    return report_result(run_sync(resume_session(args.thread, config=args.config)), False)
+    return report_result(resume_session(args.thread, config=args.config), False)
 
 
 def _read_plan(path: str) -> Any:
@@ -254,19 +254,23 @@ def _approve(args: argparse.Namespace) -> int:
         action = "reject"
     elif args.plan:
         action, plan = "edit", _read_plan(args.plan)
-    result = run_sync(approve_plan(
-        args.thread, action=action, plan=plan, notes=args.notes, config=args.config,
+    result = approve_plan(
+        args.thread,
+        action=action,
+        plan=plan,
+        notes=args.notes,
+        config=args.config,
         on_event=_on_event(args),
-    ))  # fmt: skip
+    )
     return report_result(result, args.json)
 
 
 def _prune(args: argparse.Namespace) -> int:
     from atlas_graph.sessions import prune_sessions
 
-    report = run_sync(prune_sessions(
-        args.older_than, config=args.config, ledger=args.ledger, unrecorded=args.unrecorded,
-    ))  # fmt: skip
+    report = prune_sessions(
+        args.older_than, config=args.config, ledger=args.ledger, unrecorded=args.unrecorded
+    )
     records = f" and {len(report.ledger_records)} ledger record(s)" if args.ledger else ""
     print(f"deleted checkpoints of {len(report.threads)} finished session(s){records}")
     for thread in report.threads:

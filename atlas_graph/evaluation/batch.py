@@ -21,7 +21,7 @@ import asyncio
 import hashlib
 import json
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +33,7 @@ from atlas_graph.config import AtlasConfig, load_config
 from atlas_graph.errors import AtlasError, AtlasUserError, TaskFileError, one_line
 from atlas_graph.lanes import LANES
 from atlas_graph.result import Result
-from atlas_graph.runner import ConfigSource, arun, one_line_error, open_graph, run_sync
+from atlas_graph.runner import ConfigSource, aopen_graph, arun, one_line_error, run_sync
 from atlas_graph.storage.persistence import Persistence
 
 TASK_KEYS = frozenset({"id", "task", "session_metadata", "ground_truth", "mode"})
@@ -491,7 +491,7 @@ async def aevaluate(
         if pending:
             # built and compiled once: every session of the batch shares graph and storage
             graph = await stack.enter_async_context(
-                open_graph(atlas_config, models=models, agent=agent, persistence=persistence)
+                aopen_graph(atlas_config, models=models, agent=agent, persistence=persistence)
             )
 
         async def run_one(item: EvalTask) -> dict[str, Any]:
@@ -530,10 +530,22 @@ async def aevaluate(
 
 
 def evaluate(
-    tasks: str | Path | Sequence[EvalTask | Mapping[str, Any]], **kwargs: Any
+    tasks: str | Path | Iterable[EvalTask | Mapping[str, Any]],
+    *,
+    config: ConfigSource | None = None,
+    output: str | Path | None = None,
+    concurrency: int = 4,
+    models: Mapping[str, BaseChatModel] | None = None,
+    agent: Any = None,
+    persistence: Persistence | None = None,
+    progress: EvalProgress | None = None,
+    on_result: Callable[[dict[str, Any]], None] | None = None,
 ) -> EvalReport:
     """Synchronous ``aevaluate`` (works in a notebook too); takes the same arguments.
 
     It runs on its own event loop, so pass no ``persistence`` opened on another loop.
     """
-    return run_sync(aevaluate(tasks, **kwargs))
+    return run_sync(aevaluate(
+        tasks, config=config, output=output, concurrency=concurrency, models=models,
+        agent=agent, persistence=persistence, progress=progress, on_result=on_result,
+    ))  # fmt: skip

@@ -22,7 +22,7 @@ from atlas_graph.plans import single_step_plan
 from atlas_graph.services import AtlasContext, Node, Services
 from atlas_graph.state import AtlasState, PersonaContext, check_input
 from atlas_graph.storage import history
-from atlas_graph.storage.ledger import record_start, session_key
+from atlas_graph.storage.ledger import arecord_start, session_key
 from atlas_graph.telemetry.events import utc_now
 
 
@@ -93,7 +93,7 @@ async def _routing(
     explicit = override(services, state.get("mode"))
     if explicit is None and consulted and store is not None and fp:
         sessions, certification = await asyncio.gather(
-            history.load_sessions(store, fp), history.load_certification(store, fp)
+            history.aload_sessions(store, fp), history.aload_certification(store, fp)
         )
         seen = history.summarize(
             fp, sessions, adaptive.learning_history_limit, services.config.rim.success_threshold
@@ -154,7 +154,7 @@ def make_probe_node(services: Services) -> Node:
             fingerprint=state.get("fingerprint"), evidence=evidence,
             certification_run=routing.certification_run, **decision,
         )  # fmt: skip
-        await record_start(runtime.store, state, lane=decision["lane"])  # session ledger
+        await arecord_start(runtime.store, state, lane=decision["lane"])  # session ledger
         update: dict[str, Any] = {
             "lane": decision["lane"],
             "lane_decision": decision,

@@ -8,7 +8,7 @@ from langgraph.runtime import Runtime
 
 from atlas_graph.services import AtlasContext, Node, Services
 from atlas_graph.state import AtlasState
-from atlas_graph.storage.ledger import record_end
+from atlas_graph.storage.ledger import arecord_end
 from atlas_graph.telemetry.events import utc_now
 
 
@@ -40,7 +40,7 @@ def make_finalize_node(services: Services) -> Node:
             lane=state.get("lane"), reward=reward["score"] if reward else None,
         )  # fmt: skip
         completed_at = utc_now()
-        await record_end(runtime.store, state, status=status, completed_at=completed_at)
+        await arecord_end(runtime.store, state, status=status, completed_at=completed_at)
         return {"status": status, "completed_at": completed_at}
 
     return finalize

@@ -275,11 +275,14 @@ async def sample_llm(
 
 
 def python_sample(result: Any, judge: JudgeConfig) -> dict[str, Any]:
-    """A Python judge's return value (a number or a dict) as a sample; sure unless it says.
+    """A Python judge's return value (a number, a dict or a ``JudgeReply``) as a sample; sure
+    unless it says.
 
     Raises:
         ValueError: the value is not a usable score.
     """
+    if isinstance(result, BaseModel):
+        result = result.model_dump()
     data = dict(result) if isinstance(result, Mapping) else {"score": result}
     data.setdefault("uncertainty", 0.0)
     return sample_from_reply(data, judge.principles, None)

@@ -366,9 +366,9 @@ def make_learn_node(services: Services) -> Node:
             return update
         if not fp:
             return update
-        sessions = await history.load_sessions(store, fp)
+        sessions = await history.aload_sessions(store, fp)
         if summary.get("certification_run") and score is not None:
-            await history.save_certification(store, fp, certification_verdict(state, score))
+            await history.asave_certification(store, fp, certification_verdict(state, score))
         drift = config.runtime_safety.drift
         if drift.enabled and score is not None:
             finding = history.drift(
@@ -408,7 +408,7 @@ def make_learn_node(services: Services) -> Node:
         }  # fmt: skip
         cap = max(config.adaptive_teaching.learning_history_limit, drift.window,
                   config.learning.history_limit)  # fmt: skip
-        await history.append_session(store, fp, entry, cap, sessions)
+        await history.aappend_session(store, fp, entry, cap, sessions)
         return update
 
     return learn

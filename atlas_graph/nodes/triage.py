@@ -3,20 +3,61 @@
 A dossier is plain JSON: ``summary``, ``risks`` (``{description, severity}`` with severities
 ``low | moderate | high | critical``), ``signals``, ``tags``, ``persona_hints`` and
 ``fingerprint_hint``. The default builder reads the task and the caller's metadata; a custom
-builder (``adaptive_teaching.triage_adapter: module:callable``) takes ``(task, metadata)`` and
-returns a dict merged over the default. The starter builders below (code, support, SRE) show
-the shape and can be used by path, e.g. ``atlas_graph.nodes.triage:code_dossier``.
+builder (``adaptive_teaching.triage_adapter: module:callable``, a ``TriageBuilder``) takes
+``(task, metadata)`` and returns a dict merged over the default (a ``TriageDossier``). The
+starter builders below (code, support, SRE) show the shape and can be used by path, e.g.
+``atlas_graph.nodes.triage:code_dossier``.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from collections.abc import Awaitable
+from typing import Any, Literal, Protocol
+
+from typing_extensions import TypedDict
 
 from atlas_graph.callables import call_maybe_async, load_object
 
 Severity = Literal["low", "moderate", "high", "critical"]
 SEVERITIES: tuple[Severity, ...] = ("low", "moderate", "high", "critical")
+
+
+class TriageRisk(TypedDict):
+    """One risk of a dossier. A builder may also give a bare string (a moderate risk), a
+    ticket alias as severity (``sev1``, ``p2``, ``major``) or ``summary`` for the description."""
+
+    description: str
+    severity: Severity
+
+
+class TriageDossier(TypedDict, total=False):
+    """What a triage builder returns, every key optional, merged over the default dossier.
+
+    The dossier the probe reads has every key but ``builder_error`` (there only when the
+    builder failed); ``max_severity`` and ``builder`` are set by triage. Other keys a builder
+    returns are kept as they are.
+    """
+
+    summary: str
+    risks: list[TriageRisk | str]
+    max_severity: Severity | None
+    signals: dict[str, Any]
+    tags: list[str]
+    persona_hints: list[str]
+    fingerprint_hint: str | None
+    builder: str
+    builder_error: str
+
+
+class TriageBuilder(Protocol):
+    """A custom dossier builder (``adaptive_teaching.triage_adapter``): sync or async, called
+    with the task and the session metadata."""
+
+    def __call__(
+        self, task: str, metadata: dict[str, Any], /
+    ) -> TriageDossier | Awaitable[TriageDossier]: ...
+
 
 # Incident and ticket vocabularies people already use, mapped onto the four levels.
 SEVERITY_ALIASES: dict[str, Severity] = {

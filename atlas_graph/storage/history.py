@@ -18,6 +18,7 @@ from typing import Any
 
 from langgraph.store.base import BaseStore
 
+from atlas_graph.deprecation import renamed
 from atlas_graph.telemetry.events import utc_now
 
 _READ_LIMIT = 1000  # above any cap, so a read sees every kept entry
@@ -33,13 +34,13 @@ def sessions_namespace(fp: str) -> tuple[str, ...]:
     return (*namespace(fp), "sessions")
 
 
-async def load_sessions(store: BaseStore, fp: str) -> list[dict[str, Any]]:
+async def aload_sessions(store: BaseStore, fp: str) -> list[dict[str, Any]]:
     """Every kept history entry of ``fp``, oldest first."""
     items = await store.asearch(sessions_namespace(fp), limit=_READ_LIMIT)
     return sorted((dict(item.value) for item in items), key=lambda e: e.get("completed_at", ""))
 
 
-async def append_session(
+async def aappend_session(
     store: BaseStore,
     fp: str,
     entry: dict[str, Any],
@@ -52,7 +53,7 @@ async def append_session(
     that runs again (a resumed or re-run thread) replaces its earlier entry.
     """
     if sessions is None:
-        sessions = await load_sessions(store, fp)
+        sessions = await aload_sessions(store, fp)
     await store.aput(sessions_namespace(fp), entry["session_id"], entry)
     kept = [s for s in sessions if s.get("session_id") != entry["session_id"]]
     excess = len(kept) + 1 - cap
@@ -62,13 +63,13 @@ async def append_session(
         )
 
 
-async def load_certification(store: BaseStore, fp: str) -> dict[str, Any] | None:
+async def aload_certification(store: BaseStore, fp: str) -> dict[str, Any] | None:
     """The certification verdict of ``fp``, or None when it was never certified."""
     item = await store.aget(namespace(fp), "certification")
     return dict(item.value) if item else None
 
 
-async def save_certification(store: BaseStore, fp: str, verdict: dict[str, Any]) -> None:
+async def asave_certification(store: BaseStore, fp: str, verdict: dict[str, Any]) -> None:
     """Remember that ``fp`` was certified and with what verdict."""
     await store.aput(namespace(fp), "certification", {**verdict, "certified_at": utc_now()})
 
@@ -152,3 +153,10 @@ def drift(
             f"(threshold {z_threshold:g})"
         ),
     }
+
+
+# Renamed when async functions took the ``a`` prefix; removed in the next release.
+load_sessions = renamed(aload_sessions, "load_sessions")
+append_session = renamed(aappend_session, "append_session")
+load_certification = renamed(aload_certification, "load_certification")
+save_certification = renamed(asave_certification, "save_certification")

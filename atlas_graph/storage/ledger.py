@@ -32,6 +32,7 @@ from typing import Any
 
 from langgraph.store.base import BaseStore
 
+from atlas_graph.deprecation import renamed
 from atlas_graph.state import AtlasState
 from atlas_graph.telemetry.events import utc_now
 
@@ -89,7 +90,7 @@ def _address(state: AtlasState) -> dict[str, Any]:
     return {"thread_id": thread_id, "checkpoint_ns": namespace, "checkpoint_id": None}
 
 
-async def record_start(store: BaseStore | None, state: AtlasState, *, lane: str | None) -> None:
+async def arecord_start(store: BaseStore | None, state: AtlasState, *, lane: str | None) -> None:
     """Write the ``running`` record once the lane is decided (no-op without a store).
 
     ``state`` is the session after triage: id, task, metadata, start time and fingerprint.
@@ -116,7 +117,7 @@ async def record_start(store: BaseStore | None, state: AtlasState, *, lane: str 
     await store.aput(NAMESPACE, session_id, record, index=False)
 
 
-async def record_end(
+async def arecord_end(
     store: BaseStore | None,
     state: AtlasState,
     *,
@@ -128,7 +129,7 @@ async def record_end(
     """Write the final record with the data an export needs (no-op without a store).
 
     ``review`` carries a review decision already on the record (see
-    ``record_final_checkpoint``); without it the review fields come from state.
+    ``arecord_final_checkpoint``); without it the review fields come from state.
     """
     if store is None:
         return
@@ -157,7 +158,7 @@ async def record_end(
     await store.aput(NAMESPACE, session_id, record, index=False)
 
 
-async def record_final_checkpoint(
+async def arecord_final_checkpoint(
     store: BaseStore, values: AtlasState, checkpoint_id: str | None
 ) -> bool:
     """Rewrite a finished session's end record from its final state, with ``checkpoint_id``.
@@ -172,25 +173,25 @@ async def record_final_checkpoint(
     if status not in ("succeeded", "failed"):
         return False
     completed_at = values.get("completed_at") or utc_now()
-    current = await get_record(store, values.get("session_id", ""))
+    current = await aget_record(store, values.get("session_id", ""))
     review = None
     if current and current.get("reviewed_at") and current.get("completed_at") == completed_at:
         review = {key: current.get(key) for key in REVIEW_FIELDS}
-    await record_end(
+    await arecord_end(
         store, values, status=status, completed_at=completed_at, checkpoint_id=checkpoint_id,
         review=review,
     )  # fmt: skip
     return True
 
 
-async def record_reopened(store: BaseStore, session_id: str) -> bool:
+async def arecord_reopened(store: BaseStore, session_id: str) -> bool:
     """Mark a finished session ``running`` again (a fork made its thread unfinished).
 
     The end data stays until the fork finishes and replaces it; ``completed_at`` and
     ``checkpoint_id`` are cleared so listings, prune and exports do not treat the live
     thread as finished. Returns whether a finished record was reopened.
     """
-    record = await get_record(store, session_id)
+    record = await aget_record(store, session_id)
     if record is None or record.get("status") not in ("succeeded", "failed"):
         return False
     record.update(status="running", completed_at=None, checkpoint_id=None, updated_at=utc_now())
@@ -198,20 +199,20 @@ async def record_reopened(store: BaseStore, session_id: str) -> bool:
     return True
 
 
-async def get_record(store: BaseStore, session_id: str) -> dict[str, Any] | None:
+async def aget_record(store: BaseStore, session_id: str) -> dict[str, Any] | None:
     """The ledger record of one session, if any."""
     item = await store.aget(NAMESPACE, session_id)
     return dict(item.value) if item else None
 
 
-async def list_records(store: BaseStore, *, limit: int = 50) -> list[dict[str, Any]]:
+async def alist_records(store: BaseStore, *, limit: int = 50) -> list[dict[str, Any]]:
     """Ledger records, most recently updated first."""
     records = [record async for record in _search(store)]
     records.sort(key=lambda record: record.get("updated_at") or "", reverse=True)
     return records[:limit]
 
 
-async def finished_records(store: BaseStore, *, page: int = 200) -> AsyncIterator[dict[str, Any]]:
+async def afinished_records(store: BaseStore, *, page: int = 200) -> AsyncIterator[dict[str, Any]]:
     """Records of finished sessions (``succeeded`` or ``failed``), a page at a time.
 
     The Store filters by status, so unfinished sessions are never read.
@@ -235,6 +236,17 @@ async def _search(
         offset += page
 
 
-async def delete_record(store: BaseStore, session_id: str) -> None:
+async def adelete_record(store: BaseStore, session_id: str) -> None:
     """Remove one session's record."""
     await store.adelete(NAMESPACE, session_id)
+
+
+# Renamed when async functions took the ``a`` prefix; removed in the next release.
+record_start = renamed(arecord_start, "record_start")
+record_end = renamed(arecord_end, "record_end")
+record_final_checkpoint = renamed(arecord_final_checkpoint, "record_final_checkpoint")
+record_reopened = renamed(arecord_reopened, "record_reopened")
+get_record = renamed(aget_record, "get_record")
+list_records = renamed(alist_records, "list_records")
+finished_records = renamed(afinished_records, "finished_records")
+delete_record = renamed(adelete_record, "delete_record")

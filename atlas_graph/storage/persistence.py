@@ -23,8 +23,14 @@ import os
 import re
 import sqlite3
 import time
+import warnings
 from collections.abc import AsyncIterator, Iterator, Mapping
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import (
+    AbstractAsyncContextManager,
+    AbstractContextManager,
+    asynccontextmanager,
+    contextmanager,
+)
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -36,6 +42,7 @@ from langgraph.store.base import BaseStore
 from langgraph.store.memory import InMemoryStore
 
 from atlas_graph.config import StorageConfig
+from atlas_graph.deprecation import renamed
 from atlas_graph.errors import StorageError
 
 DATABASE_URL_ENV = "ATLAS_GRAPH_DATABASE_URL"
@@ -144,7 +151,7 @@ def _connect_error(url: str, error: BaseException) -> StorageError:
 
 
 @asynccontextmanager
-async def open_persistence(
+async def aopen_persistence(
     storage: StorageConfig, *, environ: Mapping[str, str] | None = None
 ) -> AsyncIterator[Persistence]:
     """Open what ``storage`` names (async savers and stores); closes them on exit.
@@ -231,15 +238,58 @@ async def _try_lock(connection: Any) -> bool:
     return bool(row[0])
 
 
-@contextmanager
-def open_persistence_sync(
+def open_persistence(
     storage: StorageConfig, *, environ: Mapping[str, str] | None = None
-) -> Iterator[Persistence]:
-    """The synchronous form of ``open_persistence`` for ``graph.invoke``/``stream`` hosts.
+) -> AbstractContextManager[Persistence]:
+    """The synchronous form of ``aopen_persistence`` for ``graph.invoke``/``stream`` hosts.
+
+    A context manager (``with open_persistence(storage) as opened:``). Until the next release,
+    ``async with open_persistence(...)``, this name's meaning before the async form became
+    ``aopen_persistence``, still opens the async savers, with a ``DeprecationWarning``.
 
     Raises:
         StorageError: The database cannot be reached or the storage config is unusable.
     """
+    return _Opening(storage, environ)
+
+
+class _Opening(AbstractContextManager[Persistence]):
+    """What ``open_persistence`` returns: sync savers with ``with``, async ones with the old
+    ``async with``."""
+
+    def __init__(self, storage: StorageConfig, environ: Mapping[str, str] | None) -> None:
+        self._storage = storage
+        self._environ = environ
+        self._opened: AbstractContextManager[Persistence] | None = None
+        self._aopened: AbstractAsyncContextManager[Persistence] | None = None
+
+    def __enter__(self) -> Persistence:
+        self._opened = _open_sync(self._storage, environ=self._environ)
+        return self._opened.__enter__()
+
+    def __exit__(self, *exc_info: Any) -> bool | None:
+        assert self._opened is not None
+        return self._opened.__exit__(*exc_info)
+
+    async def __aenter__(self) -> Persistence:
+        warnings.warn(
+            "async with open_persistence(...) is deprecated and will be removed in the next "
+            "release; use async with atlas_graph.storage.persistence.aopen_persistence(...)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        self._aopened = aopen_persistence(self._storage, environ=self._environ)
+        return await self._aopened.__aenter__()
+
+    async def __aexit__(self, *exc_info: Any) -> bool | None:
+        assert self._aopened is not None
+        return await self._aopened.__aexit__(*exc_info)
+
+
+@contextmanager
+def _open_sync(
+    storage: StorageConfig, *, environ: Mapping[str, str] | None = None
+) -> Iterator[Persistence]:
     backend, url = resolve_backend(storage, environ)
     if backend == "memory":
         yield Persistence(InMemorySaver(), InMemoryStore(), backend)
@@ -297,3 +347,7 @@ def _setup_postgres_sync(url: str, saver: Any, store: Any) -> None:
             store.setup()
         finally:
             lock.execute("SELECT pg_advisory_unlock(%s)", (_SETUP_LOCK_KEY,))
+
+
+# Renamed when async functions took the ``a`` prefix; removed in the next release.
+open_persistence_sync = renamed(open_persistence, "open_persistence_sync")
