@@ -6,17 +6,20 @@ import functools
 import json
 import os
 import re
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.runnables import Runnable, RunnableConfig
 from pydantic import BaseModel, ValidationError
 
+from atlas_graph.state import Usage, sum_usage
+
 if TYPE_CHECKING:
     from atlas_graph.config import LLMParameters
 
-Role = str  # "student", "teacher", "judge", "probe"
+Role = Literal["student", "teacher", "judge", "arbiter", "probe", "learning", "prompt_rewrite"]
+"""The roles a chat model plays; each has its own model in the config or ``models=``."""
 SchemaT = TypeVar("SchemaT", bound=BaseModel)
 
 # OpenAI-compatible endpoints of providers that have one; the key still comes from api_key_env.
@@ -47,9 +50,9 @@ class ModelOutputError(ValueError):
     ``usage`` keeps the tokens the unreadable reply still cost.
     """
 
-    def __init__(self, message: str, usage: dict[str, int] | None = None) -> None:
+    def __init__(self, message: str, usage: Usage | None = None) -> None:
         super().__init__(message)
-        self.usage = usage or {}
+        self.usage: Usage = usage if usage is not None else sum_usage([])
 
 
 def model_name_for(params: LLMParameters) -> str:
@@ -189,7 +192,7 @@ def extract_json(text: str) -> Any:
     raise ValueError("no JSON object found")
 
 
-def usage_of(message: BaseMessage | None) -> dict[str, int]:
+def usage_of(message: BaseMessage | None) -> Usage:
     """Token usage of one reply in the export's vocabulary."""
     metadata = getattr(message, "usage_metadata", None) or {}
     prompt = int(metadata.get("input_tokens", 0))
@@ -209,7 +212,7 @@ async def call_structured(
     *,
     role: Role,
     config: RunnableConfig | None = None,
-) -> tuple[SchemaT, dict[str, int]]:
+) -> tuple[SchemaT, Usage]:
     """Call a model bound by ``structured`` and validate its reply against ``schema``.
 
     The tool call's arguments are used when the model made one; otherwise JSON is looked for

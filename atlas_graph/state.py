@@ -10,7 +10,7 @@ parallel step branches never overwrite each other.
 # with ``get_type_hints`` for every node while a graph is built (``run`` builds one per
 # session), and evaluating string annotations each time was a quarter of that cost.
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal, NotRequired
 
 # typing's TypedDict cannot become JSON Schema on Python 3.11 (pydantic needs this one), and
@@ -145,31 +145,49 @@ def merge_steps(
         if current is None:
             merged[step_id] = update
             continue
-        combined: dict[str, Any] = {**current, **update}
+        combined: StepRecord = {**current, **update}
         if "attempts" in update:
             combined["attempts"] = _upsert_attempts(current.get("attempts", []), update["attempts"])
-        merged[step_id] = combined  # type: ignore[assignment]
+        merged[step_id] = combined
     return merged
 
 
 def _upsert_attempts(
     existing: list[AttemptRecord], updates: list[AttemptRecord]
 ) -> list[AttemptRecord]:
-    by_number = {entry["attempt"]: dict(entry) for entry in existing}
+    by_number: dict[int, AttemptRecord] = {entry["attempt"]: {**entry} for entry in existing}
     for entry in updates:
         by_number[entry["attempt"]] = {**by_number.get(entry["attempt"], {}), **entry}
-    return [by_number[number] for number in sorted(by_number)]  # type: ignore[misc]
+    return [by_number[number] for number in sorted(by_number)]
 
 
 USAGE_KEYS = ("prompt_tokens", "completion_tokens", "total_tokens", "calls")
 
 
-def sum_usage(usages: list[dict[str, int]]) -> dict[str, int]:
+def sum_usage(usages: Sequence[Mapping[str, Any]]) -> Usage:
     """Token usage of several calls added up."""
-    return {key: sum(int(usage.get(key, 0)) for usage in usages) for key in USAGE_KEYS}
+
+    def total(key: str) -> int:
+        return sum(int(usage.get(key, 0)) for usage in usages)
+
+    return {
+        "prompt_tokens": total("prompt_tokens"),
+        "completion_tokens": total("completion_tokens"),
+        "total_tokens": total("total_tokens"),
+        "calls": total("calls"),
+    }
 
 
-def reply_usage(usage: dict[str, Any]) -> dict[str, int]:
+def token_counts(usage: Usage) -> dict[str, int]:
+    """A ``Usage`` without its call count: the tokens an agent reports for its reply."""
+    return {
+        "prompt_tokens": usage["prompt_tokens"],
+        "completion_tokens": usage["completion_tokens"],
+        "total_tokens": usage["total_tokens"],
+    }
+
+
+def reply_usage(usage: Mapping[str, Any]) -> Usage:
     """One agent or model reply's usage as a ``Usage`` of one call (total defaults to the sum)."""
     prompt = int(usage.get("prompt_tokens", 0))
     completion = int(usage.get("completion_tokens", 0))
@@ -180,9 +198,9 @@ def reply_usage(usage: dict[str, Any]) -> dict[str, int]:
 
 def merge_usage(left: dict[str, Usage] | None, right: dict[str, Usage] | None) -> dict[str, Usage]:
     """Add token usage per role."""
-    merged: dict[str, Usage] = {role: dict(values) for role, values in (left or {}).items()}  # type: ignore[misc]
+    merged: dict[str, Usage] = {role: {**values} for role, values in (left or {}).items()}
     for role, values in (right or {}).items():
-        merged[role] = sum_usage([merged.get(role, {}), values])  # type: ignore[list-item,assignment]
+        merged[role] = sum_usage([merged.get(role, {}), values])
     return merged
 
 
@@ -305,7 +323,7 @@ class StepTask(TypedDict, total=False):
     prior_results: dict[str, str]
     output: str
     error: str | None
-    tool_calls: list[dict[str, Any]]
+    tool_calls: list[ToolCallRecord]
     execute_ms: float
     verdict: Verdict
     then: StepExit

@@ -18,7 +18,7 @@ from langgraph.runtime import Runtime
 from pydantic import ValidationError, field_validator
 
 from atlas_graph.config import JudgeConfig
-from atlas_graph.models import usage_of
+from atlas_graph.models import Role, usage_of
 from atlas_graph.nodes.judges import (
     Call,
     JudgeReply,
@@ -111,6 +111,7 @@ def make_arbiter_node(services: Services) -> Node:
         runtime: Runtime[AtlasContext],
         limit: asyncio.Semaphore,
     ) -> Call:
+        role: Role
         if services.has_model("arbiter", runtime):
             role, params = "arbiter", None
         else:  # no larger model configured: the judge's own model arbitrates

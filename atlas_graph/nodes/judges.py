@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from atlas_graph.config import JudgeConfig, RimConfig
 from atlas_graph.models import extract_json, usage_of
 from atlas_graph.prompts import tool_calls_section
+from atlas_graph.state import Usage
 
 OUTPUT_CONTRACT = """First state 2 or 3 principles that matter most for judging this work, each
 with a weight (the weights sum to 1). Then score the work against them from 0 (fails) to 1
@@ -196,7 +197,7 @@ class Call:
     temperature: float | None
     sample: dict[str, Any] | None = None
     error: str | None = None
-    usage: dict[str, int] | None = None
+    usage: Usage | None = None
     prompt: str | None = None
     reply: str | None = None
 

@@ -7,7 +7,7 @@ The teacher is an LLM (``teacher.llm``) or Python callables (``teacher.validator
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Literal
 
 from langchain_core.messages import HumanMessage, SystemMessage
 from langgraph.runtime import Runtime
@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from atlas_graph import prompts
 from atlas_graph.callables import call_maybe_async
+from atlas_graph.config import TeacherDuty
 from atlas_graph.models import ModelConfigError, ModelOutputError, call_structured, usage_of
 from atlas_graph.nodes.approval import approval_request, decide
 from atlas_graph.plans import (
@@ -27,7 +28,17 @@ from atlas_graph.plans import (
 )
 from atlas_graph.routes import awaiting_approval, passes, step_answer
 from atlas_graph.services import AtlasContext, Node, Services
-from atlas_graph.state import AtlasState, PersonaContext, Plan, StepSpec, StepTask, Verdict
+from atlas_graph.state import (
+    AtlasState,
+    AttemptRecord,
+    PersonaContext,
+    Plan,
+    StepRecord,
+    StepSpec,
+    StepTask,
+    ToolCallRecord,
+    Verdict,
+)
 from atlas_graph.storage.review_cache import cached_review, remember_review, review_cache_key
 from atlas_graph.telemetry.events import utc_now
 
@@ -52,6 +63,15 @@ class TeacherVerdict(BaseModel):
     def _text(cls, value: Any) -> str:
         return "" if value is None else str(value)
 
+    def as_verdict(self) -> Verdict:
+        """The verdict as the plain record state keeps (what ``model_dump`` gives)."""
+        return {
+            "valid": self.valid,
+            "score": self.score,
+            "rationale": self.rationale,
+            "guidance": self.guidance,
+        }
+
 
 class PlanReview(BaseModel):
     """The teacher's structured review of a plan."""
@@ -72,7 +92,7 @@ class ValidationRequest(BaseModel):
     attempt: int
     prior_results: dict[str, str]
     guidance: list[str]
-    tool_calls: list[dict[str, Any]] = Field(default_factory=list)
+    tool_calls: list[ToolCallRecord] = Field(default_factory=list)
     """The attempt's tool calls with their results (``round, id, name, args, output, is_error``)."""
 
 
@@ -80,7 +100,7 @@ class PlanReviewRequest(BaseModel):
     """What a Python plan reviewer receives."""
 
     task: str
-    steps: list[dict[str, Any]]
+    steps: list[StepSpec]
     issues: list[str]
 
 
@@ -103,7 +123,7 @@ def coerce_verdict(value: Any) -> TeacherVerdict:
 
 
 def _system(
-    services: Services, duty: str, default: str, persona: PersonaContext | None = None
+    services: Services, duty: TeacherDuty, default: str, persona: PersonaContext | None = None
 ) -> str:
     teacher = services.config.teacher
     persona = persona or {}
@@ -113,7 +133,7 @@ def _system(
     text = prompts.system_prompt(template, rewritten or base)
     if rewritten and "{base_prompt}" not in template:  # the teacher persona frames every duty
         text = f"{rewritten}\n\n{text}"
-    extra = teacher.prompt_guidance.get(duty)  # type: ignore[call-overload]
+    extra = teacher.prompt_guidance.get(duty)
     text = f"{text}\n\n{extra}" if extra else text
     return prompts.with_memories(text, persona.get("memories", {}).get("teacher", []))
 
@@ -122,7 +142,7 @@ def _runnable_plan(steps: list[StepSpec]) -> Plan:
     """A one-step plan needs no synthesis; anything longer runs stepwise."""
     if len(steps) == 1:
         return {"steps": steps, "execution_mode": "single_shot"}
-    return stepwise_plan(steps)  # type: ignore[return-value]
+    return stepwise_plan(steps)
 
 
 def _choose_plan(
@@ -168,12 +188,12 @@ def make_review_node(services: Services) -> Node:
     # a person's decision belongs to one session, so approval sessions never reuse reviews
     cache_seconds = 0 if human else teacher.plan_cache_seconds
 
-    async def review(state: AtlasState, runtime: Runtime[AtlasContext]) -> dict[str, Any]:
+    async def review(state: AtlasState, runtime: Runtime[AtlasContext]) -> AtlasState:
         if human and awaiting_approval(state):  # second pass: pause, then apply the decision
             single = services.policy(state["lane"]).single_step
             return decide(state, single_step=single, runnable=_runnable_plan)
         draft = state["plan_draft"] or {"steps": [], "issues": []}
-        update: dict[str, Any] = {}
+        update: AtlasState = {}
         cache_key = review_cache_key(state)
         cached = await cached_review(runtime.store, cache_key, cache_seconds)
         if cached is not None:
@@ -219,12 +239,13 @@ def make_review_node(services: Services) -> Node:
         lane = state["lane"]
         if plan is not None and services.policy(lane).single_step:
             plan = single_step_plan(state["task"], plan["steps"])
-        update["review"] = {
+        review_record: dict[str, Any] = {
             "approved": verdict.approved,
             "concerns": concerns,
             "issues": draft["issues"],
             "revised": bool(verdict.revised_plan),
         }
+        update["review"] = review_record
         update["plan_notes"] = notes
         if plan is not None:
             update["plan"] = plan
@@ -234,7 +255,7 @@ def make_review_node(services: Services) -> Node:
             plan=plan, cached=cached is not None,
         )  # fmt: skip
         if human and plan is not None:  # first pass: keep the reviewed plan for a person
-            update["plan_approval"] = approval_request(update.pop("plan"), update["review"])
+            update["plan_approval"] = approval_request(update.pop("plan"), review_record)
             services.emit(
                 runtime, "plan_approval_requested", session_id=state.get("session_id", ""),
                 actor="system", plan=plan, concerns=concerns,
@@ -256,7 +277,7 @@ def make_validate_node(services: Services) -> Node:
     async def validate(task: StepTask, runtime: Runtime[AtlasContext]) -> Command[Any]:
         step, attempt = task["step"], task["attempt"]
         started = time.perf_counter()
-        update: dict[str, Any] = {}
+        update: AtlasState = {}
         if task.get("error"):
             verdict = _failed_verdict(f"attempt failed: {task['error']}")
         elif services.validator is not None:
@@ -266,12 +287,12 @@ def make_validate_node(services: Services) -> Node:
                 tool_calls=task.get("tool_calls", []),
             )  # fmt: skip
             try:
-                verdict = coerce_verdict(await call_maybe_async(services.validator, request))
+                checked = coerce_verdict(await call_maybe_async(services.validator, request))
             except (TypeError, ValueError, ValidationError) as error:
                 raise TypeError(
                     f"teacher.validator returned an unusable verdict: {error}"
                 ) from None
-            verdict = verdict.model_dump()  # type: ignore[assignment]
+            verdict = checked.as_verdict()
         else:
             messages = [
                 SystemMessage(_system(
@@ -289,7 +310,7 @@ def make_validate_node(services: Services) -> Node:
                 parsed, usage = await call_structured(
                     runnable, TeacherVerdict, messages, role="teacher"
                 )
-                verdict = parsed.model_dump()  # type: ignore[assignment]
+                verdict = parsed.as_verdict()
                 update["usage"] = {"teacher": usage}
             except ModelOutputError as error:
                 verdict = _failed_verdict(f"teacher verdict unreadable: {error}")
@@ -301,7 +322,7 @@ def make_validate_node(services: Services) -> Node:
             runtime, "validation_verdict", session_id=task.get("session_id", ""), actor="teacher",
             step_id=step["id"], attempt=attempt, intermediate=True, retry=retry, **verdict,
         )  # fmt: skip
-        attempt_update = {
+        attempt_update: AttemptRecord = {
             "attempt": attempt,
             "validation": verdict,
             "timings_ms": {
@@ -309,9 +330,9 @@ def make_validate_node(services: Services) -> Node:
                 "validate": round(validate_ms, 3),
             },
         }
-        step_update: dict[str, Any] = {"attempts": [attempt_update], "validation": verdict}
+        step_update: StepRecord = {"attempts": [attempt_update], "validation": verdict}
         update["steps"] = {str(step["id"]): step_update}
-        if retry:
+        if not isinstance(goto, str):  # a retry
             services.emit(
                 runtime, "retry", session_id=task.get("session_id", ""), actor="system",
                 step_id=step["id"], attempt=attempt, intermediate=True, next_attempt=attempt + 1,
@@ -331,6 +352,12 @@ def make_validate_node(services: Services) -> Node:
     return validate
 
 
+_ATTEMPT_KEYS: tuple[Literal["output", "error", "execute_ms", "verdict", "tool_calls"], ...] = (
+    "output", "error", "execute_ms", "verdict", "tool_calls",
+)  # fmt: skip
+"""What a step branch carries of its last attempt."""
+
+
 def make_guide_node(services: Services) -> Node:
     """Turn a failed verdict into guidance for the next attempt.
 
@@ -342,7 +369,7 @@ def make_guide_node(services: Services) -> Node:
     async def guide(task: StepTask, runtime: Runtime[AtlasContext]) -> Command[Any]:
         step, verdict = task["step"], task["verdict"]
         text = verdict.get("guidance", "").strip()
-        update: dict[str, Any] = {}
+        update: AtlasState = {}
         if teacher.guidance_call and services.has_model("teacher", runtime):
             model = services.model("teacher", runtime, max_tokens=teacher.guidance_max_tokens)
             reply = await model.ainvoke([
@@ -370,11 +397,9 @@ def make_guide_node(services: Services) -> Node:
             runtime, "guidance", session_id=task.get("session_id", ""), actor="teacher",
             step_id=step["id"], attempt=task["attempt"], intermediate=True, guidance=text,
         )  # fmt: skip
-        retry: StepTask = {
-            key: value  # type: ignore[misc]
-            for key, value in task.items()
-            if key not in ("output", "error", "execute_ms", "verdict", "tool_calls")
-        }
+        retry: StepTask = {**task}
+        for key in _ATTEMPT_KEYS:  # the next attempt starts without the last one's results
+            retry.pop(key, None)
         retry["attempt"] = task["attempt"] + 1
         retry["guidance"] = guidance
         return Command(update=update, goto=services.routes.after_guide(retry))
