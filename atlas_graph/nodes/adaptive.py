@@ -20,7 +20,7 @@ from atlas_graph.nodes.probe import Routing, adaptive_summary, override, route
 from atlas_graph.nodes.triage import build_dossier
 from atlas_graph.plans import single_step_plan
 from atlas_graph.services import AtlasContext, Node, Services
-from atlas_graph.state import AtlasState, PersonaContext, check_input
+from atlas_graph.state import AtlasState, PersonaContext, Usage, check_input
 from atlas_graph.storage import history
 from atlas_graph.storage.ledger import record_start, session_key
 from atlas_graph.telemetry.events import utc_now
@@ -34,7 +34,7 @@ def make_triage_node(services: Services) -> Node:
 
     async def triage(
         state: AtlasState, config: RunnableConfig, runtime: Runtime[AtlasContext]
-    ) -> dict[str, Any]:
+    ) -> AtlasState:
         check_input(state)
         configurable = config.get("configurable", {})
         thread_id = configurable.get("thread_id")
@@ -115,7 +115,7 @@ async def _routing(
 
 async def _personas(
     services: Services, state: AtlasState, runtime: Runtime[AtlasContext]
-) -> tuple[PersonaContext, list[dict[str, Any]], dict[str, int] | None, str | None]:
+) -> tuple[PersonaContext, list[dict[str, Any]], Usage | None, str | None]:
     """Rewritten persona prompts and the memories to inject, with what was used."""
     store = runtime.store
     prompts, used, usage, note = await persona_prompts(services, runtime, store)
@@ -142,7 +142,7 @@ async def _personas(
 def make_probe_node(services: Services) -> Node:
     """Decide the supervision lane, record why, and prepare the session's personas."""
 
-    async def probe(state: AtlasState, runtime: Runtime[AtlasContext]) -> dict[str, Any]:
+    async def probe(state: AtlasState, runtime: Runtime[AtlasContext]) -> AtlasState:
         (routing, seen), (context, used, rewrite_usage, note) = await asyncio.gather(
             _routing(services, state, runtime), _personas(services, state, runtime)
         )
@@ -155,7 +155,7 @@ def make_probe_node(services: Services) -> Node:
             certification_run=routing.certification_run, **decision,
         )  # fmt: skip
         await record_start(runtime.store, state, lane=decision["lane"])  # session ledger
-        update: dict[str, Any] = {
+        update: AtlasState = {
             "lane": decision["lane"],
             "lane_decision": decision,
             "adaptive_summary": summary,
@@ -164,7 +164,7 @@ def make_probe_node(services: Services) -> Node:
         }
         if context:
             update["persona_context"] = context
-        usage: dict[str, Any] = {}
+        usage: dict[str, Usage] = {}
         if routing.usage:
             usage["probe"] = routing.usage
         if rewrite_usage:

@@ -21,7 +21,7 @@ from atlas_graph.config import JudgeConfig
 from atlas_graph.models import Role, usage_of
 from atlas_graph.nodes.judges import (
     Call,
-    JudgeReply,
+    ScoredReply,
     audit_entry,
     clamp_unit,
     first_line,
@@ -48,16 +48,10 @@ Reply with JSON only:
  "score": 0.7, "rationale": "...", "uncertainty": 0.1}"""
 
 
-class ArbiterReply(JudgeReply):
+class ArbiterReply(ScoredReply):
     """The arbiter's final word on one judge: a judge's reply whose uncertainty may be absent."""
 
-    uncertainty: float | None = None  # type: ignore[assignment]
-
-    # replaces the judge's validator of the same name, which also required an uncertainty
-    @field_validator("score", mode="before")
-    @classmethod
-    def _unit_interval(cls, value: Any) -> float:
-        return clamp_unit(value)
+    uncertainty: float | None = None
 
     @field_validator("uncertainty", mode="before")
     @classmethod
@@ -147,7 +141,7 @@ def make_arbiter_node(services: Services) -> Node:
             call.keep_exchange(messages, reply, raw)
         return call
 
-    async def arbiter(state: AtlasState, runtime: Runtime[AtlasContext]) -> dict[str, Any]:
+    async def arbiter(state: AtlasState, runtime: Runtime[AtlasContext]) -> AtlasState:
         reward = state.get("reward") or {}
         pending = reward.get("raw", {}).get("pending_arbiter") or []
         judges = {
@@ -202,7 +196,7 @@ def make_arbiter_node(services: Services) -> Node:
         usages = [call.usage for call in calls if call.usage]
         if usages:
             update["usage"] = {"arbiter": sum_usage(usages)}
-        emit_reward(services, runtime, {**state, **update}, actor="arbiter")  # type: ignore[typeddict-item]
+        emit_reward(services, runtime, {**state, **update}, actor="arbiter")
         return update
 
     return arbiter

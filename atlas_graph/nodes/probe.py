@@ -94,7 +94,7 @@ def override(services: Services, requested: str | None) -> LaneDecision | None:
         if lane:
             if lane not in LANES:
                 raise ValueError(f"unknown lane '{lane}'; expected one of {', '.join(LANES)}")
-            return _decision(lane, source, f"set by {source}", None)  # type: ignore[arg-type]
+            return _decision(lane, source, f"set by {source}", None)
     return None
 
 
