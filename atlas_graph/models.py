@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.runnables import Runnable, RunnableConfig
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, SecretStr, ValidationError
 
 from atlas_graph.state import Usage, sum_usage
 
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 Role = Literal["student", "teacher", "judge", "arbiter", "probe", "learning", "prompt_rewrite"]
 """The roles a chat model plays; each has its own model in the config or ``models=``."""
 SchemaT = TypeVar("SchemaT", bound=BaseModel)
+ModelT = TypeVar("ModelT", bound=BaseChatModel)
 
 # OpenAI-compatible endpoints of providers that have one; the key still comes from api_key_env.
 PROVIDER_BASE_URLS: dict[str, str | None] = {
@@ -95,9 +96,10 @@ def chat_model_from_params(params: LLMParameters, *, role: Role) -> BaseChatMode
 
         if not params.api_base:
             raise ModelConfigError(f"{role} model: azure-openai needs api_base (the endpoint)")
-        return _headers_as_secrets(AzureChatOpenAI)(
+        azure: type[AzureChatOpenAI] = _headers_as_secrets(AzureChatOpenAI)
+        return azure(
             azure_endpoint=params.api_base,
-            api_key=api_key,
+            api_key=SecretStr(api_key) if api_key is not None else None,
             api_version=os.environ.get("OPENAI_API_VERSION", "2024-10-21"),
             azure_deployment=common.pop("model"),
             **common,
@@ -109,16 +111,17 @@ def chat_model_from_params(params: LLMParameters, *, role: Role) -> BaseChatMode
         )
     from langchain_openai import ChatOpenAI
 
-    return _headers_as_secrets(ChatOpenAI)(
+    chat: type[ChatOpenAI] = _headers_as_secrets(ChatOpenAI)
+    return chat(
         base_url=params.api_base or _default_base_url(params.provider, role),
-        api_key=api_key or "not-needed",  # local OpenAI-compatible servers accept any key
+        api_key=SecretStr(api_key or "not-needed"),  # local OpenAI-compatible servers take any
         organization=params.organization,
         **common,
     )
 
 
 @functools.cache
-def _headers_as_secrets(base: type[BaseChatModel]) -> type[BaseChatModel]:
+def _headers_as_secrets(base: type[ModelT]) -> type[ModelT]:
     """``base`` whose ``default_headers`` serialize as a secret reference, not their values.
 
     LangChain serializes a model's constructor arguments into every traced LLM run (LangSmith
@@ -129,7 +132,7 @@ def _headers_as_secrets(base: type[BaseChatModel]) -> type[BaseChatModel]:
     def lc_secrets(self: Any) -> dict[str, str]:
         return {**super(subclass, self).lc_secrets, "default_headers": "ATLAS_GRAPH_LLM_HEADERS"}
 
-    subclass = type(base.__name__, (base,), {"lc_secrets": property(lc_secrets)})
+    subclass: type[ModelT] = type(base.__name__, (base,), {"lc_secrets": property(lc_secrets)})
     subclass.__module__ = __name__
     subclass.__qualname__ = base.__qualname__
     return subclass
