@@ -176,11 +176,10 @@ async def open_persistence(
         from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
         from langgraph.store.postgres.aio import AsyncPostgresStore
 
-        saver = AsyncPostgresSaver(pool)  # type: ignore[arg-type]
-        store = AsyncPostgresStore(pool)  # type: ignore[arg-type]
+        pg_saver, pg_store = AsyncPostgresSaver(pool), AsyncPostgresStore(pool)
         if storage.apply_schema_on_connect:
-            await _setup_postgres(url, saver, store)
-        yield Persistence(saver, store, backend)
+            await _setup_postgres(url, pg_saver, pg_store)
+        yield Persistence(pg_saver, pg_store, backend)
 
 
 @asynccontextmanager
@@ -277,11 +276,10 @@ def open_persistence_sync(
     ) as pool:  # fmt: skip
         if storage.min_size > 0:  # as the async pool: ready before the first session
             pool.wait(timeout=_CONNECT_TIMEOUT_SECONDS)
-        saver = PostgresSaver(pool)  # type: ignore[arg-type]
-        store = PostgresStore(pool)  # type: ignore[arg-type]
+        pg_saver, pg_store = PostgresSaver(pool), PostgresStore(pool)
         if storage.apply_schema_on_connect:
-            _setup_postgres_sync(url, saver, store)
-        yield Persistence(saver, store, backend)
+            _setup_postgres_sync(url, pg_saver, pg_store)
+        yield Persistence(pg_saver, pg_store, backend)
 
 
 def _setup_postgres_sync(url: str, saver: Any, store: Any) -> None:
