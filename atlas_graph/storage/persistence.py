@@ -27,7 +27,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -36,6 +36,9 @@ from langgraph.store.base import BaseStore
 from langgraph.store.memory import InMemoryStore
 
 from atlas_graph.config import StorageConfig
+
+if TYPE_CHECKING:
+    import psycopg
 
 DATABASE_URL_ENV = "ATLAS_GRAPH_DATABASE_URL"
 Backend = Literal["memory", "sqlite", "postgres"]
@@ -282,12 +285,17 @@ def open_persistence_sync(
         yield Persistence(pg_saver, pg_store, backend)
 
 
+def _try_lock_sync(connection: psycopg.Connection[Any]) -> bool:
+    row = connection.execute(_TRY_LOCK, (_SETUP_LOCK_KEY,)).fetchone()
+    return row is not None and bool(row[0])  # the lock query always returns one row
+
+
 def _setup_postgres_sync(url: str, saver: Any, store: Any) -> None:
     """``_setup_postgres`` for the sync savers: same lock, same polling."""
     import psycopg
 
     with psycopg.connect(url, connect_timeout=_CONNECT_TIMEOUT_SECONDS, autocommit=True) as lock:
-        while not lock.execute(_TRY_LOCK, (_SETUP_LOCK_KEY,)).fetchone()[0]:  # type: ignore[index]
+        while not _try_lock_sync(lock):
             time.sleep(_SETUP_POLL_SECONDS)
         try:
             saver.setup()
