@@ -216,6 +216,12 @@ AgentConfig = Annotated[
 ]
 
 
+StudentMode = Literal["planner", "executor", "synthesizer"]
+"""The student's duties, each with its own system prompt."""
+TeacherDuty = Literal["plan_review", "validation", "guidance"]
+"""The teacher's duties, each with its own system prompt."""
+
+
 class StudentPrompts(_Strict):
     """System prompts per student mode; ``{base_prompt}`` is the agent's system prompt."""
 
@@ -228,9 +234,7 @@ class StudentConfig(_Strict):
     """How the student plans, executes and synthesizes."""
 
     prompts: StudentPrompts = Field(default_factory=StudentPrompts)
-    prompt_guidance: dict[Literal["planner", "executor", "synthesizer"], str] = Field(
-        default_factory=dict
-    )
+    prompt_guidance: dict[StudentMode, str] = Field(default_factory=dict)
     max_plan_tokens: int = Field(default=2048, ge=1)
     max_step_tokens: int = Field(default=2048, ge=1)
     max_synthesis_tokens: int = Field(default=2048, ge=1)
@@ -270,9 +274,7 @@ class TeacherConfig(_Strict):
         "rejects the reviewed plan",
     )
     prompts: TeacherPrompts = Field(default_factory=TeacherPrompts)
-    prompt_guidance: dict[Literal["plan_review", "validation", "guidance"], str] = Field(
-        default_factory=dict
-    )
+    prompt_guidance: dict[TeacherDuty, str] = Field(default_factory=dict)
 
 
 class LaneOverride(_Strict):
@@ -491,6 +493,10 @@ class DriftConfig(_Strict):
     min_baseline: int = Field(default=5, ge=1)
 
 
+def _approved_only() -> list[ReviewStatus]:
+    return ["approved"]
+
+
 class ReviewConfig(_Strict):
     """Review gate applied when sessions are exported.
 
@@ -500,7 +506,7 @@ class ReviewConfig(_Strict):
     """
 
     require_approval: bool = False
-    default_export_statuses: list[ReviewStatus] = Field(default_factory=lambda: ["approved"])
+    default_export_statuses: list[ReviewStatus] = Field(default_factory=_approved_only)
 
 
 class RuntimeSafetyConfig(_Strict):
@@ -626,7 +632,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
         for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            key = self.construct_object(key_node, deep=deep)
             if key in seen:
                 raise yaml.constructor.ConstructorError(
                     None, None, f"duplicate key '{key}'", key_node.start_mark

@@ -67,7 +67,7 @@ def _plan(task: str) -> list[dict[str, Any]]:
             {"id": 1, "description": task, "depends_on": []},
             {"id": 2, "description": "Check the result and its unit.", "depends_on": [1]},
         ]
-    steps = [
+    steps: list[dict[str, Any]] = [
         {"id": number, "description": clause[0].upper() + clause[1:] + ".", "depends_on": []}
         for number, clause in enumerate(clauses[:-1], 1)
     ]

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from atlas_graph.usage import Usage, sum_usage
+
 
 def _first_line(text: str) -> str:
     """The first line of ``text`` that holds more than whitespace, stripped; ``""`` if none."""
@@ -231,10 +233,10 @@ class ModelOutputError(AtlasRunError, ValueError):
     before the tree: callers parse replies under ``except ValueError``.
     """
 
-    usage: dict[str, int]
+    usage: Usage
 
-    def __init__(self, message: str = "", usage: dict[str, int] | None = None, **data: Any) -> None:
-        super().__init__(message, usage=usage or {}, **data)
+    def __init__(self, message: str = "", usage: Usage | None = None, **data: Any) -> None:
+        super().__init__(message, usage=usage if usage is not None else sum_usage([]), **data)
 
 
 class PlanParseError(AtlasRunError, ValueError):

@@ -24,14 +24,14 @@ import contextlib
 import itertools
 import json
 import sys
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, TypedDict, Unpack, get_args
 
 import orjson
-from langgraph.store.base import BaseStore, GetOp, Item
+from langgraph.store.base import BaseStore, GetOp, Item, Result
 
 from atlas_graph.errors import ExportError
 from atlas_graph.redaction import may_hold_secrets, scrub
@@ -284,9 +284,10 @@ def _chunks(items: tuple[str, ...], size: int) -> Iterator[tuple[str, ...]]:
         yield items[start : start + size]
 
 
-def _values(items: Iterable[Item | None]) -> Iterator[dict[str, Any]]:
+def _values(items: Iterable[Result]) -> Iterator[dict[str, Any]]:
+    """The values of the items a get (``Item | None``) or a search returned."""
     for item in items:
-        if item is not None:
+        if isinstance(item, Item):
             yield item.value
 
 
@@ -342,13 +343,13 @@ def aiter_session_traces(
     return _atraces(store, ExportQuery.build(**filters))
 
 
-async def _atraces(store: BaseStore, query: ExportQuery) -> AsyncIterator[dict[str, Any]]:
+async def _atraces(store: BaseStore, query: ExportQuery) -> AsyncGenerator[dict[str, Any], None]:
     async with contextlib.aclosing(_awindow(store, query)) as records:
         async for record in records:
             yield query.trace(record)
 
 
-async def _awindow(store: BaseStore, query: ExportQuery) -> AsyncIterator[dict[str, Any]]:
+async def _awindow(store: BaseStore, query: ExportQuery) -> AsyncGenerator[dict[str, Any], None]:
     """Async ``_window`` over the ledger's pages."""
     end = None if query.limit is None else query.offset + query.limit
     seen = 0
@@ -365,7 +366,7 @@ async def _awindow(store: BaseStore, query: ExportQuery) -> AsyncIterator[dict[s
                 return
 
 
-async def _arecords(store: BaseStore, query: ExportQuery) -> AsyncIterator[dict[str, Any]]:
+async def _arecords(store: BaseStore, query: ExportQuery) -> AsyncGenerator[dict[str, Any], None]:
     if query.limit == 0:
         return
     if query.session_ids is not None:
@@ -378,7 +379,7 @@ async def _arecords(store: BaseStore, query: ExportQuery) -> AsyncIterator[dict[
             yield value
 
 
-async def _aprefetched(store: BaseStore, batch_size: int) -> AsyncIterator[dict[str, Any]]:
+async def _aprefetched(store: BaseStore, batch_size: int) -> AsyncGenerator[dict[str, Any], None]:
     """Pages of the ledger, the next one read while the current one is consumed.
 
     On PostgreSQL the server spends about as long producing a page as the exporter spends

@@ -57,7 +57,7 @@ def create_atlas_graph(
     """
     services = Services(load_config(config), models=models, agent=agent)
     routes = services.routes
-    llm = {"retry_policy": RetryPolicy(max_attempts=3, initial_interval=0.5, retry_on=is_transient)}
+    llm = RetryPolicy(max_attempts=3, initial_interval=0.5, retry_on=is_transient)  # model calls
     builder = StateGraph(
         AtlasState, context_schema=AtlasContext, input_schema=AtlasInput, output_schema=AtlasOutput
     )
@@ -70,11 +70,11 @@ def create_atlas_graph(
         routed(make_probe_node(services), routes.after_probe),
         destinations=destinations(routes.after_probe),
     )
-    add("plan", make_plan_node(services), **llm)
+    add("plan", make_plan_node(services), retry_policy=llm)
     add(
         "review",
         routed(make_review_node(services), routes.after_review),
-        **llm,
+        retry_policy=llm,
         destinations=destinations(routes.after_review),
     )
     add(
@@ -87,24 +87,29 @@ def create_atlas_graph(
     add(
         "validate",
         make_validate_node(services),
-        **llm,
+        retry_policy=llm,
         destinations=destinations(routes.after_validate),
     )
-    add("guide", make_guide_node(services), **llm, destinations=destinations(routes.after_guide))
+    add(
+        "guide",
+        make_guide_node(services),
+        retry_policy=llm,
+        destinations=destinations(routes.after_guide),
+    )
     # the answer, its reward and what is learnt from it
     add(
         "synthesize",
         routed(make_synthesize_node(services), routes.after_synthesize),
-        **llm,
+        retry_policy=llm,
         destinations=destinations(routes.after_synthesize),
     )
     add(
         "reward",
         routed(make_reward_node(services), routes.after_reward),
-        **llm,
+        retry_policy=llm,
         destinations=destinations(routes.after_reward),
     )
-    add("arbiter", make_arbiter_node(services), **llm)
+    add("arbiter", make_arbiter_node(services), retry_policy=llm)
     add("learn", make_learn_node(services))
     add("finalize", make_finalize_node(services))
 

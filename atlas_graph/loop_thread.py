@@ -82,6 +82,6 @@ def _settle(done: concurrent.futures.Future[T], task: asyncio.Task[T]) -> None:
     if task.cancelled():
         done.cancel()
     elif task.exception() is not None:
-        done.set_exception(task.exception())  # type: ignore[arg-type]
+        done.set_exception(task.exception())
     else:
         done.set_result(task.result())

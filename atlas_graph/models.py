@@ -6,20 +6,23 @@ import functools
 import json
 import os
 import re
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.runnables import Runnable, RunnableConfig
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, SecretStr, ValidationError
 
 from atlas_graph.errors import ModelConfigError, ModelOutputError, one_line
+from atlas_graph.usage import Usage
 
 if TYPE_CHECKING:
     from atlas_graph.config import LLMParameters
 
-Role = str  # "student", "teacher", "judge", "probe"
+Role = Literal["student", "teacher", "judge", "arbiter", "probe", "learning", "prompt_rewrite"]
+"""The roles a chat model plays; each has its own model in the config or ``models=``."""
 SchemaT = TypeVar("SchemaT", bound=BaseModel)
+ModelT = TypeVar("ModelT", bound=BaseChatModel)
 
 # OpenAI-compatible endpoints of providers that have one; the key still comes from api_key_env.
 PROVIDER_BASE_URLS: dict[str, str | None] = {
@@ -79,9 +82,10 @@ def chat_model_from_params(params: LLMParameters, *, role: Role) -> BaseChatMode
 
         if not params.api_base:
             raise ModelConfigError("azure-openai needs api_base (the endpoint)", role=role)
-        return _headers_as_secrets(AzureChatOpenAI)(
+        azure: type[AzureChatOpenAI] = _headers_as_secrets(AzureChatOpenAI)
+        return azure(
             azure_endpoint=params.api_base,
-            api_key=api_key,
+            api_key=SecretStr(api_key) if api_key is not None else None,
             api_version=os.environ.get("OPENAI_API_VERSION", "2024-10-21"),
             azure_deployment=common.pop("model"),
             **common,
@@ -94,16 +98,17 @@ def chat_model_from_params(params: LLMParameters, *, role: Role) -> BaseChatMode
         )
     from langchain_openai import ChatOpenAI
 
-    return _headers_as_secrets(ChatOpenAI)(
+    chat: type[ChatOpenAI] = _headers_as_secrets(ChatOpenAI)
+    return chat(
         base_url=params.api_base or _default_base_url(params.provider, role),
-        api_key=api_key or "not-needed",  # local OpenAI-compatible servers accept any key
+        api_key=SecretStr(api_key or "not-needed"),  # local OpenAI-compatible servers take any
         organization=params.organization,
         **common,
     )
 
 
 @functools.cache
-def _headers_as_secrets(base: type[BaseChatModel]) -> type[BaseChatModel]:
+def _headers_as_secrets(base: type[ModelT]) -> type[ModelT]:
     """``base`` whose ``default_headers`` serialize as a secret reference, not their values.
 
     LangChain serializes a model's constructor arguments into every traced LLM run (LangSmith
@@ -114,7 +119,7 @@ def _headers_as_secrets(base: type[BaseChatModel]) -> type[BaseChatModel]:
     def lc_secrets(self: Any) -> dict[str, str]:
         return {**super(subclass, self).lc_secrets, "default_headers": "ATLAS_GRAPH_LLM_HEADERS"}
 
-    subclass = type(base.__name__, (base,), {"lc_secrets": property(lc_secrets)})
+    subclass: type[ModelT] = type(base.__name__, (base,), {"lc_secrets": property(lc_secrets)})
     subclass.__module__ = __name__
     subclass.__qualname__ = base.__qualname__
     return subclass
@@ -178,7 +183,7 @@ def extract_json(text: str) -> Any:
     raise ValueError("no JSON object found")
 
 
-def usage_of(message: BaseMessage | None) -> dict[str, int]:
+def usage_of(message: BaseMessage | None) -> Usage:
     """Token usage of one reply in the export's vocabulary."""
     metadata = getattr(message, "usage_metadata", None) or {}
     prompt = int(metadata.get("input_tokens", 0))
@@ -198,7 +203,7 @@ async def call_structured(
     *,
     role: Role,
     config: RunnableConfig | None = None,
-) -> tuple[SchemaT, dict[str, int]]:
+) -> tuple[SchemaT, Usage]:
     """Call a model bound by ``structured`` and validate its reply against ``schema``.
 
     The tool call's arguments are used when the model made one; otherwise JSON is looked for

@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple, TypeVar
 
 from atlas_graph.errors import PlanParseError
+from atlas_graph.state import Plan, StepSpec
 
 _T = TypeVar("_T")
 
@@ -60,7 +61,7 @@ class _Draft(NamedTuple):
     tool_params: dict[str, Any]
 
 
-def parse_plan(raw: str | dict | list) -> list[dict]:
+def parse_plan(raw: str | dict[str, Any] | list[Any]) -> list[StepSpec]:
     """Return normalised steps from whatever the student produced.
 
     Accepted shapes, tried in this order for text:
@@ -127,7 +128,7 @@ def parse_plan(raw: str | dict | list) -> list[dict]:
     raise PlanParseError(f"{first_reason}; text starts {_snippet(text)}")
 
 
-def plan_issues(steps: list[dict]) -> list[str]:
+def plan_issues(steps: Sequence[StepSpec]) -> list[str]:
     """Problems that make a plan unschedulable: unknown dependencies, self-dependencies, cycles.
 
     Duplicate ids are reported too, because a scheduler keyed by id cannot run such a plan.
@@ -171,7 +172,7 @@ def plan_issues(steps: list[dict]) -> list[str]:
     return issues
 
 
-def single_step_plan(task: str, steps: list[dict] | None = None) -> dict:
+def single_step_plan(task: str, steps: Sequence[StepSpec] | None = None) -> Plan:
     """Collapse a plan into one step (coach lane / unschedulable plans).
 
     The sub-steps become a numbered checklist in the step's description so the work they
@@ -196,15 +197,15 @@ def single_step_plan(task: str, steps: list[dict] | None = None) -> dict:
     return {"steps": [step], "execution_mode": "single_shot"}
 
 
-def stepwise_plan(steps: list[dict]) -> dict:
+def stepwise_plan(steps: Sequence[StepSpec]) -> Plan:
     """Wrap steps as a plan executed step by step along its dependencies.
 
     The steps are deep-copied so later edits to the plan in state never alias the caller's data.
     """
-    return {"steps": copy.deepcopy(steps), "execution_mode": "stepwise"}
+    return {"steps": copy.deepcopy(list(steps)), "execution_mode": "stepwise"}
 
 
-def ancestors(steps: list[dict[str, Any]], step_id: int) -> list[int]:
+def ancestors(steps: Sequence[StepSpec], step_id: int) -> list[int]:
     """Every step ``step_id`` depends on, directly or not, in id order."""
     depends = {step["id"]: step["depends_on"] for step in steps}
     seen: set[int] = set()
@@ -217,7 +218,7 @@ def ancestors(steps: list[dict[str, Any]], step_id: int) -> list[int]:
     return sorted(seen)
 
 
-def ready_step_ids(steps: list[dict], finished: set[int], started: set[int]) -> list[int]:
+def ready_step_ids(steps: Sequence[StepSpec], finished: set[int], started: set[int]) -> list[int]:
     """Ids of steps not yet started whose dependencies have all finished, in id order.
 
     Finished steps count as started. A step that depends on an unknown step or on itself never
@@ -233,7 +234,7 @@ def ready_step_ids(steps: list[dict], finished: set[int], started: set[int]) -> 
     return sorted(ready)
 
 
-def critical_path_length(steps: list[dict]) -> int:
+def critical_path_length(steps: Sequence[StepSpec]) -> int:
     """Number of steps on the longest dependency chain (1 for independent steps); assumes no cycles.
 
     Unknown and self-dependencies are ignored; an empty plan has length 0.
@@ -303,7 +304,7 @@ def _first_json_error(text: str) -> str | None:
     return None
 
 
-def _steps_from_json(value: Any) -> tuple[list[dict], str]:
+def _steps_from_json(value: Any) -> tuple[list[StepSpec], str]:
     """Normalised steps from decoded JSON, or no steps and the reason why."""
     items, reason = _step_items(value)
     if items is None:
@@ -338,8 +339,8 @@ def _step_items(value: Any) -> tuple[list[Any] | None, str]:
 def _draft(item: Any) -> _Draft | None:
     """One raw step as a draft, or None when it has no usable description."""
     if isinstance(item, str):
-        description = item.strip()
-        return _Draft(None, description, [], None, {}) if description else None
+        text = item.strip()
+        return _Draft(None, text, [], None, {}) if text else None
     if not isinstance(item, Mapping):
         return None
     texts = [text for text in map(_parse_text, _values(item, _DESCRIPTION_KEYS)) if text]
@@ -447,7 +448,7 @@ def _parse_params(value: Any) -> dict[str, Any] | None:
     return None
 
 
-def _with_unique_ids(drafts: list[_Draft]) -> list[dict]:
+def _with_unique_ids(drafts: list[_Draft]) -> list[StepSpec]:
     """Steps whose ids are unique: first use of an id keeps it, the rest get free ids."""
     taken: set[int] = set()
     kept: list[int | None] = []
@@ -456,7 +457,7 @@ def _with_unique_ids(drafts: list[_Draft]) -> list[dict]:
         if keep is not None:
             taken.add(keep)
         kept.append(keep)
-    steps: list[dict] = []
+    steps: list[StepSpec] = []
     next_free = 1
     for draft, step_id in zip(drafts, kept, strict=True):
         if step_id is None:
@@ -476,7 +477,7 @@ def _step(
     depends_on: list[int],
     tool: str | None,
     tool_params: dict[str, Any],
-) -> dict:
+) -> StepSpec:
     """A normalised step dict."""
     return {
         "id": step_id,
@@ -513,7 +514,7 @@ def _snippet(text: str) -> str:
 # the graph, because plan_issues reports them separately and they say nothing about order.
 
 
-def _declared_dependencies(steps: list[dict]) -> dict[int, list[int]]:
+def _declared_dependencies(steps: Sequence[StepSpec]) -> dict[int, list[int]]:
     """Every dependency each step id declares, sorted and de-duplicated."""
     declared: dict[int, set[int]] = {}
     for step in steps:
@@ -521,7 +522,7 @@ def _declared_dependencies(steps: list[dict]) -> dict[int, list[int]]:
     return {step_id: sorted(deps) for step_id, deps in declared.items()}
 
 
-def _dependency_graph(steps: list[dict]) -> dict[int, list[int]]:
+def _dependency_graph(steps: Sequence[StepSpec]) -> dict[int, list[int]]:
     """Step id -> sorted ids of the known, other steps it depends on."""
     declared = _declared_dependencies(steps)
     return {
@@ -550,7 +551,7 @@ def _topological_order(graph: dict[int, list[int]]) -> list[int] | None:
     return order if len(order) == len(graph) else None
 
 
-def _ordered_for_reading(steps: list[dict]) -> list[dict]:
+def _ordered_for_reading(steps: Sequence[StepSpec]) -> list[StepSpec]:
     """Steps in dependency order when that exists and ids are unique, else in id order."""
     by_id = {step["id"]: step for step in steps}
     if len(by_id) == len(steps):

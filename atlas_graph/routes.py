@@ -70,7 +70,7 @@ def awaiting_approval(state: AtlasState) -> bool:
     return (state.get("plan_approval") or {}).get("status") == "requested"
 
 
-def step_answer(then: StepExit, output: str) -> dict[str, str]:
+def step_answer(then: StepExit, output: str) -> AtlasState:
     """The state update of a finished step: a single-shot step's output is the answer."""
     return {} if then == "dispatch" else {"final_answer": output}
 
@@ -178,7 +178,7 @@ class Routes:
         }
         running = len(started - finished)
         limit = max(0, self.max_parallel_steps - running)
-        ready = ready_step_ids(plan["steps"], finished, started)[:limit]  # type: ignore[arg-type]
+        ready = ready_step_ids(plan["steps"], finished, started)[:limit]
         by_id = {step["id"]: step for step in plan["steps"]}
         # a single-shot plan's one step is the answer: no synthesis, straight on to the reward
         then: StepExit = "dispatch"
@@ -229,15 +229,17 @@ def _targets(annotation: Any) -> Iterator[str]:
             yield from _targets(argument)
 
 
-def routed(node: Callable[..., Awaitable[Any]], route: Route) -> Callable[..., Awaitable[Any]]:
+def routed(
+    node: Callable[..., Awaitable[AtlasState | None]], route: Route
+) -> Callable[..., Awaitable[Any]]:
     """``node`` that also goes where ``route`` says for the state after its update.
 
     The wrapper keeps the node's name and signature, so LangGraph injects the same arguments.
     """
 
     async def routing(state: AtlasState, *args: Any, **kwargs: Any) -> Command[Any]:
-        update = await node(state, *args, **kwargs) or {}
-        return Command(update=update, goto=route({**state, **update}))  # type: ignore[typeddict-item]
+        update: AtlasState = await node(state, *args, **kwargs) or {}
+        return Command(update=update, goto=route({**state, **update}))
 
     wrapper = posing_as(routing, node)
     setattr(wrapper, _ROUTE, route)

@@ -14,9 +14,10 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from langchain_core.language_models import BaseChatModel
+from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.store.base import BaseStore
@@ -37,6 +38,7 @@ from atlas_graph.graph import GRAPH_NAME, create_atlas_graph
 from atlas_graph.lanes import LANES
 from atlas_graph.result import Result
 from atlas_graph.services import AtlasContext
+from atlas_graph.state import AtlasState
 from atlas_graph.storage.ledger import arecord_final_checkpoint
 from atlas_graph.storage.persistence import Persistence, aopen_persistence
 from atlas_graph.telemetry.events import AtlasEvent
@@ -124,7 +126,7 @@ async def arun(
             )
         else:
             kept = True  # the caller's saver outlives this call
-        run_config: dict[str, Any] = {
+        run_config: RunnableConfig = {
             "configurable": {"thread_id": thread_id},
             **_trace_labels(thread_id, mode, None),
         }
@@ -177,7 +179,8 @@ async def arun(
         checkpoint_id = snapshot.config.get("configurable", {}).get("checkpoint_id")
         if graph.store is not None and snapshot.values and not snapshot.next:
             # finalize cannot know the id of the checkpoint its own write creates
-            await arecord_final_checkpoint(graph.store, snapshot.values, checkpoint_id)
+            final = cast(AtlasState, snapshot.values)  # the state of an Atlas graph
+            await arecord_final_checkpoint(graph.store, final, checkpoint_id)
         telemetry.finish(snapshot.values.get("status", "failed"))
     result = Result.from_state(snapshot.values, checkpoint_id=checkpoint_id)
     return _with_interrupt(result, snapshot)
@@ -290,7 +293,7 @@ def _session_telemetry(
     return SessionTelemetry(session_id, renderer=renderer, on_event=on_event, publishers=publishers)
 
 
-def _trace_labels(session_id: str, lane: str | None, fingerprint: str | None) -> dict[str, Any]:
+def _trace_labels(session_id: str, lane: str | None, fingerprint: str | None) -> RunnableConfig:
     """Name, tags and metadata of the session's root run in LangSmith.
 
     A new session knows its lane here only when the caller forces it; otherwise the graph adds

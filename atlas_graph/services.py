@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, assert_never
 
 from langchain_core.language_models import BaseChatModel
 from langgraph.runtime import Runtime
@@ -20,7 +20,7 @@ from atlas_graph.agents import Agent, agent_from_config, as_agent
 from atlas_graph.callables import load_object
 from atlas_graph.config import AtlasConfig, LLMParameters
 from atlas_graph.lanes import Lane, LanePolicy, default_policies
-from atlas_graph.models import ModelConfigError, chat_model_from_params, with_max_tokens
+from atlas_graph.models import ModelConfigError, Role, chat_model_from_params, with_max_tokens
 from atlas_graph.routes import Routes
 from atlas_graph.structured import SchemaT, Structured, resolve_method
 from atlas_graph.telemetry.events import Actor, EventType, emit
@@ -168,23 +168,29 @@ class Services:
             )
         return self._agent
 
-    def _params(self, role: str) -> LLMParameters | None:
-        if role == "teacher":
-            return self.config.teacher.llm
-        if role == "judge":
-            return self.config.rim.small_model
-        if role == "arbiter":
-            return self.config.rim.large_model
-        if role == "probe":
-            return self.config.adaptive_teaching.probe.llm
-        if role == "learning":
-            return self.config.learning.llm
-        if role == "prompt_rewrite" and self.config.prompt_rewrite is not None:
-            rewrite = self.config.prompt_rewrite
-            return rewrite.llm.model_copy(update={"temperature": rewrite.temperature})
-        return None
+    def _params(self, role: Role) -> LLMParameters | None:
+        match role:
+            case "student":  # the student's model is its agent's, or one passed in models=
+                return None
+            case "teacher":
+                return self.config.teacher.llm
+            case "judge":
+                return self.config.rim.small_model
+            case "arbiter":
+                return self.config.rim.large_model
+            case "probe":
+                return self.config.adaptive_teaching.probe.llm
+            case "learning":
+                return self.config.learning.llm
+            case "prompt_rewrite":
+                rewrite = self.config.prompt_rewrite
+                if rewrite is None:
+                    return None
+                return rewrite.llm.model_copy(update={"temperature": rewrite.temperature})
+            case _:
+                assert_never(role)
 
-    def has_model(self, role: str, runtime: Runtime[AtlasContext] | None = None) -> bool:
+    def has_model(self, role: Role, runtime: Runtime[AtlasContext] | None = None) -> bool:
         """Whether ``role`` has a chat model from context, arguments or config."""
         if _run_model(runtime, role) is not None:
             return True
@@ -192,7 +198,7 @@ class Services:
 
     def model(
         self,
-        role: str,
+        role: Role,
         runtime: Runtime[AtlasContext] | None = None,
         *,
         max_tokens: int | None = None,
@@ -219,7 +225,7 @@ class Services:
 
     def structured(
         self,
-        role: str,
+        role: Role,
         schema: type[SchemaT],
         runtime: Runtime[AtlasContext] | None = None,
         *,
@@ -248,13 +254,13 @@ class Services:
         return self._structured[key]
 
 
-def _run_model(runtime: Runtime[AtlasContext] | None, role: str) -> BaseChatModel | None:
+def _run_model(runtime: Runtime[AtlasContext] | None, role: Role) -> BaseChatModel | None:
     """The model this run's context sets for ``role``, if any."""
     context = runtime.context if runtime is not None else None
     models = context.models if context is not None else None
     return models.get(role) if models else None
 
 
-def _cache_key(role: str, params: LLMParameters | None) -> str:
+def _cache_key(role: Role, params: LLMParameters | None) -> str:
     """Models built from explicit parameters (a judge's own ``llm``) are cached apart."""
     return role if params is None else f"{role}:{params.model_dump_json()}"

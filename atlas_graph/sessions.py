@@ -17,12 +17,13 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from langchain_core.language_models import BaseChatModel
+from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.memory import InMemorySaver
-from langgraph.graph.state import CompiledStateGraph
+from langgraph.graph.state import CompiledStateGraph, StateGraph
 from langgraph.store.base import BaseStore
 from langgraph.store.memory import InMemoryStore
 from langgraph.types import Command
@@ -101,13 +102,15 @@ def _no_sqlite_file_yet(config: AtlasConfig) -> bool:
     return backend == "sqlite" and not Path(config.storage.path).exists()
 
 
-def _compile(builder: Any, persistence: Persistence) -> CompiledStateGraph[Any, Any, Any, Any]:
-    return builder.compile(  # type: ignore[no-any-return]
+def _compile(
+    builder: StateGraph[Any, Any, Any, Any], persistence: Persistence
+) -> CompiledStateGraph[Any, Any, Any, Any]:
+    return builder.compile(
         checkpointer=persistence.checkpointer, store=persistence.store, name=GRAPH_NAME
     )
 
 
-def _thread(thread_id: str, checkpoint_id: str | None = None) -> dict[str, Any]:
+def _thread(thread_id: str, checkpoint_id: str | None = None) -> RunnableConfig:
     configurable = {"thread_id": thread_id}
     if checkpoint_id:
         configurable["checkpoint_id"] = checkpoint_id
@@ -316,10 +319,11 @@ async def afork_session(
         branch_point["configurable"]["checkpoint_ns"] = ""
         # a node that routes the session decides again, on the forked values, where it goes
         route = route_of(graph, writer)
-        values: dict[str, Any] | Command[Any] = update
+        written: dict[str, Any] | Command[Any] = update
         if route is not None:
-            values = Command(update=update, goto=route({**history[position].values, **update}))
-        new_config = await graph.aupdate_state(branch_point, values, as_node=writer)
+            forked = cast(AtlasState, {**history[position].values, **update})  # keys checked
+            written = Command(update=update, goto=route(forked))
+        new_config = await graph.aupdate_state(branch_point, written, as_node=writer)
         if opened.store is not None:
             await arecord_reopened(opened.store, thread_id)  # the thread is unfinished again
     return str(new_config["configurable"]["checkpoint_id"])

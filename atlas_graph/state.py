@@ -20,6 +20,7 @@ from typing_extensions import TypedDict
 from atlas_graph.errors import AtlasInputError
 from atlas_graph.lanes import LANES, Lane
 from atlas_graph.telemetry.trajectory import TrajectoryEvent, keep_trajectory
+from atlas_graph.usage import Usage, merge_usage
 
 LaneName = Lane  # the lanes of lanes.py, under the name the state records use
 StepStatus = Literal["running", "succeeded", "failed"]
@@ -125,15 +126,6 @@ class PersonaContext(TypedDict, total=False):
     memories: dict[str, list[str]]
 
 
-class Usage(TypedDict):
-    """Token usage of one role."""
-
-    prompt_tokens: int
-    completion_tokens: int
-    total_tokens: int
-    calls: int
-
-
 def merge_steps(
     left: dict[str, StepRecord] | None, right: dict[str, StepRecord] | None
 ) -> dict[str, StepRecord]:
@@ -148,45 +140,20 @@ def merge_steps(
         if current is None:
             merged[step_id] = update
             continue
-        combined: dict[str, Any] = {**current, **update}
+        combined: StepRecord = {**current, **update}
         if "attempts" in update:
             combined["attempts"] = _upsert_attempts(current.get("attempts", []), update["attempts"])
-        merged[step_id] = combined  # type: ignore[assignment]
+        merged[step_id] = combined
     return merged
 
 
 def _upsert_attempts(
     existing: list[AttemptRecord], updates: list[AttemptRecord]
 ) -> list[AttemptRecord]:
-    by_number = {entry["attempt"]: dict(entry) for entry in existing}
+    by_number: dict[int, AttemptRecord] = {entry["attempt"]: {**entry} for entry in existing}
     for entry in updates:
         by_number[entry["attempt"]] = {**by_number.get(entry["attempt"], {}), **entry}
-    return [by_number[number] for number in sorted(by_number)]  # type: ignore[misc]
-
-
-USAGE_KEYS = ("prompt_tokens", "completion_tokens", "total_tokens", "calls")
-
-
-def sum_usage(usages: list[dict[str, int]]) -> dict[str, int]:
-    """Token usage of several calls added up."""
-    return {key: sum(int(usage.get(key, 0)) for usage in usages) for key in USAGE_KEYS}
-
-
-def reply_usage(usage: dict[str, Any]) -> dict[str, int]:
-    """One agent or model reply's usage as a ``Usage`` of one call (total defaults to the sum)."""
-    prompt = int(usage.get("prompt_tokens", 0))
-    completion = int(usage.get("completion_tokens", 0))
-    total = int(usage.get("total_tokens", prompt + completion))
-    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": total,
-            "calls": 1}  # fmt: skip
-
-
-def merge_usage(left: dict[str, Usage] | None, right: dict[str, Usage] | None) -> dict[str, Usage]:
-    """Add token usage per role."""
-    merged: dict[str, Usage] = {role: dict(values) for role, values in (left or {}).items()}  # type: ignore[misc]
-    for role, values in (right or {}).items():
-        merged[role] = sum_usage([merged.get(role, {}), values])  # type: ignore[list-item,assignment]
-    return merged
+    return [by_number[number] for number in sorted(by_number)]
 
 
 def add_count(left: int | None, right: int | None) -> int:
@@ -307,7 +274,7 @@ class StepTask(TypedDict, total=False):
     prior_results: dict[str, str]
     output: str
     error: str | None
-    tool_calls: list[dict[str, Any]]
+    tool_calls: list[ToolCallRecord]
     execute_ms: float
     verdict: Verdict
     then: StepExit

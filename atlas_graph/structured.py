@@ -36,7 +36,7 @@ from pydantic import BaseModel, ValidationError
 
 from atlas_graph.errors import ModelOutputError, one_line
 from atlas_graph.models import extract_json, usage_of
-from atlas_graph.state import sum_usage
+from atlas_graph.usage import Usage, sum_usage
 
 StructuredMethod = Literal["function_calling", "json_schema", "json_mode"]
 StructuredSetting = Literal["auto", "function_calling", "json_schema", "json_mode"]
@@ -116,7 +116,7 @@ class StructuredReply(Generic[SchemaT]):
     """What one structured call produced: the value, the tokens it cost, the last reply."""
 
     value: SchemaT
-    usage: dict[str, int]
+    usage: Usage
     reply: BaseMessage
     method: StructuredMethod
 
@@ -160,7 +160,7 @@ class Structured(Generic[SchemaT]):
         **kwargs: Any,
     ) -> StructuredReply[SchemaT]:
         """Ask, fall back from an ignored tool call, re-ask once; then ``ModelOutputError``."""
-        usages: list[dict[str, int]] = []
+        usages: list[Usage] = []
         method = self._method()
         asked = list(messages)
         if method == "json_mode":
@@ -201,7 +201,7 @@ class Structured(Generic[SchemaT]):
         messages: list[BaseMessage],
         config: RunnableConfig | None,
         kwargs: dict[str, Any],
-        usages: list[dict[str, int]],
+        usages: list[Usage],
     ) -> BaseMessage:
         # a whole-call deadline: client timeouts bound each read, so a server that drips a
         # byte a second would otherwise hold the session for ever

@@ -437,6 +437,7 @@ def _parse_structured(message: AIMessage, schema: Mapping[str, Any] | type) -> A
         if isinstance(schema, type) and is_typeddict(schema):
             return _validate_typeddict(schema, data, raw_text)
     except ValidationError as exc:
+        assert isinstance(schema, type)  # only the two schema classes above validate
         raise OutputParserException(
             f"Model output does not match {schema.__name__}: {exc}", llm_output=raw_text
         ) from exc

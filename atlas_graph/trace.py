@@ -30,7 +30,7 @@ def session_trace(
             the outcome), still oldest first; ``None`` keeps all the record holds.
     """
     trace = unscrubbed_trace(record, trajectory_event_limit=trajectory_event_limit)
-    return scrub(trace)  # type: ignore[no-any-return]
+    return scrub(trace)
 
 
 def unscrubbed_trace(
@@ -162,7 +162,7 @@ def step_reward(record: dict[str, Any], validation: dict[str, Any] | None) -> di
     """
     reward = record.get("reward")
     if reward:
-        return reward  # type: ignore[no-any-return]
+        return reward
     if not validation or not isinstance(validation.get("score"), int | float):
         return None
     return {

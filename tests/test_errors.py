@@ -200,7 +200,9 @@ def test_errors_carry_their_data_as_attributes() -> None:
 
     output = ModelOutputError("unreadable", {"total_tokens": 7})
     assert output.usage == {"total_tokens": 7}
-    assert ModelOutputError("unreadable").usage == {}
+    assert ModelOutputError("unreadable").usage == {
+        "prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0, "calls": 0,
+    }  # fmt: skip
 
     assert AtlasRunError("stopped", session_id="s").session_id == "s"
     assert AgentError("no answer").session_id is None

@@ -58,7 +58,7 @@ def as_agent(value: Any, *, tool_choice: str = "auto") -> Agent:
     if isinstance(value, Runnable):
         return RunnableAgent(value)
     if callable(getattr(value, "ainvoke", None)):
-        return value  # type: ignore[no-any-return]
+        return value
     if callable(value):
         return PythonAgent(value)
     raise TypeError(

@@ -13,6 +13,7 @@ from langchain_core.language_models import BaseChatModel
 from atlas_graph.agents.base import AgentRequest, AgentResponse
 from atlas_graph.agents.messages import request_messages, text_of
 from atlas_graph.models import usage_of
+from atlas_graph.usage import token_counts
 
 
 class ChatModelAgent:
@@ -65,10 +66,8 @@ class ChatModelAgent:
             system = f"{request.system_prompt}\n\nTools the steps can use:\n{listing}".strip()
             request = request.model_copy(update={"system_prompt": system})
         reply = await self._runnable(request).ainvoke(request_messages(request))
-        usage = usage_of(reply)
-        usage.pop("calls")
         return AgentResponse(
             content=text_of(reply),
             tool_calls=[dict(call) for call in getattr(reply, "tool_calls", []) or []],
-            usage=usage,
+            usage=token_counts(usage_of(reply)),
         )

@@ -174,9 +174,9 @@ class HttpAgent:
                 problem = f"answered HTTP {response.status_code}"
                 continue
             if response.status_code >= 400:
-                body = " ".join(_scrub(response.text, headers).split())  # the message is one line
+                detail = " ".join(_scrub(response.text, headers).split())  # the message is one line
                 raise AgentError(
-                    f"{where} answered HTTP {response.status_code} (not retried): {body[:200]}"
+                    f"{where} answered HTTP {response.status_code} (not retried): {detail[:200]}"
                 )
             try:
                 data = response.json()

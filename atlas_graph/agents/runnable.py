@@ -15,7 +15,7 @@ from langchain_core.runnables import Runnable
 from atlas_graph.agents.base import AgentError, AgentRequest, AgentResponse
 from atlas_graph.agents.messages import request_messages, text_of
 from atlas_graph.models import usage_of
-from atlas_graph.state import sum_usage
+from atlas_graph.usage import sum_usage, token_counts
 
 
 def _takes_state(runnable: Runnable[Any, Any]) -> bool:
@@ -67,12 +67,11 @@ class RunnableAgent:
                 f"runnable '{self.name}' returned {type(output).__name__} without an AI message"
             )
         usage = sum_usage([usage_of(reply) for reply in replies])
-        usage.pop("calls")
         last = replies[-1]
         return AgentResponse(
             content=text_of(last),
             tool_calls=[dict(call) for call in last.tool_calls],
-            usage=usage,
+            usage=token_counts(usage),
         )
 
 

@@ -26,7 +26,8 @@ from atlas_graph.agents.base import (
 from atlas_graph.agents.messages import normalize_tool_call
 from atlas_graph.agents.tools import Toolbox
 from atlas_graph.prompts import format_tool_calls
-from atlas_graph.state import reply_usage, sum_usage
+from atlas_graph.state import ToolCallRecord
+from atlas_graph.usage import Usage, reply_usage, sum_usage
 
 ToolCallHook = Callable[[int, dict[str, Any]], None]
 ToolResultHook = Callable[[int, ToolResult], None]
@@ -62,7 +63,7 @@ class ToolLoop:
     rounds: list[ToolRound] = field(default_factory=list)
     response: AgentResponse | None = None
     error: str | None = None
-    usage: dict[str, int] = field(default_factory=lambda: sum_usage([]))
+    usage: Usage = field(default_factory=lambda: sum_usage([]))
 
     def _count(self, response: AgentResponse) -> None:
         self.usage = sum_usage([self.usage, reply_usage(response.usage)])
@@ -119,7 +120,7 @@ class ToolLoop:
             results.append(result)
         return ToolRound(content=response.content, tool_calls=calls, results=results)
 
-    def records(self) -> list[dict[str, Any]]:
+    def records(self) -> list[ToolCallRecord]:
         """Every call with its result, JSON-shaped for the attempt record."""
         return [
             {

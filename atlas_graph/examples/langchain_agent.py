@@ -18,6 +18,7 @@ from langchain_openai import ChatOpenAI
 from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.prebuilt import ToolNode, tools_condition
+from pydantic import SecretStr
 
 from atlas_graph.examples.tools import calculate
 
@@ -33,7 +34,7 @@ def build_graph() -> CompiledStateGraph:
     model = ChatOpenAI(
         base_url=os.environ.get("ATLAS_AGENT_API_BASE", "https://api.openai.com/v1"),
         model=os.environ.get("ATLAS_AGENT_MODEL", "gpt-4.1-mini"),
-        api_key=os.environ.get("OPENAI_API_KEY", "not-needed"),
+        api_key=SecretStr(os.environ.get("OPENAI_API_KEY", "not-needed")),
         temperature=0,
         max_retries=1,
         timeout=60,

@@ -24,6 +24,7 @@ from atlas_graph.state import AtlasState, PersonaContext, check_input
 from atlas_graph.storage import history
 from atlas_graph.storage.ledger import arecord_start, session_key
 from atlas_graph.telemetry.events import utc_now
+from atlas_graph.usage import Usage
 
 
 def make_triage_node(services: Services) -> Node:
@@ -34,7 +35,7 @@ def make_triage_node(services: Services) -> Node:
 
     async def triage(
         state: AtlasState, config: RunnableConfig, runtime: Runtime[AtlasContext]
-    ) -> dict[str, Any]:
+    ) -> AtlasState:
         check_input(state)
         configurable = config.get("configurable", {})
         thread_id = configurable.get("thread_id")
@@ -115,7 +116,7 @@ async def _routing(
 
 async def _personas(
     services: Services, state: AtlasState, runtime: Runtime[AtlasContext]
-) -> tuple[PersonaContext, list[dict[str, Any]], dict[str, int] | None, str | None]:
+) -> tuple[PersonaContext, list[dict[str, Any]], Usage | None, str | None]:
     """Rewritten persona prompts and the memories to inject, with what was used."""
     store = runtime.store
     prompts, used, usage, note = await persona_prompts(services, runtime, store)
@@ -142,7 +143,7 @@ async def _personas(
 def make_probe_node(services: Services) -> Node:
     """Decide the supervision lane, record why, and prepare the session's personas."""
 
-    async def probe(state: AtlasState, runtime: Runtime[AtlasContext]) -> dict[str, Any]:
+    async def probe(state: AtlasState, runtime: Runtime[AtlasContext]) -> AtlasState:
         (routing, seen), (context, used, rewrite_usage, note) = await asyncio.gather(
             _routing(services, state, runtime), _personas(services, state, runtime)
         )
@@ -155,7 +156,7 @@ def make_probe_node(services: Services) -> Node:
             certification_run=routing.certification_run, **decision,
         )  # fmt: skip
         await arecord_start(runtime.store, state, lane=decision["lane"])  # session ledger
-        update: dict[str, Any] = {
+        update: AtlasState = {
             "lane": decision["lane"],
             "lane_decision": decision,
             "adaptive_summary": summary,
@@ -164,7 +165,7 @@ def make_probe_node(services: Services) -> Node:
         }
         if context:
             update["persona_context"] = context
-        usage: dict[str, Any] = {}
+        usage: dict[str, Usage] = {}
         if routing.usage:
             usage["probe"] = routing.usage
         if rewrite_usage:

@@ -15,13 +15,14 @@ sends the student back to redraft with the notes as concerns.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from langgraph.types import interrupt
 
 from atlas_graph.errors import ApprovalError
 from atlas_graph.plans import PlanParseError, parse_plan, plan_issues, single_step_plan
-from atlas_graph.state import AtlasState, Plan
+from atlas_graph.state import AtlasState, Plan, StepSpec
 from atlas_graph.telemetry.events import utc_now
 
 ACTIONS = ("approve", "edit", "reject")
@@ -32,7 +33,7 @@ def approval_request(plan: Plan, review: dict[str, Any]) -> dict[str, Any]:
     return {"status": "requested", "plan": plan, "review": review, "requested_at": utc_now()}
 
 
-def edited_plan(raw: Any) -> list[dict[str, Any]]:
+def edited_plan(raw: Any) -> list[StepSpec]:
     """Steps of an edited plan, or ``ApprovalError`` saying what is wrong with it."""
     if isinstance(raw, dict) and "steps" in raw and not raw.get("steps"):
         raise ApprovalError("the edited plan has no steps")
@@ -55,7 +56,9 @@ def check_decision(decision: Any) -> dict[str, Any]:
     return decision
 
 
-def decide(state: AtlasState, *, single_step: bool, runnable: Any) -> dict[str, Any]:
+def decide(
+    state: AtlasState, *, single_step: bool, runnable: Callable[[list[StepSpec]], Plan]
+) -> AtlasState:
     """Pause for the decision (second pass) and turn it into a state update.
 
     Args:
@@ -87,7 +90,7 @@ def decide(state: AtlasState, *, single_step: bool, runnable: Any) -> dict[str, 
     if action == "edit":
         plan = runnable(edited_plan(decision.get("plan")))
         if single_step:
-            plan = single_step_plan(state["task"], plan["steps"])  # type: ignore[assignment]
+            plan = single_step_plan(state["task"], plan["steps"])
         record["plan"] = plan
     return {
         "plan_approval": record,

@@ -19,10 +19,10 @@ from pydantic import field_validator
 
 from atlas_graph.config import JudgeConfig
 from atlas_graph.errors import one_line
-from atlas_graph.models import ModelOutputError
+from atlas_graph.models import ModelOutputError, Role
 from atlas_graph.nodes.judges import (
     Call,
-    JudgeReply,
+    ScoredReply,
     audit_entry,
     clamp_unit,
     model_label,
@@ -36,7 +36,8 @@ from atlas_graph.nodes.reward import (
     subject_messages,
 )
 from atlas_graph.services import AtlasContext, Node, Services
-from atlas_graph.state import AtlasState, sum_usage
+from atlas_graph.state import AtlasState
+from atlas_graph.usage import sum_usage
 
 ARBITER_PROMPT = """You are the arbiter of a reward system. One judge scored the same work
 several times and its samples disagreed or were unsure. Read the work and the judge's samples,
@@ -47,16 +48,10 @@ Reply with JSON only:
  "score": 0.7, "rationale": "...", "uncertainty": 0.1}"""
 
 
-class ArbiterReply(JudgeReply):
+class ArbiterReply(ScoredReply):
     """The arbiter's final word on one judge: a judge's reply whose uncertainty may be absent."""
 
-    uncertainty: float | None = None  # type: ignore[assignment]
-
-    # replaces the judge's validator of the same name, which also required an uncertainty
-    @field_validator("score", mode="before")
-    @classmethod
-    def _unit_interval(cls, value: Any) -> float:
-        return clamp_unit(value)
+    uncertainty: float | None = None
 
     @field_validator("uncertainty", mode="before")
     @classmethod
@@ -110,6 +105,7 @@ def make_arbiter_node(services: Services) -> Node:
         runtime: Runtime[AtlasContext],
         limit: asyncio.Semaphore,
     ) -> Call:
+        role: Role
         if services.has_model("arbiter", runtime):
             role, params = "arbiter", None
         else:  # no larger model configured: the judge's own model arbitrates
@@ -143,7 +139,7 @@ def make_arbiter_node(services: Services) -> Node:
             call.keep_exchange(messages, reply, "")
         return call
 
-    async def arbiter(state: AtlasState, runtime: Runtime[AtlasContext]) -> dict[str, Any]:
+    async def arbiter(state: AtlasState, runtime: Runtime[AtlasContext]) -> AtlasState:
         reward = state.get("reward") or {}
         pending = reward.get("raw", {}).get("pending_arbiter") or []
         judges = {
@@ -198,7 +194,7 @@ def make_arbiter_node(services: Services) -> Node:
         usages = [call.usage for call in calls if call.usage]
         if usages:
             update["usage"] = {"arbiter": sum_usage(usages)}
-        emit_reward(services, runtime, {**state, **update}, actor="arbiter")  # type: ignore[typeddict-item]
+        emit_reward(services, runtime, {**state, **update}, actor="arbiter")
         return update
 
     return arbiter

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from langgraph.runtime import Runtime
 
 from atlas_graph.services import AtlasContext, Node, Services
-from atlas_graph.state import AtlasState
+from atlas_graph.state import AtlasState, SessionStatus
 from atlas_graph.storage.ledger import arecord_end
 from atlas_graph.telemetry.events import utc_now
 
 
-def session_status(state: AtlasState, success_threshold: float) -> str:
+def session_status(state: AtlasState, success_threshold: float) -> SessionStatus:
     """``succeeded`` when every step passed and the reward, if any, reached the threshold."""
     steps = state.get("steps", {}).values()
     if not steps or any(record.get("status") != "succeeded" for record in steps):
@@ -27,7 +25,7 @@ def make_finalize_node(services: Services) -> Node:
     """Record the outcome; the last checkpoint of a thread is its session record."""
     threshold = services.config.rim.success_threshold
 
-    async def finalize(state: AtlasState, runtime: Runtime[AtlasContext]) -> dict[str, Any]:
+    async def finalize(state: AtlasState, runtime: Runtime[AtlasContext]) -> AtlasState:
         status = session_status(state, threshold)
         session_id = state.get("session_id", "")
         answer = state.get("final_answer", "")

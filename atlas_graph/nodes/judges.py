@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from statistics import fmean, pstdev
 from typing import Any
@@ -24,6 +24,7 @@ from atlas_graph.errors import one_line
 from atlas_graph.models import ModelOutputError, extract_json
 from atlas_graph.prompts import tool_calls_section
 from atlas_graph.structured import Structured
+from atlas_graph.usage import Usage
 
 OUTPUT_CONTRACT = """First state 2 or 3 principles that matter most for judging this work, each
 with a weight (the weights sum to 1). Then score the work against them from 0 (fails) to 1
@@ -64,17 +65,16 @@ class Principle(BaseModel):
         return "" if value is None else str(value)
 
 
-class JudgeReply(BaseModel):
-    """A judge's structured reply; score and uncertainty are clamped to [0, 1]."""
+class ScoredReply(BaseModel):
+    """What a judge's and the arbiter's replies share: principles, a score and a rationale."""
 
     model_config = ConfigDict(extra="ignore")
 
     principles: list[Principle] = Field(default_factory=list)
     score: float = Field(description="0 to 1")
     rationale: str = ""
-    uncertainty: float = Field(description="0 (sure) to 1 (guessing)")
 
-    @field_validator("score", "uncertainty", mode="before")
+    @field_validator("score", mode="before")
     @classmethod
     def _unit_interval(cls, value: Any) -> float:
         return clamp_unit(value)
@@ -88,6 +88,17 @@ class JudgeReply(BaseModel):
     @classmethod
     def _text(cls, value: Any) -> str:
         return "" if value is None else str(value)
+
+
+class JudgeReply(ScoredReply):
+    """A judge's structured reply; score and uncertainty are clamped to [0, 1]."""
+
+    uncertainty: float = Field(description="0 (sure) to 1 (guessing)")
+
+    @field_validator("uncertainty", mode="before")
+    @classmethod
+    def _unit_uncertainty(cls, value: Any) -> float:
+        return clamp_unit(value)
 
 
 def _finite(value: Any) -> float:
@@ -157,7 +168,7 @@ def judge_system_prompt(judge: JudgeConfig, rim: RimConfig) -> str:
 
 
 def session_message(
-    task: str, final_answer: str, plan_steps: list[Mapping[str, Any]], steps: Mapping[str, Any]
+    task: str, final_answer: str, plan_steps: Sequence[Mapping[str, Any]], steps: Mapping[str, Any]
 ) -> str:
     """What a session judge sees: the task, the answer and how each planned step went."""
     lines = []
@@ -197,7 +208,7 @@ class Call:
     temperature: float | None
     sample: dict[str, Any] | None = None
     error: str | None = None
-    usage: dict[str, int] | None = None
+    usage: Usage | None = None
     prompt: str | None = None
     reply: str | None = None
 
@@ -299,7 +310,7 @@ def judge_outcome(
     a rule: its one sample is final.
     """
     samples = [call.sample for call in calls if call.sample is not None]
-    invalid = [
+    invalid: list[dict[str, Any]] = [
         {"temperature": call.temperature, "error": call.error}
         for call in calls
         if call.sample is None
@@ -314,12 +325,12 @@ def judge_outcome(
         "escalation_reason": None,
     }
     if not samples:
-        reasons = "; ".join(sorted({item["error"] or "no reply" for item in invalid}))
+        failures = "; ".join(sorted({item["error"] or "no reply" for item in invalid}))
         return {
             **entry,
             "score": 0.0,
             "uncertainty": 1.0,
-            "rationale": f"no valid sample from {len(calls)} judge call(s): {reasons}",
+            "rationale": f"no valid sample from {len(calls)} judge call(s): {failures}",
             "principles": normalized_principles([], judge.principles),
             "stddev": 0.0,
         }
@@ -327,7 +338,7 @@ def judge_outcome(
     uncertainties = [sample["uncertainty"] for sample in samples]
     spread = pstdev(scores) if len(scores) > 1 else 0.0
     surest = min(samples, key=lambda sample: sample["uncertainty"])
-    reasons = []
+    reasons: list[str] = []
     if judge.kind != "python":
         if spread > variance_threshold:
             reasons.append(f"score stdev {spread:.3f} > variance_threshold {variance_threshold}")

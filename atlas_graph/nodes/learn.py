@@ -34,9 +34,10 @@ from atlas_graph import prompts
 from atlas_graph.config import AtlasConfig
 from atlas_graph.nodes.finalize import session_status
 from atlas_graph.services import AtlasContext, Node, Services
-from atlas_graph.state import AtlasState
+from atlas_graph.state import AtlasState, Verdict
 from atlas_graph.storage import history
 from atlas_graph.telemetry.events import utc_now
+from atlas_graph.usage import Usage
 
 MEMORY_PERSONAS = ("student", "teacher")
 _USES_KEPT = 20
@@ -142,15 +143,16 @@ def candidates_from(
 ) -> list[Candidate]:
     """``(persona, text, reason)`` lessons this session offers."""
     found: list[Candidate] = []
-    verdicts = []
+    verdicts: list[Verdict] = []
     for step_id, record in sorted(state.get("steps", {}).items()):
-        verdict = record.get("validation") or {}
+        verdict = record.get("validation") or None
+        low = False
         if verdict:
             verdicts.append(verdict)
-        low = bool(verdict) and float(verdict.get("score", 1.0)) < retry_threshold
+            low = float(verdict.get("score", 1.0)) < retry_threshold
         retried = bool(record.get("guidance"))
         texts = list(record.get("guidance", []))
-        if low and verdict.get("guidance"):
+        if low and verdict and verdict.get("guidance"):
             texts.append(verdict["guidance"])
         why = f"step {step_id} needed retries" if retried else f"step {step_id} scored low"
         for text in texts:
@@ -263,7 +265,7 @@ def template_notes(state: AtlasState) -> tuple[str | None, str | None]:
     reward = state.get("reward")
     records = state.get("steps", {})
     guidance = [text for record in records.values() for text in record.get("guidance", [])]
-    verdicts = [record["validation"] for record in records.values() if record.get("validation")]
+    verdicts = [v for record in records.values() if (v := record.get("validation"))]
     student = None
     if reward is not None:
         student = f"Reward {reward['score']:.2f}: {str(reward.get('rationale', '')).strip()}"
@@ -283,7 +285,7 @@ def template_notes(state: AtlasState) -> tuple[str | None, str | None]:
 
 async def learning_notes(
     services: Services, state: AtlasState, runtime: Runtime[AtlasContext] | None
-) -> tuple[str | None, str | None, dict[str, int] | None, str | None]:
+) -> tuple[str | None, str | None, Usage | None, str | None]:
     """``(student note, teacher note, usage, problem)``; an LLM writes them when configured."""
     student, teacher = template_notes(state)
     if student is None and teacher is None:
@@ -319,7 +321,7 @@ def certification_verdict(state: AtlasState, score: float) -> dict[str, Any]:
     The teacher's own rationale is kept (not the reward's "reused as reward" label), so a
     later reader sees why the fingerprint was certified.
     """
-    verdicts = [r["validation"] for r in state.get("steps", {}).values() if r.get("validation")]
+    verdicts = [v for r in state.get("steps", {}).values() if (v := r.get("validation"))]
     reward = state.get("reward") or {}
     rationale = " | ".join(v["rationale"] for v in verdicts if v.get("rationale"))
     return {
@@ -340,17 +342,17 @@ def make_learn_node(services: Services) -> Node:
     config = services.config
     rim = config.rim
 
-    async def learn(state: AtlasState, runtime: Runtime[AtlasContext]) -> dict[str, Any]:
+    async def learn(state: AtlasState, runtime: Runtime[AtlasContext]) -> AtlasState:
         store = runtime.store
         fp = state.get("fingerprint")
         session_id = state.get("session_id", "")
         reward = state.get("reward")
         score = float(reward["score"]) if reward is not None else None
         summary = state.get("adaptive_summary") or {}
-        update: dict[str, Any] = {}
+        update: AtlasState = {}
         if config.learning.enabled and config.learning.session_note_enabled:
             student, teacher, usage, problem = await learning_notes(services, state, runtime)
-            update.update(student_learning=student, teacher_learning=teacher)
+            update.update({"student_learning": student, "teacher_learning": teacher})
             if usage:
                 update["usage"] = {"learning": usage}
             if problem:
@@ -376,7 +378,7 @@ def make_learn_node(services: Services) -> Node:
                 min_baseline=drift.min_baseline,
             )  # fmt: skip
             if finding is not None:
-                update.update(review_status="pending", review_notes=finding["reason"])
+                update.update({"review_status": "pending", "review_notes": finding["reason"]})
                 update["adaptive_summary"] = {**summary, "drift": finding}
         if config.learning.enabled and config.learning.update_enabled and score is not None:
             memories = await load_memories(store, fp)

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict
 from atlas_graph import prompts
 from atlas_graph.config import PromptRewriteConfig
 from atlas_graph.services import AtlasContext, Services
+from atlas_graph.usage import Usage
 
 PERSONAS = ("planner", "executor", "teacher")
 NAMESPACE = ("atlas", "prompt_personas")
@@ -57,7 +58,7 @@ def _used(source: str, key: str | None = None) -> list[dict[str, Any]]:
 
 async def persona_prompts(
     services: Services, runtime: Runtime[AtlasContext] | None, store: BaseStore | None
-) -> tuple[dict[str, str] | None, list[dict[str, Any]], dict[str, int] | None, str | None]:
+) -> tuple[dict[str, str] | None, list[dict[str, Any]], Usage | None, str | None]:
     """``(prompts by persona or None, personas_used, usage, note)`` for this session."""
     settings = services.config.prompt_rewrite
     agent = services.config.agent

@@ -30,6 +30,7 @@ from atlas_graph.lanes import LANES, Lane
 from atlas_graph.models import ModelOutputError
 from atlas_graph.services import AtlasContext, Services
 from atlas_graph.state import LaneDecision
+from atlas_graph.usage import Usage
 
 
 class ProbeReply(BaseModel):
@@ -59,7 +60,7 @@ class Routing:
     decision: LaneDecision
     certification_run: bool = False
     probe: dict[str, Any] | None = None
-    usage: dict[str, int] | None = None
+    usage: Usage | None = None
     notes: list[str] = field(default_factory=list)
 
 
@@ -94,7 +95,7 @@ def override(services: Services, requested: str | None) -> LaneDecision | None:
         if lane:
             if lane not in LANES:
                 raise ValueError(f"unknown lane '{lane}'; expected one of {', '.join(LANES)}")
-            return _decision(lane, source, f"set by {source}", None)  # type: ignore[arg-type]
+            return _decision(lane, source, f"set by {source}", None)
     return None
 
 
@@ -103,7 +104,7 @@ async def ask_probe(
     runtime: Runtime[AtlasContext] | None,
     dossier: dict[str, Any],
     history: dict[str, Any] | None,
-) -> tuple[ProbeReply | None, str | None, dict[str, int] | None]:
+) -> tuple[ProbeReply | None, str | None, Usage | None]:
     """Call the probe model; ``(reply, None, usage)`` or ``(None, why it failed, usage)``."""
     settings = services.config.adaptive_teaching.probe
     if not services.has_model("probe", runtime):

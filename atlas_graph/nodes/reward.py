@@ -37,7 +37,8 @@ from atlas_graph.nodes.judges import (
     step_message,
 )
 from atlas_graph.services import AtlasContext, Node, Services
-from atlas_graph.state import AtlasState, Verdict, sum_usage
+from atlas_graph.state import AtlasState, Verdict
+from atlas_graph.usage import Usage, sum_usage
 
 SESSION = "session"
 """The subject key of the whole session; steps are keyed by their step id."""
@@ -145,7 +146,7 @@ def pending_escalations(judged: dict[str, list[dict[str, Any]]]) -> list[dict[st
 
 def assemble(
     state: AtlasState, judged: dict[str, list[dict[str, Any]]], rim: RimConfig
-) -> dict[str, Any]:
+) -> AtlasState:
     """Session and step rewards from judge results (keyed by subject) and teacher verdicts.
 
     Used by both reward nodes, so a reward looks the same whether or not the arbiter ran.
@@ -155,8 +156,8 @@ def assemble(
     for step_id, record in records.items():
         if step_id in judged:
             steps[step_id] = judged_breakdown(judged[step_id], rim.aggregation, "step_judges")
-        elif record.get("validation"):
-            steps[step_id] = verdict_breakdown([record["validation"]], "step verdict")
+        elif validation := record.get("validation"):
+            steps[step_id] = verdict_breakdown([validation], "step verdict")
     samples: list[dict[str, Any]]
     if SESSION in judged:
         session = judged_breakdown(judged[SESSION], rim.aggregation, "judges")
@@ -263,8 +264,8 @@ def make_reward_node(services: Services) -> Node:
                 call.error = f"judge raised {type(error).__name__}: {error}"
         return call
 
-    async def reward(state: AtlasState, runtime: Runtime[AtlasContext]) -> dict[str, Any]:
-        verdicts = [r["validation"] for r in state.get("steps", {}).values() if r.get("validation")]
+    async def reward(state: AtlasState, runtime: Runtime[AtlasContext]) -> AtlasState:
+        verdicts = [v for r in state.get("steps", {}).values() if (v := r.get("validation"))]
         judges = active_judges(rim, has_model=services.has_model("judge", runtime))
         reuse = rim.reuse_validation_as_reward and (
             state["lane"] == "paired" or is_certification_run(state)
@@ -275,19 +276,19 @@ def make_reward_node(services: Services) -> Node:
             if reuse:
                 reason = "certification run" if is_certification_run(state) else "paired lane"
             session = verdict_breakdown(verdicts, reason)
-            update = {
+            update: AtlasState = {
                 "reward": session,
                 "reward_stats": reward_stats(
                     session["score"], [{"score": v["score"]} for v in verdicts]
                 ),
                 "reward_audit": [],
                 "steps": {
-                    step_id: {"reward": verdict_breakdown([record["validation"]], "step verdict")}
+                    step_id: {"reward": verdict_breakdown([validation], "step verdict")}
                     for step_id, record in state.get("steps", {}).items()
-                    if record.get("validation")
+                    if (validation := record.get("validation"))
                 },
             }
-            emit_reward(services, runtime, {**state, **update})  # type: ignore[typeddict-item]
+            emit_reward(services, runtime, {**state, **update})
             return update
         if not judges:
             return {"reward": None, "plan_notes": ["no reward: no judge and no verdict to reuse"]}
@@ -302,7 +303,7 @@ def make_reward_node(services: Services) -> Node:
         )
         judged: dict[str, list[dict[str, Any]]] = {subject: [] for subject in targets}
         audit: list[dict[str, Any]] = []
-        usages: list[dict[str, int]] = []
+        usages: list[Usage] = []
         for (subject, judge), calls in zip(keys, results, strict=True):
             entry = judge_outcome(judge, calls, rim.variance_threshold, rim.uncertainty_threshold)
             entry["subject"] = subject
@@ -321,8 +322,8 @@ def make_reward_node(services: Services) -> Node:
         update["reward_audit"] = audit
         if usages:
             update["usage"] = {"judge": sum_usage(usages)}
-        if not update["reward"]["raw"]["pending_arbiter"]:
-            emit_reward(services, runtime, {**state, **update})  # type: ignore[typeddict-item]
+        if not (update.get("reward") or {})["raw"]["pending_arbiter"]:
+            emit_reward(services, runtime, {**state, **update})
         return update
 
     return reward

@@ -11,6 +11,6 @@ from __future__ import annotations
 from atlas_graph.state import AtlasState
 
 
-async def dispatch(state: AtlasState) -> dict[str, object]:
+async def dispatch(state: AtlasState) -> AtlasState:
     """No update: where the session goes next is all this node decides (see routes.py)."""
     return {}

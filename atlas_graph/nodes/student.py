@@ -13,21 +13,17 @@ from atlas_graph import prompts
 from atlas_graph.agents import AgentRequest, AgentResponse, coerce_response
 from atlas_graph.agents.tool_loop import ToolLoop
 from atlas_graph.agents.tools import Toolbox
+from atlas_graph.config import StudentMode
 from atlas_graph.plans import parse_plan, plan_issues, single_step_plan
 from atlas_graph.routes import step_answer
 from atlas_graph.services import AtlasContext, Node, Services
-from atlas_graph.state import (
-    AtlasState,
-    AttemptRecord,
-    PersonaContext,
-    StepTask,
-    reply_usage,
-)
+from atlas_graph.state import AtlasState, AttemptRecord, PersonaContext, StepRecord, StepTask
 from atlas_graph.telemetry.events import utc_now
+from atlas_graph.usage import Usage, reply_usage
 
 
 def _student_system_prompt(
-    services: Services, mode: str, persona: PersonaContext | None = None
+    services: Services, mode: StudentMode, persona: PersonaContext | None = None
 ) -> str:
     config = services.config
     persona = persona or {}
@@ -40,7 +36,7 @@ def _student_system_prompt(
     base = config.agent.system_prompt if config.agent else ""
     rewritten = persona.get("prompts", {}).get("planner" if mode == "planner" else "executor")
     text = prompts.system_prompt(template, rewritten or base)
-    extra = config.student.prompt_guidance.get(mode)  # type: ignore[call-overload]
+    extra = config.student.prompt_guidance.get(mode)
     text = f"{text}\n\n{extra}" if extra else text
     return prompts.with_memories(text, persona.get("memories", {}).get("student", []))
 
@@ -50,7 +46,7 @@ def _tools(services: Services) -> list[dict[str, Any]]:
     return [tool.as_openai_tool() for tool in agent.tools] if agent else []
 
 
-def _usage(response: AgentResponse) -> dict[str, dict[str, int]]:
+def _usage(response: AgentResponse) -> dict[str, Usage]:
     return {"student": reply_usage(response.usage)}
 
 
@@ -61,7 +57,7 @@ def _metadata(state: AtlasState | StepTask) -> dict[str, Any]:
 def make_plan_node(services: Services) -> Node:
     """The student drafts a plan; an unparseable draft becomes one step, with a note."""
 
-    async def plan(state: AtlasState, runtime: Runtime[AtlasContext]) -> dict[str, Any]:
+    async def plan(state: AtlasState, runtime: Runtime[AtlasContext]) -> AtlasState:
         task = state["task"]
         review = state.get("review") or {}
         concerns = [*review.get("concerns", []), *review.get("issues", [])]
@@ -76,7 +72,7 @@ def make_plan_node(services: Services) -> Node:
             metadata=_metadata(state),
         )
         notes: list[str] = []
-        update: dict[str, Any] = {"plan_drafts": 1}
+        update: AtlasState = {"plan_drafts": 1}
         try:
             response = coerce_response(await services.agent(runtime).ainvoke(request))
             update["usage"] = _usage(response)
@@ -179,23 +175,24 @@ def make_execute_node(services: Services) -> Node:
             step_id=step["id"], attempt=attempt, intermediate=True,
             output=output, error=error, elapsed_ms=round(elapsed_ms, 3),
         )  # fmt: skip
-        step_update: dict[str, Any] = {"attempts": [record], "output": output}
+        step_update: StepRecord = {"attempts": [record], "output": output}
         if attempt == 1:
-            step_update.update(
-                step_id=step["id"], status="running", guidance=[], started_at=started_at,
-                prior_results=task.get("prior_results", {}),
-            )  # fmt: skip
-        update: dict[str, Any] = {"steps": {str(step["id"]): step_update}}
+            step_update.update({
+                "step_id": step["id"], "status": "running", "guidance": [],
+                "started_at": started_at, "prior_results": task.get("prior_results", {}),
+            })  # fmt: skip
+        update: AtlasState = {"steps": {str(step["id"]): step_update}}
         if loop.usage["calls"]:
-            update["usage"] = {"student": dict(loop.usage)}
+            update["usage"] = {"student": {**loop.usage}}
         goto = services.routes.after_execute(task, {
             "output": output, "error": error, "execute_ms": elapsed_ms,
             "tool_calls": record["tool_calls"],
         })  # fmt: skip
         if isinstance(goto, str):  # not validated: the step is done
-            step_update.update(
-                status="failed" if error else "succeeded", completed_at=utc_now(), validation=None
-            )
+            step_update.update({
+                "status": "failed" if error else "succeeded", "completed_at": utc_now(),
+                "validation": None,
+            })  # fmt: skip
             update.update(step_answer(goto, output))
         return Command(update=update, goto=goto)
 
@@ -205,7 +202,7 @@ def make_execute_node(services: Services) -> Node:
 def make_synthesize_node(services: Services) -> Node:
     """The student's synthesis of a stepwise plan's results into the final answer."""
 
-    async def synthesize(state: AtlasState, runtime: Runtime[AtlasContext]) -> dict[str, Any]:
+    async def synthesize(state: AtlasState, runtime: Runtime[AtlasContext]) -> AtlasState:
         records = state.get("steps", {})
         results = {
             str(step["id"]): records.get(str(step["id"]), {}).get("output", "")

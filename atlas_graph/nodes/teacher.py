@@ -7,7 +7,7 @@ The teacher is an LLM (``teacher.llm``) or Python callables (``teacher.validator
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Literal
 
 from langchain_core.messages import HumanMessage, SystemMessage
 from langgraph.runtime import Runtime
@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from atlas_graph import prompts
 from atlas_graph.callables import call_maybe_async
+from atlas_graph.config import TeacherDuty
 from atlas_graph.models import ModelConfigError, ModelOutputError, usage_of
 from atlas_graph.nodes.approval import approval_request, decide
 from atlas_graph.plans import (
@@ -29,11 +30,14 @@ from atlas_graph.routes import awaiting_approval, passes, step_answer
 from atlas_graph.services import AtlasContext, Node, Services
 from atlas_graph.state import (
     AtlasState,
+    AttemptRecord,
     PersonaContext,
     Plan,
     PlanDraft,
+    StepRecord,
     StepSpec,
     StepTask,
+    ToolCallRecord,
     Verdict,
 )
 from atlas_graph.storage.review_cache import cached_review, remember_review, review_cache_key
@@ -60,6 +64,15 @@ class TeacherVerdict(BaseModel):
     def _text(cls, value: Any) -> str:
         return "" if value is None else str(value)
 
+    def as_verdict(self) -> Verdict:
+        """The verdict as the plain record state keeps (what ``model_dump`` gives)."""
+        return {
+            "valid": self.valid,
+            "score": self.score,
+            "rationale": self.rationale,
+            "guidance": self.guidance,
+        }
+
 
 class PlanReview(BaseModel):
     """The teacher's structured review of a plan."""
@@ -80,7 +93,7 @@ class ValidationRequest(BaseModel):
     attempt: int
     prior_results: dict[str, str]
     guidance: list[str]
-    tool_calls: list[dict[str, Any]] = Field(default_factory=list)
+    tool_calls: list[ToolCallRecord] = Field(default_factory=list)
     """The attempt's tool calls with their results (``round, id, name, args, output, is_error``)."""
 
 
@@ -88,7 +101,7 @@ class PlanReviewRequest(BaseModel):
     """What a Python plan reviewer receives."""
 
     task: str
-    steps: list[dict[str, Any]]
+    steps: list[StepSpec]
     issues: list[str]
 
 
@@ -111,7 +124,7 @@ def coerce_verdict(value: Any) -> TeacherVerdict:
 
 
 def _system(
-    services: Services, duty: str, default: str, persona: PersonaContext | None = None
+    services: Services, duty: TeacherDuty, default: str, persona: PersonaContext | None = None
 ) -> str:
     teacher = services.config.teacher
     persona = persona or {}
@@ -121,7 +134,7 @@ def _system(
     text = prompts.system_prompt(template, rewritten or base)
     if rewritten and "{base_prompt}" not in template:  # the teacher persona frames every duty
         text = f"{rewritten}\n\n{text}"
-    extra = teacher.prompt_guidance.get(duty)  # type: ignore[call-overload]
+    extra = teacher.prompt_guidance.get(duty)
     text = f"{text}\n\n{extra}" if extra else text
     return prompts.with_memories(text, persona.get("memories", {}).get("teacher", []))
 
@@ -130,7 +143,7 @@ def _runnable_plan(steps: list[StepSpec]) -> Plan:
     """A one-step plan needs no synthesis; anything longer runs stepwise."""
     if len(steps) == 1:
         return {"steps": steps, "execution_mode": "single_shot"}
-    return stepwise_plan(steps)  # type: ignore[return-value]
+    return stepwise_plan(steps)
 
 
 def _choose_plan(
@@ -171,7 +184,7 @@ def _choose_plan(
 
 def _unreviewed(
     services: Services, state: AtlasState, draft: PlanDraft, error: ModelOutputError
-) -> dict[str, Any]:
+) -> AtlasState:
     """The state update when the teacher's review cannot be read, even when asked again.
 
     A schedulable draft runs as drafted; one that is not runs as one step. The lane's
@@ -198,12 +211,12 @@ def make_review_node(services: Services) -> Node:
     # a person's decision belongs to one session, so approval sessions never reuse reviews
     cache_seconds = 0 if human else teacher.plan_cache_seconds
 
-    async def review(state: AtlasState, runtime: Runtime[AtlasContext]) -> dict[str, Any]:
+    async def review(state: AtlasState, runtime: Runtime[AtlasContext]) -> AtlasState:
         if human and awaiting_approval(state):  # second pass: pause, then apply the decision
             single = services.policy(state["lane"]).single_step
             return decide(state, single_step=single, runnable=_runnable_plan)
         draft = state["plan_draft"] or {"steps": [], "issues": []}
-        update: dict[str, Any] = {}
+        update: AtlasState = {}
         cache_key = review_cache_key(state)
         cached = await cached_review(runtime.store, cache_key, cache_seconds)
         if cached is not None:
@@ -236,7 +249,8 @@ def make_review_node(services: Services) -> Node:
                 # not an approval, and nothing for the student to redraft: the draft runs
                 # unreviewed and the review record says why
                 update["usage"] = {"teacher": error.usage}
-                return {**update, **_unreviewed(services, state, draft, error)}
+                update.update(_unreviewed(services, state, draft, error))
+                return update
             verdict = answer.value
             update["usage"] = {"teacher": answer.usage}
             await remember_review(
@@ -250,12 +264,13 @@ def make_review_node(services: Services) -> Node:
         lane = state["lane"]
         if plan is not None and services.policy(lane).single_step:
             plan = single_step_plan(state["task"], plan["steps"])
-        update["review"] = {
+        review_record: dict[str, Any] = {
             "approved": verdict.approved,
             "concerns": concerns,
             "issues": draft["issues"],
             "revised": bool(verdict.revised_plan),
         }
+        update["review"] = review_record
         update["plan_notes"] = notes
         if plan is not None:
             update["plan"] = plan
@@ -265,7 +280,7 @@ def make_review_node(services: Services) -> Node:
             plan=plan, cached=cached is not None,
         )  # fmt: skip
         if human and plan is not None:  # first pass: keep the reviewed plan for a person
-            update["plan_approval"] = approval_request(update.pop("plan"), update["review"])
+            update["plan_approval"] = approval_request(update.pop("plan"), review_record)
             services.emit(
                 runtime, "plan_approval_requested", session_id=state.get("session_id", ""),
                 actor="system", plan=plan, concerns=concerns,
@@ -291,7 +306,7 @@ def _not_judged(
     services: Services,
     runtime: Runtime[AtlasContext],
     task: StepTask,
-    update: dict[str, Any],
+    update: AtlasState,
     started: float,
     reason: str,
 ) -> Command[Any]:
@@ -332,7 +347,7 @@ def make_validate_node(services: Services) -> Node:
     async def validate(task: StepTask, runtime: Runtime[AtlasContext]) -> Command[Any]:
         step, attempt = task["step"], task["attempt"]
         started = time.perf_counter()
-        update: dict[str, Any] = {}
+        update: AtlasState = {}
         if task.get("error"):
             verdict = _failed_verdict(f"attempt failed: {task['error']}")
         elif services.validator is not None:
@@ -342,12 +357,12 @@ def make_validate_node(services: Services) -> Node:
                 tool_calls=task.get("tool_calls", []),
             )  # fmt: skip
             try:
-                verdict = coerce_verdict(await call_maybe_async(services.validator, request))
+                checked = coerce_verdict(await call_maybe_async(services.validator, request))
             except (TypeError, ValueError, ValidationError) as error:
                 raise TypeError(
                     f"teacher.validator returned an unusable verdict: {error}"
                 ) from None
-            verdict = verdict.model_dump()  # type: ignore[assignment]
+            verdict = checked.as_verdict()
         else:
             messages = [
                 SystemMessage(_system(
@@ -368,7 +383,7 @@ def make_validate_node(services: Services) -> Node:
                 # recorded; the attempt's output stands unjudged
                 update["usage"] = {"teacher": error.usage}
                 return _not_judged(services, runtime, task, update, started, str(error))
-            verdict = answer.value.model_dump()  # type: ignore[assignment]
+            verdict = answer.value.as_verdict()
             update["usage"] = {"teacher": answer.usage}
         validate_ms = (time.perf_counter() - started) * 1000
         goto = services.routes.after_validate(task, verdict)
@@ -377,7 +392,7 @@ def make_validate_node(services: Services) -> Node:
             runtime, "validation_verdict", session_id=task.get("session_id", ""), actor="teacher",
             step_id=step["id"], attempt=attempt, intermediate=True, retry=retry, **verdict,
         )  # fmt: skip
-        attempt_update = {
+        attempt_update: AttemptRecord = {
             "attempt": attempt,
             "validation": verdict,
             "timings_ms": {
@@ -385,9 +400,9 @@ def make_validate_node(services: Services) -> Node:
                 "validate": round(validate_ms, 3),
             },
         }
-        step_update: dict[str, Any] = {"attempts": [attempt_update], "validation": verdict}
+        step_update: StepRecord = {"attempts": [attempt_update], "validation": verdict}
         update["steps"] = {str(step["id"]): step_update}
-        if retry:
+        if not isinstance(goto, str):  # a retry
             services.emit(
                 runtime, "retry", session_id=task.get("session_id", ""), actor="system",
                 step_id=step["id"], attempt=attempt, intermediate=True, next_attempt=attempt + 1,
@@ -407,6 +422,12 @@ def make_validate_node(services: Services) -> Node:
     return validate
 
 
+_ATTEMPT_KEYS: tuple[Literal["output", "error", "execute_ms", "verdict", "tool_calls"], ...] = (
+    "output", "error", "execute_ms", "verdict", "tool_calls",
+)  # fmt: skip
+"""What a step branch carries of its last attempt."""
+
+
 def make_guide_node(services: Services) -> Node:
     """Turn a failed verdict into guidance for the next attempt.
 
@@ -418,7 +439,7 @@ def make_guide_node(services: Services) -> Node:
     async def guide(task: StepTask, runtime: Runtime[AtlasContext]) -> Command[Any]:
         step, verdict = task["step"], task["verdict"]
         text = verdict.get("guidance", "").strip()
-        update: dict[str, Any] = {}
+        update: AtlasState = {}
         if teacher.guidance_call and services.has_model("teacher", runtime):
             model = services.model("teacher", runtime, max_tokens=teacher.guidance_max_tokens)
             reply = await model.ainvoke([
@@ -446,11 +467,9 @@ def make_guide_node(services: Services) -> Node:
             runtime, "guidance", session_id=task.get("session_id", ""), actor="teacher",
             step_id=step["id"], attempt=task["attempt"], intermediate=True, guidance=text,
         )  # fmt: skip
-        retry: StepTask = {
-            key: value  # type: ignore[misc]
-            for key, value in task.items()
-            if key not in ("output", "error", "execute_ms", "verdict", "tool_calls")
-        }
+        retry: StepTask = {**task}
+        for key in _ATTEMPT_KEYS:  # the next attempt starts without the last one's results
+            retry.pop(key, None)
         retry["attempt"] = task["attempt"] + 1
         retry["guidance"] = guidance
         return Command(update=update, goto=services.routes.after_guide(retry))

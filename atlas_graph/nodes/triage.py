@@ -76,7 +76,7 @@ def normalize_severity(value: Any) -> Severity:
     """
     text = re.sub(r"[\s_-]+", "", str(value).strip().lower())
     if text in SEVERITIES:
-        return text  # type: ignore[return-value]
+        return text
     if text in SEVERITY_ALIASES:
         return SEVERITY_ALIASES[text]
     known = ", ".join([*SEVERITIES, *SEVERITY_ALIASES])

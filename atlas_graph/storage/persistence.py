@@ -33,7 +33,7 @@ from contextlib import (
 )
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -44,6 +44,9 @@ from langgraph.store.memory import InMemoryStore
 from atlas_graph.config import StorageConfig
 from atlas_graph.deprecation import renamed
 from atlas_graph.errors import StorageError
+
+if TYPE_CHECKING:
+    import psycopg
 
 DATABASE_URL_ENV = "ATLAS_GRAPH_DATABASE_URL"
 Backend = Literal["memory", "sqlite", "postgres"]
@@ -184,11 +187,10 @@ async def aopen_persistence(
         from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
         from langgraph.store.postgres.aio import AsyncPostgresStore
 
-        saver = AsyncPostgresSaver(pool)  # type: ignore[arg-type]
-        store = AsyncPostgresStore(pool)  # type: ignore[arg-type]
+        pg_saver, pg_store = AsyncPostgresSaver(pool), AsyncPostgresStore(pool)
         if storage.apply_schema_on_connect:
-            await _setup_postgres(url, saver, store)
-        yield Persistence(saver, store, backend)
+            await _setup_postgres(url, pg_saver, pg_store)
+        yield Persistence(pg_saver, pg_store, backend)
 
 
 @asynccontextmanager
@@ -328,11 +330,15 @@ def _open_sync(
     ) as pool:  # fmt: skip
         if storage.min_size > 0:  # as the async pool: ready before the first session
             pool.wait(timeout=_CONNECT_TIMEOUT_SECONDS)
-        saver = PostgresSaver(pool)  # type: ignore[arg-type]
-        store = PostgresStore(pool)  # type: ignore[arg-type]
+        pg_saver, pg_store = PostgresSaver(pool), PostgresStore(pool)
         if storage.apply_schema_on_connect:
-            _setup_postgres_sync(url, saver, store)
-        yield Persistence(saver, store, backend)
+            _setup_postgres_sync(url, pg_saver, pg_store)
+        yield Persistence(pg_saver, pg_store, backend)
+
+
+def _try_lock_sync(connection: psycopg.Connection[Any]) -> bool:
+    row = connection.execute(_TRY_LOCK, (_SETUP_LOCK_KEY,)).fetchone()
+    return row is not None and bool(row[0])  # the lock query always returns one row
 
 
 def _setup_postgres_sync(url: str, saver: Any, store: Any) -> None:
@@ -340,7 +346,7 @@ def _setup_postgres_sync(url: str, saver: Any, store: Any) -> None:
     import psycopg
 
     with psycopg.connect(url, connect_timeout=_CONNECT_TIMEOUT_SECONDS, autocommit=True) as lock:
-        while not lock.execute(_TRY_LOCK, (_SETUP_LOCK_KEY,)).fetchone()[0]:  # type: ignore[index]
+        while not _try_lock_sync(lock):
             time.sleep(_SETUP_POLL_SECONDS)
         try:
             saver.setup()

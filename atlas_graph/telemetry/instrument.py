@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any
 
 from langchain_core.callbacks import BaseCallbackManager
@@ -107,8 +107,8 @@ class _NodeRun:
         stop_collecting(self.token)
 
     def finish(self, result: Any, event_limit: int) -> Any:
-        if self.config_token is not None:
-            _label_runs(self.config, _learned(result), up_to_root=True)  # type: ignore[arg-type]
+        if self.config_token is not None and self.config is not None:  # set together
+            _label_runs(self.config, _learned(result), up_to_root=True)
         if not self.events or event_limit <= 0:
             return result
         entries = [trajectory_entry(event) for event in self.events]
@@ -117,7 +117,7 @@ class _NodeRun:
 
 def _wrap_async(
     node: Callable[..., Awaitable[Any]], role: str | None, event_limit: int
-) -> Callable[..., Awaitable[Any]]:
+) -> Callable[..., Coroutine[Any, Any, Any]]:
     async def instrumented(node_input: Any, *args: Any, **kwargs: Any) -> Any:
         run = _NodeRun(node_input, role)
         try:
@@ -150,13 +150,14 @@ def posing_as(wrapper: Callable[..., Any], node: Callable[..., Any]) -> Callable
     none, because nodes reach agents and models through ``Services``. Without ``__wrapped__``
     only this small wrapper is scanned.
     """
-    functools.update_wrapper(wrapper, node)
-    del wrapper.__wrapped__  # type: ignore[attr-defined]
-    wrapper.__signature__ = inspect.signature(node)  # type: ignore[attr-defined]
-    return wrapper
+    posed = functools.update_wrapper(wrapper, node)
+    del posed.__wrapped__
+    # functions take any attribute, but typeshed declares no __signature__ (inspect reads it)
+    posed.__signature__ = inspect.signature(node)  # type: ignore[attr-defined]
+    return posed
 
 
-def _on_loop(node: Callable[..., Awaitable[Any]], loop: LoopThread) -> Callable[..., Any]:
+def _on_loop(node: Callable[..., Coroutine[Any, Any, Any]], loop: LoopThread) -> Callable[..., Any]:
     @functools.wraps(node)
     def synchronous(*args: Any, **kwargs: Any) -> Any:
         return loop.run(node(*args, **kwargs))
