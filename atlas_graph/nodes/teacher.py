@@ -115,7 +115,7 @@ def _system(
         text = f"{rewritten}\n\n{text}"
     extra = teacher.prompt_guidance.get(duty)  # type: ignore[call-overload]
     text = f"{text}\n\n{extra}" if extra else text
-    return prompts.with_memories(text, persona.get("memories", {}).get("teacher", []))
+    return prompts.with_learning(text, persona.get("learning", {}).get("teacher"))
 
 
 def _runnable_plan(steps: list[StepSpec]) -> Plan:
