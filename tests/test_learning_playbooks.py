@@ -337,3 +337,71 @@ async def test_learning_key_follows_agent_tenant_tags_and_task_prefix() -> None:
     )  # type: ignore[arg-type]
     pinned = {**state, "session_metadata": {"learning_key": "mine"}}
     assert registry.learning_key(config, pinned) == "mine"  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- inspect and export
+
+
+async def test_python_api_and_command_line_show_report_and_reset(
+    make_run: Any, tmp_path: Any, capsys: Any
+) -> None:
+    from atlas_graph.cli.main import main
+    from atlas_graph.config import StorageConfig
+    from atlas_graph.learning.api import (
+        LearningPlotError,
+        alearning_report,
+        alearning_reset,
+        alearning_show,
+        plot_learning_curve,
+    )
+    from atlas_graph.storage.persistence import open_persistence
+
+    path = tmp_path / "atlas.sqlite"
+    config_file = tmp_path / "atlas.yaml"
+    config_file.write_text(f"storage:\n  path: {path}\n")
+    async with open_persistence(StorageConfig(path=str(path))) as opened:
+        run, _, _ = one_run(make_run, {"provisional_acceptance": False}, [[HELPFUL]],
+                            opened.store)  # fmt: skip
+        for n in range(3):
+            await run(f"Refund request {n}", mode="paired", thread=f"r{n}",
+                      metadata={"learning_key": KEY})  # fmt: skip
+        [shown] = await alearning_show(store=opened.store)
+        assert shown["learning_key"] == KEY
+        assert shown["entries"][0]["usage"]["adoption_rate"] == 1.0
+        [report] = await alearning_report(store=opened.store, learning_key=KEY)
+        assert [s["reward"] for s in report["sessions"]] == [0.5, 0.9, 0.9]
+        assert report["entries"][0]["reward_delta"] == 0.4
+        try:
+            assert plot_learning_curve([report], tmp_path / "curve.png").stat().st_size > 0
+        except LearningPlotError as error:
+            assert "pip install 'atlas-graph[plot]'" in str(error)
+
+    assert main(["learning", "show", "-c", str(config_file)]) == 0
+    out = capsys.readouterr().out
+    assert f"learning key {KEY}: 1 entries" in out and "accepted" in out
+    assert main(["learning", "report", "-c", str(config_file), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["sessions"][2]["reward"] == 0.9
+    assert main(["learning", "reset", "-c", str(config_file)]) == 2  # no --yes, no terminal
+    assert main(["learning", "reset", "-c", str(config_file), "--learning-key", KEY,
+                 "--yes"]) == 0  # fmt: skip
+    assert f"{KEY}: " in capsys.readouterr().out
+    assert await alearning_reset(config_file, learning_key=KEY) == {KEY: 0}
+    assert await alearning_show(config_file) == []
+
+
+async def test_export_carries_the_learning_key_and_applied_digests(make_run: Any) -> None:
+    from atlas_graph.export import aiter_session_traces
+
+    store = InMemoryStore()
+    run, _, _ = one_run(make_run, {"provisional_acceptance": False}, [[HELPFUL]], store)
+    for n in range(2):
+        await run(f"Refund request {n}", mode="paired", thread=f"x{n}",
+                  metadata={"learning_key": KEY})  # fmt: skip
+    found = aiter_session_traces(store, statuses=["succeeded", "failed"])
+    traces = {t["session_id"]: t async for t in found}
+    first, second = traces["x0"], traces["x1"]
+    assert first["learning_key"] == second["learning_key"] == KEY
+    assert first["session_metadata"]["applied_student_learning"] is None
+    applied = second["session_metadata"]["applied_student_learning"]
+    assert set(applied) == {"digest", "char_count", "entry_count"} and applied["entry_count"] == 1
+    assert second["session_metadata"]["applied_teacher_learning"] is None
