@@ -11,7 +11,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal, get_args
 
 import yaml
 from pydantic import (
@@ -466,22 +466,129 @@ class AdaptiveTeachingConfig(_Strict):
         return [value] if isinstance(value, str) else value
 
 
-class LearningConfig(_Strict):
-    """Persona memory per fingerprint and the session's learning notes."""
+CueType = Literal["regex", "keyword", "predicate"]
+ScopeCategory = Literal["reinforcement", "differentiation"]
+PLAYBOOK_SCHEMA_VERSION: Final = "playbook_entry.v1"
 
-    enabled: bool = Field(default=False, description="keep persona memory and learning notes")
-    update_enabled: bool = Field(default=True, description="off: use memories, never change them")
-    apply_to_prompts: bool = Field(default=True, description="inject memories into prompts")
+
+class LearningPrompts(_Strict):
+    """Prompt overrides of the learning synthesizer."""
+
+    synthesizer: str | None = Field(
+        default=None, description="system prompt of the playbook synthesizer"
+    )
+
+
+class PlaybookSchemaConfig(_Strict):
+    """What a ``playbook_entry.v1`` may contain: cue types, runtime handles, default scope."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    version: Literal["playbook_entry.v1"] = PLAYBOOK_SCHEMA_VERSION
+    allowed_runtime_handles: list[str] = Field(
+        default_factory=list, description="handles an action may name; empty: any"
+    )
+    runtime_handle_prefixes: list[str] = Field(
+        default_factory=list, description="handle prefixes an action may use (e.g. 'mcp.')"
+    )
+    cue_types: list[CueType] = Field(default_factory=lambda: list(get_args(CueType)))
+    default_scope_category: ScopeCategory = "differentiation"
+    allow_missing_tool_mapping: bool = Field(
+        default=True,
+        validation_alias=AliasChoices("allow_missing_tool_mapping", "missing_tool_mapping"),
+        description="an action without a runtime handle is still actionable",
+    )
+
+
+class RubricWeights(_Strict):
+    """Weights of the four rubric scores; normalised by their sum."""
+
+    actionability: float = Field(default=0.4, ge=0)
+    generality: float = Field(default=0.3, ge=0)
+    hookability: float = Field(default=0.2, ge=0)
+    concision: float = Field(default=0.1, ge=0)
+
+    @model_validator(mode="after")
+    def _some_weight(self) -> RubricWeights:
+        if self.actionability + self.generality + self.hookability + self.concision <= 0:
+            raise ValueError("at least one rubric weight must be above 0")
+        return self
+
+
+class PlaybookGates(_Strict):
+    """Hard checks an entry passes before the rubric scores it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    enforce_actionability: bool = True
+    enforce_cue: bool = True
+    enforce_generality: bool = True
+    max_text_length: int = Field(default=420, ge=20)
+    allowed_proper_nouns: list[str] = Field(default_factory=list)
+    banned_incident_tokens: list[str] = Field(default_factory=list)
+    generality_overflow_margin: int = Field(
+        default=0,
+        ge=0,
+        validation_alias=AliasChoices("generality_overflow_margin", "overflow_margin"),
+        description="incident-specific tokens tolerated before the generality gate fails",
+    )
+
+
+class PruningConfig(_Strict):
+    """Atlas's four pruning rules: too specific, harmful, neutral, no transfer."""
+
+    min_sessions: int = Field(default=10, ge=1, description="sessions seen before any rule")
+    min_cue_hit_rate: float = Field(default=0.05, ge=0, le=1)
+    min_reward_delta: float = Field(default=0.01, ge=0, le=1)
+    min_transfer_sessions: int = Field(default=20, ge=1)
+
+
+class UsageTrackingConfig(_Strict):
+    """Per entry and session: cue hits, adoption, rewards with and without the entry."""
+
+    enabled: bool = True
+    capture_examples: bool = False
+    max_examples_per_entry: int = Field(default=5, ge=0, le=100)
+
+
+class LearningConfig(_Strict):
+    """Learning playbooks per learning key, and the session's learning notes.
+
+    Learning acts when ``enabled`` and a learning model is available (``llm`` or
+    ``models={"learning": ...}``): Atlas defaults to a hosted model that needs a key.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    enabled: bool = Field(default=True, description="keep a playbook once a model is available")
+    update_enabled: bool = Field(default=True, description="off: a frozen playbook")
+    provisional_acceptance: bool = Field(
+        default=True, description="new entries are on trial until a session adopts them"
+    )
+    apply_to_prompts: bool = Field(default=True, description="inject the playbook into prompts")
     session_note_enabled: bool = True
-    llm: LLMParameters | None = Field(
-        default=None, description="synthesise the notes with an LLM instead of a template"
+    llm: LLMParameters | None = Field(default=None, description="the synthesizer's model")
+    prompts: LearningPrompts = Field(default_factory=LearningPrompts)
+    history_limit: int = Field(
+        default=10, ge=1, le=200, description="recent sessions the synthesizer sees"
     )
-    history_limit: int = Field(default=10, ge=1, le=200)
-    max_active_per_persona: int = Field(default=5, ge=1, le=50)
-    max_candidates_per_persona: int = Field(default=10, ge=1, le=100)
-    min_sessions: int = Field(
-        default=1, ge=1, description="sessions that used a candidate before it is judged"
+    playbook_schema: PlaybookSchemaConfig = Field(
+        default_factory=PlaybookSchemaConfig,
+        alias="schema",
     )
+    rubric_weights: RubricWeights = Field(default_factory=RubricWeights)
+    gates: PlaybookGates = Field(default_factory=PlaybookGates)
+    pruning_config: PruningConfig = Field(default_factory=PruningConfig)
+    usage_tracking: UsageTrackingConfig = Field(default_factory=UsageTrackingConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_blocks(cls, data: Any) -> Any:
+        # `gates:` with nothing under it is YAML null; it means "all defaults".
+        if isinstance(data, dict):
+            return {key: {} if value is None and key != "llm" else value
+                    for key, value in data.items()}  # fmt: skip
+        return data
 
 
 class DriftConfig(_Strict):
@@ -606,14 +713,6 @@ _NOT_YET_SUPPORTED = {
     # persistence
     # agent adapters
     "agent.metadata_digest": "metadata digests in agent prompts",
-    # drift, review and learning
-    "learning.prompts": "learning playbooks",
-    "learning.provisional_acceptance": "learning playbooks",
-    "learning.schema": "learning playbooks",
-    "learning.rubric_weights": "learning playbooks",
-    "learning.gates": "learning playbooks",
-    "learning.pruning_config": "learning playbooks",
-    "learning.usage_tracking": "learning playbooks",
 }
 
 _AGENT_MODELS: dict[str, type[BaseModel]] = {
@@ -718,6 +817,8 @@ def _allowed_fields(model: type[BaseModel], loc: tuple[Any, ...]) -> str:
             isinstance(current, type) and issubclass(current, BaseModel)
         ):
             continue
+        aliases = {field.alias: name for name, field in current.model_fields.items()}
+        item = aliases.get(item, item)
         if item not in current.model_fields:
             if item in _AGENT_MODELS:
                 current = _AGENT_MODELS[item]

@@ -183,6 +183,10 @@ class StorageError(AtlasUserError, RuntimeError):
     """
 
 
+class LearningPlotError(AtlasUserError):
+    """The learning curve cannot be drawn (matplotlib missing, or nothing to draw)."""
+
+
 class TaskFileError(AtlasUserError):
     """A task file (or a results file to resume) cannot be used; names the file and line.
 

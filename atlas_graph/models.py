@@ -9,11 +9,11 @@ import re
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage
-from langchain_core.runnables import Runnable, RunnableConfig
-from pydantic import BaseModel, SecretStr, ValidationError
+from langchain_core.messages import BaseMessage
+from pydantic import BaseModel, SecretStr
 
-from atlas_graph.errors import ModelConfigError, ModelOutputError, one_line
+from atlas_graph.errors import ModelConfigError
+from atlas_graph.errors import ModelOutputError as ModelOutputError  # importable from here too
 from atlas_graph.usage import Usage
 
 if TYPE_CHECKING:
@@ -147,20 +147,6 @@ def with_max_tokens(model: BaseChatModel, max_tokens: int | None) -> BaseChatMod
     return model.model_copy(update={"max_tokens": max_tokens})
 
 
-def structured(model: BaseChatModel, schema: type[BaseModel]) -> Runnable[Any, BaseMessage]:
-    """The model forced to call ``schema`` as a tool; ``call_structured`` parses the reply.
-
-    Function calling is what OpenAI-compatible servers (vLLM, Ollama, LM Studio) support most
-    widely. Parsing here rather than in ``with_structured_output``'s parser chain keeps the
-    call on the event loop (that chain's sync steps hop to a worker thread per call) and lets
-    one lenient parser cover tool calls, JSON text and fenced JSON alike.
-    """
-    try:
-        return model.bind_tools([schema], tool_choice=schema.__name__)
-    except NotImplementedError:  # models without tool calling answer in JSON text
-        return model
-
-
 _FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)
 
 
@@ -194,45 +180,6 @@ def usage_of(message: BaseMessage | None) -> Usage:
         "total_tokens": int(metadata.get("total_tokens", prompt + completion)),
         "calls": 1,
     }
-
-
-async def call_structured(
-    runnable: Runnable[Any, BaseMessage],
-    schema: type[SchemaT],
-    messages: list[BaseMessage],
-    *,
-    role: Role,
-    config: RunnableConfig | None = None,
-) -> tuple[SchemaT, Usage]:
-    """Call a model bound by ``structured`` and validate its reply against ``schema``.
-
-    The tool call's arguments are used when the model made one; otherwise JSON is looked for
-    in the text (plain, fenced or inside prose).
-
-    Raises:
-        ModelOutputError: the reply holds no JSON matching ``schema``.
-    """
-    reply = await runnable.ainvoke(messages, config=config)
-    usage = usage_of(reply)
-    for call in getattr(reply, "tool_calls", None) or []:
-        if call.get("name") == schema.__name__:
-            try:
-                return schema.model_validate(call.get("args") or {}), usage
-            except ValidationError:
-                break
-    text = reply.content if isinstance(reply, AIMessage) else ""
-    if not isinstance(text, str):
-        text = json.dumps(text)
-    try:
-        return schema.model_validate(extract_json(text)), usage
-    except (ValueError, ValidationError) as error:
-        raise ModelOutputError(
-            f"{role} reply is not a valid {schema.__name__} ({one_line(error)}); "
-            f"reply began: {text[:120]!r}",
-            usage,
-            role=role,
-            schema=schema.__name__,
-        ) from error
 
 
 def is_transient(error: BaseException) -> bool:

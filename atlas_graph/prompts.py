@@ -170,14 +170,9 @@ def probe_message(dossier: Mapping[str, Any], history: Mapping[str, Any] | None)
     )
 
 
-MEMORY_HEADER = "Lessons from earlier sessions of this kind of work (persona memory):"
-
-
-def with_memories(text: str, memories: Sequence[str]) -> str:
-    """A system prompt with the persona's memories appended under a clear header."""
-    if not memories:
-        return text
-    return f"{text}\n\n{MEMORY_HEADER}\n" + "\n".join(f"- {memory}" for memory in memories)
+def with_learning(text: str, pamphlet: str | None) -> str:
+    """A system prompt with the learning playbook's pamphlet appended."""
+    return f"{text}\n\n{pamphlet}" if pamphlet else text
 
 
 PERSONA_REWRITE = """Rewrite an agent's system prompt into three personas for a teacher/student
@@ -186,7 +181,19 @@ out one step and writing the final answer) and "teacher" (the supervisor reviewi
 judging the student's work in this domain). Keep every domain fact and constraint of the
 original. Reply with JSON: {"planner": "...", "executor": "...", "teacher": "..."}"""
 
-LEARNING_NOTES = """You write learning notes after a supervised session. From the task, the
-reward and its rationale, and the teacher's guidance, write one short, reusable lesson for the
-student and one for the teacher. Reply with JSON:
-{"student_learning": "...", "teacher_learning": "..."}"""
+PLAYBOOK_SYNTHESIZER = """You maintain the learning playbook of an agent supervised by a
+teacher. From one finished session (task, steps, tool calls, teacher guidance, reward) and the
+current playbook, propose at most a few entries that would make the next sessions of this kind
+of work better, and write one short learning note for the student and one for the teacher.
+
+Each entry (schema playbook_entry.v1) has:
+- "audience": "student" or "teacher";
+- "cue": {"type": "regex" | "keyword" | "predicate", "pattern": "..."}: when the entry applies,
+  detectable in the task or step text; keywords are comma-separated;
+- "action": {"imperative": "Verb first ...", "runtime_handle": "tool or handle name or null"};
+- "expected_effect": what following it changes;
+- "scope": {"category": "reinforcement" (keep doing what worked) or "differentiation" (do
+  differently from what failed), "constraints": ["..."]}.
+To revise an entry already in the playbook, give its "id". Keep entries general: no incident
+ids, names or numbers. Propose nothing when the playbook already covers the lesson.
+Reply with JSON: {"entries": [...], "student_learning": "...", "teacher_learning": "..."}"""

@@ -63,7 +63,10 @@ class Result(BaseModel):
     student_learning: str | None = None
     teacher_learning: str | None = None
     personas_used: list[dict[str, Any]] = Field(default_factory=list)
-    persona_updates: list[dict[str, Any]] = Field(default_factory=list)
+    learning_key: str | None = None
+    applied_student_learning: dict[str, Any] | None = None
+    applied_teacher_learning: dict[str, Any] | None = None
+    learning_updates: list[dict[str, Any]] = Field(default_factory=list)
     started_at: str | None = None
     completed_at: str | None = None
     checkpoint_id: str | None = None
@@ -136,7 +139,10 @@ class Result(BaseModel):
             student_learning=values.get("student_learning"),
             teacher_learning=values.get("teacher_learning"),
             personas_used=values.get("personas_used") or [],
-            persona_updates=values.get("persona_updates") or [],
+            learning_key=values.get("learning_key"),
+            applied_student_learning=values.get("applied_student_learning"),
+            applied_teacher_learning=values.get("applied_teacher_learning"),
+            learning_updates=values.get("learning_updates") or [],
             started_at=values.get("started_at"),
             completed_at=values.get("completed_at"),
             checkpoint_id=checkpoint_id,

@@ -136,7 +136,7 @@ class Services:
         return self.policies[lane]
 
     def _learns(self) -> bool:
-        """Whether the learn node has work: probe history, certification, drift or memory.
+        """Whether the learn node has work: probe history, certification, drift or playbook.
 
         Sessions skip the node (and its superstep) when none of these is on.
         """
@@ -145,9 +145,17 @@ class Services:
         probing = adaptive.probe.llm is not None or "probe" in self._models
         return (
             (adaptive.enabled and (probing or adaptive.certify_first_run))
-            or config.learning.enabled
+            or self.learns_playbook()
             or config.runtime_safety.drift.enabled
         )
+
+    def learns_playbook(self, runtime: Runtime[AtlasContext] | None = None) -> bool:
+        """Whether sessions keep a learning playbook: enabled and a learning model available.
+
+        Atlas defaults ``learning.llm`` to a hosted model; here learning turns on as soon as
+        a model is configured or passed (``models={"learning": ...}``).
+        """
+        return self.config.learning.enabled and self.has_model("learning", runtime)
 
     def agent(self, runtime: Runtime[AtlasContext] | None) -> Agent:
         """The student's agent for this run.

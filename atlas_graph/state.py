@@ -119,11 +119,11 @@ class PersonaContext(TypedDict, total=False):
     """What shapes this session's system prompts beyond the config.
 
     ``prompts``: rewritten base prompts by persona (``planner``, ``executor``, ``teacher``);
-    ``memories``: persona memory texts to inject (``student``, ``teacher``).
+    ``learning``: the learning playbook's pamphlet per audience (``student``, ``teacher``).
     """
 
     prompts: dict[str, str]
-    memories: dict[str, list[str]]
+    learning: dict[str, str]
 
 
 def merge_steps(
@@ -250,7 +250,10 @@ class AtlasState(TypedDict, total=False):
     learning_history: dict[str, Any] | None
     personas_used: list[dict[str, Any]]
     persona_context: PersonaContext
-    persona_updates: list[dict[str, Any]]
+    learning_key: str
+    applied_student_learning: dict[str, Any] | None  # {digest, char_count, entry_count, ...}
+    applied_teacher_learning: dict[str, Any] | None
+    learning_updates: list[dict[str, Any]]  # playbook changes this session made
     student_learning: str | None
     teacher_learning: str | None
     review_status: ReviewStatus | None

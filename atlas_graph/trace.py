@@ -68,6 +68,8 @@ def unscrubbed_trace(
             "triage_dossier": dossier,
             "fingerprint": record.get("fingerprint"),
             "checkpoint_id": record.get("checkpoint_id"),
+            "applied_student_learning": _applied(record.get("applied_student_learning")),
+            "applied_teacher_learning": _applied(record.get("applied_teacher_learning")),
         },
         "session_reward": record.get("reward"),
         "reward_stats": _reward_stats(record.get("reward_stats")),
@@ -78,12 +80,20 @@ def unscrubbed_trace(
         "student_learning": record.get("student_learning"),
         "teacher_learning": record.get("teacher_learning"),
         "learning_history": record.get("learning_history"),
+        "learning_key": record.get("learning_key"),
         "trajectory_events": _events(record.get("trajectory_events"), trajectory_event_limit),
         "review_status": record.get("review_status") or "pending",
         "review_notes": record.get("review_notes"),
         "token_usage": usage,
     }
     return trace
+
+
+def _applied(applied: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The spec's ``{digest, char_count, entry_count}`` of a pamphlet the prompts carried."""
+    if not applied:
+        return None
+    return {key: applied.get(key) for key in ("digest", "char_count", "entry_count")}
 
 
 def _plan(plan: dict[str, Any] | None) -> dict[str, Any]:

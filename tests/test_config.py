@@ -212,7 +212,7 @@ def test_empty_config_defaults() -> None:
     assert config.adaptive_teaching.probe.evidence_limit == 6
     thresholds = config.adaptive_teaching.probe.thresholds
     assert (thresholds.auto, thresholds.paired, thresholds.coach) == (0.85, 0.65, 0.35)
-    assert config.learning.enabled is False
+    assert config.learning.enabled is True  # Atlas's default; acts once a model is available
     assert config.learning.llm is None
     assert config.runtime_safety.drift.enabled is False
     assert config.runtime_safety.review.require_approval is False  # export: all succeeded sessions
@@ -287,12 +287,13 @@ def test_atlas_sdk_openai_example_loads(tmp_path: Path) -> None:
 def test_unedited_atlas_example_lists_every_unsupported_key(tmp_path: Path) -> None:
     data = yaml.safe_load(ATLAS_OPENAI_EXAMPLE_YAML)
     data["storage"] = {"database_url": "postgresql://localhost:5432/atlas"}
-    data["learning"] = {"gates": {}, "schema": {}}
+    data["adaptive_teaching"] = {"reward": {}}
+    data["agent"]["metadata_digest"] = {}
     path = write(tmp_path, yaml.safe_dump(data))
     message = file_error(path)
     assert message.count("not supported by atlas-graph yet") == 2
     assert "unknown field" not in message
-    for key in ("learning.gates", "learning.schema"):
+    for key in ("adaptive_teaching.reward", "agent.metadata_digest"):
         assert re.search(rf"(^{re.escape(str(path))}:|;) {re.escape(key)}: not supported", message)
     assert "storage" not in message
 
@@ -437,7 +438,7 @@ def test_unknown_agent_key_named_like_an_agent_type_keeps_its_path() -> None:
 def test_unknown_learning_key_says_what_is_expected() -> None:
     message = config_error({"learning": {"enable": True}})
     assert message.startswith("cfg.yaml: learning.enable: unknown field, expected one of ")
-    assert "max_active_per_persona" in message
+    assert "pruning_config" in message
 
 
 def test_unknown_lane_name_is_rejected_with_the_lane_names() -> None:
@@ -465,7 +466,6 @@ def test_unknown_lane_name_has_a_clean_key_path() -> None:
             "metadata digests",
         ),
         ({"adaptive_teaching": {"reward": {}}}, "adaptive_teaching.reward", "reward hooks"),
-        ({"learning": {"gates": {}}}, "learning.gates", "learning playbooks"),
     ],
 )
 def test_not_yet_supported_atlas_keys(data: dict[str, Any], key: str, feature: str) -> None:
@@ -893,3 +893,68 @@ def test_storage_pool_sizes_and_explicit_backend() -> None:
     message = config_error({"storage": {"min_connections": 5, "max_connections": 2}})
     assert "min_size (5) must not exceed max_size (2)" in message
     assert "storage.backend" in config_error({"storage": {"backend": "mysql"}})
+
+
+ATLAS_LEARNING_BLOCK = """\
+learning:
+  enabled: true
+  update_enabled: true
+  provisional_acceptance: true
+  llm:
+    provider: gemini
+    model: gemini/gemini-2.5-flash
+    api_key_env: GEMINI_API_KEY
+    temperature: 0.1
+  prompts:
+    synthesizer: Write playbook entries.
+  history_limit: 12
+  session_note_enabled: true
+  apply_to_prompts: true
+  schema:
+    version: playbook_entry.v1
+    allowed_runtime_handles: [search_docs]
+    runtime_handle_prefixes: ["mcp."]
+    cue_types: [regex, keyword]
+    default_scope_category: reinforcement
+  rubric_weights: {actionability: 0.5, generality: 0.2, hookability: 0.2, concision: 0.1}
+  gates:
+    enforce_actionability: true
+    enforce_cue: true
+    enforce_generality: false
+    max_text_length: 300
+    allowed_proper_nouns: [Kubernetes]
+    banned_incident_tokens: ["INC-"]
+  pruning_config:
+    min_sessions: 8
+    min_cue_hit_rate: 0.1
+    min_reward_delta: 0.02
+    min_transfer_sessions: 16
+  usage_tracking:
+    enabled: true
+    capture_examples: true
+    max_examples_per_entry: 3
+"""
+
+
+def test_atlas_learning_playbook_block_loads_every_key(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, ATLAS_LEARNING_BLOCK)).learning
+    assert config.llm is not None and config.llm.provider == "gemini"
+    assert config.prompts.synthesizer == "Write playbook entries."
+    assert config.history_limit == 12
+    schema = config.playbook_schema
+    assert schema.cue_types == ["regex", "keyword"]
+    assert schema.default_scope_category == "reinforcement"
+    assert schema.runtime_handle_prefixes == ["mcp."]
+    assert config.rubric_weights.actionability == 0.5
+    assert config.gates.enforce_generality is False and config.gates.max_text_length == 300
+    assert config.pruning_config.min_transfer_sessions == 16
+    assert config.usage_tracking.max_examples_per_entry == 3
+
+
+def test_unknown_playbook_schema_key_names_the_schema_fields() -> None:
+    message = config_error({"learning": {"schema": {"versions": "v1"}}})
+    assert message.startswith("cfg.yaml: learning.schema.versions: unknown field, expected one of")
+    assert "allowed_runtime_handles" in message
+    assert "playbook_entry.v2" in config_error(
+        {"learning": {"schema": {"version": "playbook_entry.v2"}}}
+    )

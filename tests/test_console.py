@@ -127,10 +127,9 @@ def test_lines_for_the_events_of_triage_reward_tiers_memory_and_approval() -> No
         make_event("reward_tier1", session_id="s", actor="judge", judge="process", score=0.8),
         make_event("arbiter_escalation", session_id="s", actor="arbiter",
                    reason="judges disagree"),
-        make_event("memory_update", session_id="s", actor="system", fingerprint="fp-1",
-                   counts={"promoted": 1, "retired": 1},
-                   updates=[{"action": "promoted", "persona": "teacher", "text": "Be strict."},
-                            {"action": "retired", "persona": "student", "text": "Guess."}]),
+        make_event("learning_update", session_id="s", actor="system", learning_key="lk-1",
+                   updates=[{"action": "accepted", "audience": "teacher", "entry_id": "pb-1"},
+                            {"action": "pruned", "audience": "student", "entry_id": "pb-2"}]),
         make_event("some_future_event", session_id="s", actor="system"),  # type: ignore[arg-type]
     ):  # fmt: skip
         renderer.handle(event)
@@ -140,7 +139,7 @@ def test_lines_for_the_events_of_triage_reward_tiers_memory_and_approval() -> No
         "plan approval requested (session s)",
         "reward tier 1: process 0.80",
         "arbiter escalation: judges disagree",
-        'memory: promoted teacher memory "Be strict."; retired student memory "Guess."',
+        "playbook: accepted teacher entry pb-1; pruned student entry pb-2",
     ]
 
 
@@ -148,7 +147,7 @@ def failing_tool(expression: str) -> str:
     raise RuntimeError(f"calculator offline for {expression}")
 
 
-async def test_lines_of_a_session_with_triage_risks_a_tool_error_and_a_memory_update() -> None:
+async def test_lines_of_a_session_with_triage_risks_a_tool_error_and_a_playbook_update() -> None:
     """The renderer reads the events the nodes really emit, not just hand-made ones."""
     from langgraph.store.memory import InMemoryStore
 
@@ -156,7 +155,7 @@ async def test_lines_of_a_session_with_triage_risks_a_tool_error_and_a_memory_up
 
     calculate = {**CALCULATE, "implementation": "test_console:failing_tool"}
     config = {
-        **MEMORY, "learning": {"enabled": True},
+        **MEMORY,
         "agent": {"type": "python", "tools": [calculate],
                   "import_path": "atlas_graph.examples.agents:calculator_agent"},
     }  # fmt: skip
@@ -165,7 +164,13 @@ async def test_lines_of_a_session_with_triage_risks_a_tool_error_and_a_memory_up
         {"valid": True, "score": 0.9, "rationale": "fine", "guidance": ""},
     ])  # fmt: skip
     model = ScriptedChatModel(responder=teacher_responder(validate=lambda _text: next(verdicts)))
-    graph = create_atlas_graph(config, models={"teacher": model}).compile(store=InMemoryStore())
+    entry = {"audience": "student", "cue": {"type": "keyword", "pattern": "multiply"},
+             "action": {"imperative": "Call the calculator for every product",
+                        "runtime_handle": "calculate"},
+             "expected_effect": "exact numbers"}  # fmt: skip
+    learner = ScriptedChatModel(responses=[{"entries": [entry]}])
+    models = {"teacher": model, "learning": learner}
+    graph = create_atlas_graph(config, models=models).compile(store=InMemoryStore())
     out = io.StringIO()
     renderer = ConsoleRenderer(out)
     metadata = {
@@ -184,8 +189,9 @@ async def test_lines_of_a_session_with_triage_risks_a_tool_error_and_a_memory_up
     )
     assert "[step 1] tool error: calculate → " in "\n".join(lines)
     assert not any(" tool result: " in line for line in lines)
-    (memory,) = [line for line in lines if line.startswith("memory: ")]
-    assert memory == 'memory: created student memory "Say the number."'
+    (playbook,) = [line for line in lines if line.startswith("playbook: ")]
+    assert playbook.startswith("playbook: synthesized student entry pb-")
+    assert playbook.endswith("; provisional student entry pb-" + playbook.split("pb-")[-1])
 
 
 async def test_the_arbiter_line_shows_the_tier1_and_the_final_score() -> None:

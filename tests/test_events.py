@@ -182,7 +182,7 @@ async def test_any_graph_node_keeps_its_events_sync_async_and_command() -> None:
     """The wrapper serves nodes that return None, a dict or a Command, sync or async."""
 
     def sync_node(state: _Tiny) -> None:
-        emit(None, "memory_update", session_id="s", actor="system", note="sync")
+        emit(None, "learning_update", session_id="s", actor="system", note="sync")
 
     async def async_node(state: _Tiny) -> dict[str, Any]:
         emit(None, "triage_done", session_id="s", actor="system")
@@ -208,4 +208,4 @@ async def test_any_graph_node_keeps_its_events_sync_async_and_command() -> None:
     kept = [
         (e["event"]["type"], e["event"]["data"].get("note")) for e in state["trajectory_events"]
     ]
-    assert kept == [("memory_update", "sync"), ("triage_done", None), ("retry", None)]
+    assert kept == [("learning_update", "sync"), ("triage_done", None), ("retry", None)]

@@ -211,7 +211,7 @@ async def test_end_record_has_the_final_checkpoint_and_every_event() -> None:
     assert record["trajectory_events"] == final
     assert [entry["event"]["type"] for entry in final][-2:] == ["final_answer", "session_finished"]
     for key in ("reward_stats", "reward_audit", "adaptive_summary", "personas_used",
-                "persona_updates", "fingerprint", "review_status", "execution_mode"):  # fmt: skip
+                "learning_updates", "fingerprint", "review_status", "execution_mode"):  # fmt: skip
         assert key in record, key
     assert record["execution_mode"] == "paired"
     assert record["adaptive_summary"]["adaptive_mode"] == "paired"

@@ -16,6 +16,7 @@ from typing import Any
 from atlas_graph.cli.common import EXIT_FAILED, EXIT_OK, EXIT_STOPPED, EXIT_USAGE
 from atlas_graph.cli.eval import EVAL_COMMANDS, add_eval_command
 from atlas_graph.cli.export import EXPORT_COMMANDS, add_export_commands
+from atlas_graph.cli.learning import LEARNING_COMMANDS, add_learning_commands
 from atlas_graph.cli.sessions import SESSION_COMMANDS, add_session_commands, progress, report_result
 from atlas_graph.errors import AtlasRunError, AtlasUserError, one_line
 
@@ -53,6 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     add_session_commands(commands)
     add_eval_command(commands)
     add_export_commands(commands)
+    add_learning_commands(commands)
     return parser
 
 
@@ -199,6 +201,7 @@ _COMMANDS = {
     **SESSION_COMMANDS,
     **EVAL_COMMANDS,
     **EXPORT_COMMANDS,
+    **LEARNING_COMMANDS,
 }
 
 

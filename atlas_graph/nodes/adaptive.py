@@ -1,6 +1,7 @@
 """Adaptive nodes: triage builds the dossier and fingerprint, the probe decides the lane.
 
-The probe node also prepares the session's personas (rewritten prompts and persona memory),
+The probe node also prepares the session's personas (rewritten prompts and the learning
+playbook's pamphlets),
 so the lane decision and the prompt work share one superstep. Routing rules: ``probe.py``.
 """
 
@@ -13,7 +14,7 @@ from typing import Any
 from langchain_core.runnables import RunnableConfig
 from langgraph.runtime import Runtime
 
-from atlas_graph.nodes import learn as learning
+from atlas_graph.learning import pamphlet, registry
 from atlas_graph.nodes.fingerprint import fingerprint, tenant_of
 from atlas_graph.nodes.personas import persona_prompts
 from atlas_graph.nodes.probe import Routing, adaptive_summary, override, route
@@ -35,7 +36,7 @@ def make_triage_node(services: Services) -> Node:
 
     async def triage(
         state: AtlasState, config: RunnableConfig, runtime: Runtime[AtlasContext]
-    ) -> AtlasState:
+    ) -> dict[str, Any]:
         check_input(state)
         configurable = config.get("configurable", {})
         thread_id = configurable.get("thread_id")
@@ -116,35 +117,33 @@ async def _routing(
 
 async def _personas(
     services: Services, state: AtlasState, runtime: Runtime[AtlasContext]
-) -> tuple[PersonaContext, list[dict[str, Any]], Usage | None, str | None]:
-    """Rewritten persona prompts and the memories to inject, with what was used."""
+) -> tuple[PersonaContext, list[dict[str, Any]], Usage | None, str | None, dict[str, Any]]:
+    """Rewritten persona prompts and the playbook pamphlets, with what was used."""
     store = runtime.store
     prompts, used, usage, note = await persona_prompts(services, runtime, store)
     context: PersonaContext = {"prompts": prompts} if prompts else {}
-    settings = services.config.learning
-    fp = state.get("fingerprint")
-    if settings.enabled and settings.apply_to_prompts and store is not None and fp:
-        chosen = learning.for_prompts(
-            await learning.load_memories(store, fp, with_uses=False), services.config
-        )
-        context["memories"] = {
-            persona: [memory["text"] for memory in memories]
-            for persona, memories in chosen.items()
-            if memories
-        }
-        used = used + [
-            {"persona": persona, "memory_id": memory["id"], "status": memory["status"]}
-            for persona, memories in chosen.items()
-            for memory in memories
-        ]
-    return context, used, usage, note
+    learned: dict[str, Any] = {}
+    if services.learns_playbook(runtime):
+        key = registry.learning_key(services.config, state)
+        learned["learning_key"] = key
+        if services.config.learning.apply_to_prompts and store is not None:
+            entries = await registry.aload_entries(store, key)
+            texts: dict[str, str] = {}
+            for audience in ("student", "teacher"):
+                text, ids = pamphlet.render(entries, audience)
+                learned[f"applied_{audience}_learning"] = pamphlet.applied(text, ids)
+                if text:
+                    texts[audience] = text
+            if texts:
+                context["learning"] = texts
+    return context, used, usage, note, learned
 
 
 def make_probe_node(services: Services) -> Node:
     """Decide the supervision lane, record why, and prepare the session's personas."""
 
-    async def probe(state: AtlasState, runtime: Runtime[AtlasContext]) -> AtlasState:
-        (routing, seen), (context, used, rewrite_usage, note) = await asyncio.gather(
+    async def probe(state: AtlasState, runtime: Runtime[AtlasContext]) -> dict[str, Any]:
+        (routing, seen), (context, used, rewrite_usage, note, learned) = await asyncio.gather(
             _routing(services, state, runtime), _personas(services, state, runtime)
         )
         decision = routing.decision
@@ -156,16 +155,17 @@ def make_probe_node(services: Services) -> Node:
             certification_run=routing.certification_run, **decision,
         )  # fmt: skip
         await arecord_start(runtime.store, state, lane=decision["lane"])  # session ledger
-        update: AtlasState = {
+        update: dict[str, Any] = {
             "lane": decision["lane"],
             "lane_decision": decision,
             "adaptive_summary": summary,
             "learning_history": seen,
             "personas_used": used,
+            **learned,
         }
         if context:
             update["persona_context"] = context
-        usage: dict[str, Usage] = {}
+        usage: dict[str, Any] = {}
         if routing.usage:
             usage["probe"] = routing.usage
         if rewrite_usage:

@@ -18,8 +18,8 @@ from langgraph.runtime import Runtime
 from pydantic import field_validator
 
 from atlas_graph.config import JudgeConfig
-from atlas_graph.errors import one_line
-from atlas_graph.models import ModelOutputError, Role
+from atlas_graph.errors import ModelOutputError, one_line
+from atlas_graph.models import Role
 from atlas_graph.nodes.judges import (
     Call,
     ScoredReply,

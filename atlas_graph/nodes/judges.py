@@ -20,8 +20,8 @@ from langchain_core.messages import AIMessage, BaseMessage
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from atlas_graph.config import JudgeConfig, RimConfig
-from atlas_graph.errors import one_line
-from atlas_graph.models import ModelOutputError, extract_json
+from atlas_graph.errors import ModelOutputError, one_line
+from atlas_graph.models import extract_json
 from atlas_graph.prompts import tool_calls_section
 from atlas_graph.structured import Structured
 from atlas_graph.usage import Usage

@@ -26,8 +26,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from atlas_graph import prompts
 from atlas_graph.config import ProbeThresholds
+from atlas_graph.errors import ModelOutputError
 from atlas_graph.lanes import LANES, Lane
-from atlas_graph.models import ModelOutputError
 from atlas_graph.services import AtlasContext, Services
 from atlas_graph.state import LaneDecision
 from atlas_graph.usage import Usage

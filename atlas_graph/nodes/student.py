@@ -38,7 +38,7 @@ def _student_system_prompt(
     text = prompts.system_prompt(template, rewritten or base)
     extra = config.student.prompt_guidance.get(mode)
     text = f"{text}\n\n{extra}" if extra else text
-    return prompts.with_memories(text, persona.get("memories", {}).get("student", []))
+    return prompts.with_learning(text, persona.get("learning", {}).get("student"))
 
 
 def _tools(services: Services) -> list[dict[str, Any]]:

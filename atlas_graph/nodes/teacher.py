@@ -17,7 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from atlas_graph import prompts
 from atlas_graph.callables import call_maybe_async
 from atlas_graph.config import TeacherDuty
-from atlas_graph.models import ModelConfigError, ModelOutputError, usage_of
+from atlas_graph.errors import ModelOutputError
+from atlas_graph.models import ModelConfigError, usage_of
 from atlas_graph.nodes.approval import approval_request, decide
 from atlas_graph.plans import (
     PlanParseError,
@@ -136,7 +137,7 @@ def _system(
         text = f"{rewritten}\n\n{text}"
     extra = teacher.prompt_guidance.get(duty)
     text = f"{text}\n\n{extra}" if extra else text
-    return prompts.with_memories(text, persona.get("memories", {}).get("teacher", []))
+    return prompts.with_learning(text, persona.get("learning", {}).get("teacher"))
 
 
 def _runnable_plan(steps: list[StepSpec]) -> Plan:

@@ -44,11 +44,12 @@ EXPORT_KEYS = (
     "final_answer", "plan", "steps", "reward", "reward_stats", "reward_audit",
     "adaptive_summary", "dossier", "fingerprint", "mode", "lane_decision", "learning_history",
     "student_learning", "teacher_learning", "session_metadata", "plan_approval", "plan_notes",
-    "plan_drafts", "review", "personas_used", "persona_updates", "trajectory_events",
+    "plan_drafts", "review", "personas_used", "learning_updates", "trajectory_events",
+    "learning_key", "applied_student_learning", "applied_teacher_learning",
 )  # fmt: skip
 # State keys the end record leaves out: the draft before review (the record keeps the plan
-# that ran) and the rewritten persona prompts and memory texts (the ids used are kept in
-# ``personas_used``).
+# that ran) and the rewritten persona prompts and pamphlet texts (``personas_used`` and the
+# ``applied_*_learning`` digests say what was used).
 NOT_EXPORTED = frozenset({"plan_draft", "persona_context"})
 # A person's review decision (see ``review.py``), kept when the runner rewrites the record.
 REVIEW_FIELDS = ("review_status", "review_notes", "reviewed_at", "review_history")

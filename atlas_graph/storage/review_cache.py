@@ -22,7 +22,11 @@ NAMESPACE = ("atlas", "plan_reviews")
 
 
 def review_cache_key(state: AtlasState) -> str:
-    """Reviews are reused for the same task, lane, draft, redraft count and teacher persona."""
+    """Reviews are reused for the same task, lane, draft, redraft count, persona and playbook.
+
+    The pamphlet digests are named on their own so a playbook change is a new key even for a
+    caller that builds the persona context differently.
+    """
     material = json.dumps(
         [
             state.get("task"),
@@ -30,6 +34,8 @@ def review_cache_key(state: AtlasState) -> str:
             state.get("plan_draft"),
             state.get("plan_drafts"),
             state.get("persona_context"),
+            (state.get("applied_student_learning") or {}).get("digest"),
+            (state.get("applied_teacher_learning") or {}).get("digest"),
         ],
         sort_keys=True,
         default=str,

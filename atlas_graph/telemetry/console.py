@@ -182,7 +182,7 @@ class ConsoleRenderer:
         self._line(f"{step} {data['status']} after {data['attempts']} attempt(s), "
                    f"score {_score(data['score'])}")  # fmt: skip
 
-    # ------------------------------------------------------------------ reward and memory
+    # ------------------------------------------------------------------ reward and learning
 
     def _on_reward_tier1(self, event: AtlasEvent, data: dict[str, Any], step: str) -> None:
         judge = data.get("judge") or data.get("identifier") or "judge"
@@ -209,14 +209,14 @@ class ConsoleRenderer:
         shown = ", ".join(f"{j['identifier']} {_score(j['score'])}" for j in judges)
         self._line(f"reward: {_score(data['score'])}" + (f" ({shown})" if shown else ""))
 
-    def _on_memory_update(self, event: AtlasEvent, data: dict[str, Any], step: str) -> None:
+    def _on_learning_update(self, event: AtlasEvent, data: dict[str, Any], step: str) -> None:
         updates = data.get("updates") or []
-        what = data.get("summary") or "; ".join(
-            f'{u.get("action", "updated")} {u.get("persona", "")} memory "{u.get("text", "")}"'
+        what = "; ".join(
+            f"{u.get('action', 'updated')} {u.get('audience', '')} entry {u.get('entry_id', '')}"
             for u in updates
             if isinstance(u, dict)
         )
-        self._line(f"memory: {_short(what or 'updated', 160)}", "dim")
+        self._line(f"playbook: {_short(what or 'updated', 160)}", "dim")
 
     # ------------------------------------------------------------------ the end
 

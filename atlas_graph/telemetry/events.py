@@ -33,7 +33,7 @@ EventType = Literal[
     "reward_tier1",
     "arbiter_escalation",
     "reward",
-    "memory_update",
+    "learning_update",
     "final_answer",
     "session_finished",
     "session_failed",
