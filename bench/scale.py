@@ -14,7 +14,9 @@ per process. The ``local`` rows are today's single-process ``atlas-graph eval``;
 rows start 1, 2 or 4 worker processes on a local Ray cluster with one CPU per core (more
 workers than cores share them). Sessions/s is the steady rate, from the result that ends the
 first tenth of the batch to the last (worker start-up is left out: it is paid once per batch,
-and its cost is the ``wall`` column). A benchmark, not a test: nothing asserts on time.
+and its cost is in ``wall_seconds``); ``cores`` is how many of the machine's cores were busy
+during the batch (all processes: driver, workers, PostgreSQL, Ray's own), from ``/proc/stat``.
+A benchmark, not a test: nothing asserts on time.
 """
 
 from __future__ import annotations
@@ -66,12 +68,14 @@ async def measure(
     rows = [{"id": f"s{number}", "task": TASK, "mode": "paired",
              "session_metadata": {"latency": latency}} for number in range(sessions)]  # fmt: skip
     ended: list[float] = []
+    busy_before = _cpu_times()
     started = time.perf_counter()
     report_ = await aevaluate(
         rows, config=config, concurrency=concurrency,
         on_result=lambda line: ended.append(time.perf_counter()), **executor,
     )  # fmt: skip
     wall = time.perf_counter() - started
+    busy_after = _cpu_times()
     if report_.summary.total.succeeded != sessions:
         errors = {line["error"] for line in report_.results if line["error"]}
         raise RuntimeError(
@@ -79,8 +83,24 @@ async def measure(
         )
     first = max(1, sessions // 10)
     steady = (sessions - first) / (ended[-1] - ended[first - 1])
+    cores_busy = None
+    if busy_before and busy_after:
+        busy, total = (
+            after - before for before, after in zip(busy_before, busy_after, strict=True)
+        )
+        cores_busy = round(busy / total * (os.cpu_count() or 1), 2)
     return {"sessions": sessions, "sessions_per_second": round(steady, 1),
-            "wall_seconds": round(wall, 2)}  # fmt: skip
+            "wall_seconds": round(wall, 2), "cores_busy": cores_busy}  # fmt: skip
+
+
+def _cpu_times() -> tuple[int, int] | None:
+    """Busy and total jiffies of the whole machine (Linux), PostgreSQL and Ray included."""
+    try:
+        fields = [int(value) for value in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return sum(fields) - idle, sum(fields)
 
 
 async def run(quick: bool, server: str, concurrency: int) -> tuple[list[Row], dict[str, Any]]:
@@ -134,7 +154,8 @@ def scale_table(results: dict[str, Any]) -> str:
         for latency in LATENCIES:
             row = results[f"{key}/{latency * 1000:.0f} ms"]
             speedup = f" ({row['speedup']:.2f}x)" if "speedup" in row else ""
-            cells.append(f"{row['sessions_per_second']:.1f}/s{speedup}")
+            busy = f", {row['cores_busy']:.1f} cores" if row.get("cores_busy") is not None else ""
+            cells.append(f"{row['sessions_per_second']:.1f}/s{speedup}{busy}")
         lines.append(cells)  # fmt: skip
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     render = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True))
