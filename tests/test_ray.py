@@ -173,6 +173,24 @@ async def test_storage_that_workers_cannot_share_is_refused_before_anything_runs
         await aevaluate(tasks("x", 1, tmp_path / "log"), config=config, executor="ray")
 
 
+async def test_a_worker_that_cannot_open_the_storage_stops_the_batch_with_its_error(
+    cluster: Any, pg_url: str, tmp_path: Path
+) -> None:
+    from atlas_graph.storage.persistence import StorageError
+
+    missing = pg_url.rsplit("/", 1)[0] + "/atlas_graph_no_such_database"
+    output = tmp_path / "results.jsonl"
+    batch = aevaluate(
+        tasks("nodb", 2, tmp_path / "log"),
+        config=ray_config(missing),
+        output=output,
+        executor="ray",
+    )
+    with pytest.raises(StorageError, match=r"^cannot connect to PostgreSQL at .*no_such_database"):
+        await bounded(batch)
+    assert not output.exists() or output.read_text() == ""
+
+
 async def test_a_node_killed_mid_batch_loses_and_repeats_nothing(
     cluster: Any, pg_url: str, tmp_path: Path
 ) -> None:

@@ -1,8 +1,9 @@
 """``atlas-graph eval``: run a task file as a batch, with a progress bar and a summary table.
 
 Exit codes follow the rest of the command line: 0 every session succeeded, 1 some session
-finished but failed, 2 bad usage, config or task file (nothing ran), 3 some session stopped
-with an error or waits for a decision (run the same command again to continue those).
+finished but failed, 2 bad usage, config or task file, or Ray workers that cannot start
+(nothing ran), 3 some session stopped with an error or waits for a decision (run the same
+command again to continue those).
 """
 
 from __future__ import annotations
@@ -110,10 +111,16 @@ def _eval(args: argparse.Namespace) -> int:
     elif args.workers is not None:
         print("atlas-graph: --workers needs --ray", file=sys.stderr)
         return EXIT_USAGE
-    report = evaluate(
-        args.tasks, config=args.config, output=args.output, concurrency=args.concurrency,
-        progress=ProgressBar(sys.stderr), **ray,
-    )  # fmt: skip
+    from atlas_graph.executors.ray import RayWorkerError
+
+    try:
+        report = evaluate(
+            args.tasks, config=args.config, output=args.output, concurrency=args.concurrency,
+            progress=ProgressBar(sys.stderr), **ray,
+        )  # fmt: skip
+    except RayWorkerError as error:  # nothing of the cluster's ran; the results file is intact
+        print(f"atlas-graph: {error}", file=sys.stderr)
+        return EXIT_USAGE
     if args.json:
         print(json.dumps({"ran": report.ran, "skipped": report.skipped,
                           **report.summary.as_dict()}))  # fmt: skip

@@ -11,8 +11,10 @@ and a rerun skips every task whose session already finished (``succeeded`` or ``
 Tasks whose session stopped with an error (or waits for a person) run again under their
 previous session id, so a kept checkpoint continues where it stopped.
 
-All sessions share one graph, built and compiled once, and one persistence (one pool, one
-SQLite file), opened once for the batch.
+An executor runs the sessions (``atlas_graph.executors``): in this process by default, where
+all sessions share one graph, built and compiled once, and one persistence (one pool, one
+SQLite file), opened once for the batch; or on Ray workers, each with its own graph and pool
+on the shared PostgreSQL storage. Either way the result lines come back here to be written.
 """
 
 from __future__ import annotations

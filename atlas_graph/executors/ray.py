@@ -57,6 +57,10 @@ class SharedStorageError(ValueError):
     """The config's storage cannot be shared by Ray workers (it must be PostgreSQL)."""
 
 
+class RayWorkerError(RuntimeError):
+    """The cluster could not be reached or its workers could not start; ``str()`` is one line."""
+
+
 def import_ray() -> Any:
     """The ``ray`` module, or a one-line error naming the extra to install."""
     try:
@@ -163,7 +167,8 @@ async def run_on_ray(
     Raises:
         RayNotInstalledError: Ray is not installed.
         StorageError: A worker cannot open the storage (re-raised from the worker).
-        RuntimeError: The workers did not start within ``READY_TIMEOUT_SECONDS``.
+        RayWorkerError: The cluster cannot be reached, or the workers did not start (within
+            ``READY_TIMEOUT_SECONDS``).
     """
     ray = import_ray()
     if not jobs:
@@ -199,7 +204,13 @@ def _connect(ray: Any, address: str | None) -> bool:
         options["address"] = address
     if ray.is_initialized():
         ray.shutdown()  # connected elsewhere: join the cluster that was asked for
-    ray.init(**options)
+    try:
+        ray.init(**options)
+    except Exception as error:  # Ray raises several kinds here, all meaning "not reachable"
+        where = f"at {address}" if address not in (None, "local") else "here"
+        raise RayWorkerError(
+            f"cannot start or join a Ray cluster {where}: {_first_line(error)}"
+        ) from None
     return True
 
 
@@ -210,7 +221,7 @@ async def _ready(ray: Any, actors: Sequence[Any], count: int) -> None:
             asyncio.gather(*(actor.ready.remote() for actor in actors)), READY_TIMEOUT_SECONDS
         )
     except TimeoutError:
-        raise RuntimeError(
+        raise RayWorkerError(
             f"{count} Ray workers did not start in {READY_TIMEOUT_SECONDS:.0f} s; the cluster "
             f"has {ray.available_resources().get('CPU', 0):g} CPUs free (use fewer --workers)"
         ) from None
@@ -218,7 +229,9 @@ async def _ready(ray: Any, actors: Sequence[Any], count: int) -> None:
         cause = getattr(error, "cause", None)
         if isinstance(cause, Exception):
             raise cause from None
-        raise
+        raise RayWorkerError(f"a Ray worker failed to start: {_first_line(error)}") from None
+    except ray.exceptions.RayError as error:  # e.g. atlas-graph is missing on a node
+        raise RayWorkerError(f"a Ray worker failed to start: {_first_line(error)}") from None
 
 
 async def _dispatch(
@@ -298,6 +311,11 @@ def _lost_message(job: Job, error: BaseException) -> str:
         f"session {job.session_id}: its Ray worker was lost {job.tries + 1} times "
         f"({type(error).__name__}); run the batch again to continue from its last checkpoint"
     )
+
+
+def _first_line(error: BaseException) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
 
 
 def _cause(error: BaseException) -> BaseException:
