@@ -187,6 +187,18 @@ class LearningPlotError(AtlasUserError):
     """The learning curve cannot be drawn (matplotlib missing, or nothing to draw)."""
 
 
+class SharedStorageError(AtlasUserError):
+    """The config's storage cannot be shared by Ray workers (it must be PostgreSQL)."""
+
+
+class RayNotInstalledError(AtlasUserError, ImportError):
+    """Ray was asked for but is not installed; the message says how to install it."""
+
+
+class RayWorkerError(AtlasUserError, RuntimeError):
+    """The cluster could not be reached or its workers could not start; ``str()`` is one line."""
+
+
 class TaskFileError(AtlasUserError):
     """A task file (or a results file to resume) cannot be used; names the file and line.
 

@@ -13,6 +13,7 @@ import yaml
 from eval_user_code import OUTAGE_FLAG
 
 import atlas_graph.evaluation.batch as eval_module
+import atlas_graph.executors.local as local_executor
 from atlas_graph import demo
 from atlas_graph.agents import AgentRequest
 from atlas_graph.cli import EXIT_FAILED, EXIT_OK, EXIT_STOPPED, EXIT_USAGE, main
@@ -106,13 +107,13 @@ async def test_batch_across_lanes_with_bounded_concurrency(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
     opened: list[Any] = []
-    real_open = eval_module.aopen_graph
+    real_open = local_executor.aopen_graph
 
     def counted_open(*args: Any, **kwargs: Any) -> Any:
         opened.append(args)
         return real_open(*args, **kwargs)
 
-    monkeypatch.setattr(eval_module, "aopen_graph", counted_open)
+    monkeypatch.setattr(local_executor, "aopen_graph", counted_open)
     tasks = write_jsonl(tmp_path / "tasks.jsonl", lane_tasks())
     output = tmp_path / "out" / "results.jsonl"
 

@@ -1,4 +1,5 @@
-"""Serving: ``graphs/atlas.py`` under ``langgraph dev``, driven through ``langgraph-sdk``.
+"""Serving: ``atlas_graph.server:graph`` under ``langgraph dev``, driven through
+``langgraph-sdk``, and the production image's ``langgraph dockerfile``.
 
 The server runs on a free loopback port from a temporary copy of ``langgraph.json`` and
 ``graphs/`` (its in-memory runtime writes ``.langgraph_api/`` into its working directory), with
@@ -10,6 +11,7 @@ round trip proves the variable reached the server's graph.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
 import runpy
@@ -31,6 +33,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 
 from atlas_graph.config import ConfigError
 from atlas_graph.demo import demo_config_path
+from atlas_graph.serve import served_graph
 
 ROOT = Path(__file__).resolve().parent.parent
 GRAPH_MODULE = ROOT / "graphs" / "atlas.py"
@@ -69,12 +72,28 @@ def load_served_graph() -> Any:
 # ----------------------------------------------------------------------------- in process
 
 
-async def test_served_graph_defaults_to_the_offline_demo(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_served_graph_without_a_config_refuses_to_load(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("ATLAS_GRAPH_CONFIG", raising=False)
+    refusal = r"^ATLAS_GRAPH_CONFIG is not set: name the config file to serve, or set .*=demo"
+    with pytest.raises(ConfigError, match=refusal):
+        load_served_graph()
+    with pytest.raises(ConfigError, match=refusal):
+        served_graph({"ATLAS_GRAPH_CONFIG": "  "})
+
+
+async def test_served_graph_serves_the_offline_demo_when_asked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ATLAS_GRAPH_CONFIG", "demo")
     graph = load_served_graph()
     assert (graph.checkpointer, graph.store, graph.name) == (None, None, "atlas-graph")
     out = await graph.ainvoke({"task": COACH_TASK, "mode": "coach"})
     assert (out["final_answer"], out["status"]) == ("245 ms", "succeeded")
+    # the module langgraph.json names builds the same graph when the server imports it
+    monkeypatch.delitem(sys.modules, "atlas_graph.server", raising=False)
+    served = importlib.import_module("atlas_graph.server").graph
+    assert (served.name, served.checkpointer) == ("atlas-graph", None)
+    assert set(served.nodes) == set(graph.nodes)
 
 
 async def test_served_graph_reads_its_config_from_the_environment(
@@ -123,9 +142,15 @@ def _free_port() -> int:
 class DevServer:
     """A ``langgraph dev`` process and the lines it printed."""
 
-    def __init__(self, workdir: Path, config: Path) -> None:
-        env = {key: value for key, value in os.environ.items() if key not in OUTSIDE}
-        env.update(HERMETIC, ATLAS_GRAPH_CONFIG=str(config))
+    def __init__(self, workdir: Path, config: Path | None) -> None:
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if key not in OUTSIDE and key != "ATLAS_GRAPH_CONFIG"
+        }
+        env.update(HERMETIC)
+        if config is not None:
+            env["ATLAS_GRAPH_CONFIG"] = str(config)
         port = _free_port()
         command = [
             sys.executable, "-c", "from langgraph_cli.cli import cli; cli()", "dev",
@@ -195,15 +220,25 @@ def served_copy(workdir: Path) -> Path:
     return workdir
 
 
-def test_langgraph_dev_will_not_start_with_a_bad_config(tmp_path: Path) -> None:
-    running = DevServer(served_copy(tmp_path), tmp_path / "missing.yaml")
+def _refused_start(workdir: Path, config: Path | None) -> str:
+    running = DevServer(workdir, config)
     try:
         with pytest.raises(RuntimeError, match="exited early") as stopped:
             running.wait_ready()
     finally:
         running.stop()
-    assert "ATLAS_GRAPH_CONFIG: " in str(stopped.value)
-    assert "missing.yaml: file not found" in str(stopped.value)
+    return str(stopped.value)
+
+
+def test_langgraph_dev_will_not_start_with_a_bad_config(tmp_path: Path) -> None:
+    log = _refused_start(served_copy(tmp_path), tmp_path / "missing.yaml")
+    assert "ATLAS_GRAPH_CONFIG: " in log
+    assert "missing.yaml: file not found" in log
+
+
+def test_langgraph_dev_will_not_start_without_a_config(tmp_path: Path) -> None:
+    log = _refused_start(served_copy(tmp_path), None)
+    assert "ATLAS_GRAPH_CONFIG is not set" in log
 
 
 @pytest.fixture(scope="module")
@@ -346,3 +381,45 @@ async def test_served_runs_with_unusable_input_or_context_say_what_is_wrong(
         context={"models": {"teacher": "gpt-4o"}},
     )
     assert "context models['teacher'] is a str, not a chat model" in named_model
+
+
+# ----------------------------------------------------------------------------- the image
+
+
+def test_langgraph_dockerfile_installs_the_package_and_serves_its_graph(tmp_path: Path) -> None:
+    if importlib.util.find_spec("langgraph_cli") is None:
+        pytest.skip("langgraph-cli is not installed (pip install -e '.[dev]')")
+    target = tmp_path / "Dockerfile"
+    env = {key: value for key, value in os.environ.items() if key not in OUTSIDE}
+    done = subprocess.run(
+        [sys.executable, "-c", "from langgraph_cli.cli import cli; cli()", "dockerfile",
+         "-c", str(ROOT / "langgraph.json"), str(target)],
+        cwd=tmp_path, env={**env, **HERMETIC}, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    text = target.read_text(encoding="utf-8")
+    project = f"/deps/{ROOT.name}"
+    assert text.startswith("FROM langchain/langgraph-api:3.11")
+    assert f"ADD . {project}\n" in text  # the whole project, minus what .dockerignore names
+    assert "-c /api/constraints.txt -e .)" in text  # installed with its pyproject dependencies
+    graphs = re.search(r"ENV LANGSERVE_GRAPHS='(.*)'", text)
+    assert graphs is not None and json.loads(graphs.group(1)) == {
+        "atlas": "atlas_graph.server:graph"
+    }
+    assert text.rstrip().endswith(f"WORKDIR {project}")  # relative config paths start here
+    assert "ATLAS_GRAPH_CONFIG" not in text and ".env" not in text  # the deployment's choice
+
+
+def test_dockerignore_keeps_local_state_secrets_and_caches_out_of_the_image() -> None:
+    patterns = [
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    for kept_out in (".venv/", ".ci-venv/", ".atlas_graph/", ".langgraph_api/", ".env",
+                     "**/*.sqlite", "**/__pycache__/", ".pytest_cache/", ".ruff_cache/",
+                     "bench/", "notebooks/", "**/.ipynb_checkpoints/", ".git/"):  # fmt: skip
+        assert kept_out in patterns
+    assert "!.env.example" in patterns
+    for needed in ("atlas_graph/", "graphs/", "configs/", "pyproject.toml", "README.md"):
+        assert needed not in patterns

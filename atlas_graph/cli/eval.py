@@ -1,20 +1,22 @@
 """``atlas-graph eval``: run a task file as a batch, with a progress bar and a summary table.
 
 Exit codes follow the rest of the command line: 0 every session succeeded, 1 some session
-finished but failed, 2 bad usage, config or task file (nothing ran), 3 some session stopped
-with an error or waits for a decision (run the same command again to continue those).
+finished but failed, 2 bad usage, config or task file, or Ray workers that cannot start
+(nothing ran), 3 some session stopped with an error or waits for a decision (run the same
+command again to continue those).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import sys
 import time
 from collections.abc import Mapping
 from typing import Any, TextIO
 
-from atlas_graph.cli.common import EXIT_FAILED, EXIT_OK, EXIT_STOPPED
+from atlas_graph.cli.common import EXIT_FAILED, EXIT_OK, EXIT_STOPPED, EXIT_USAGE
 
 _BAR_WIDTH = 24
 
@@ -29,7 +31,15 @@ def add_eval_command(commands: Any) -> None:
     parser.add_argument("--output", "-o", required=True, metavar="RESULTS",
                         help="JSONL file of results; tasks done in it are skipped")  # fmt: skip
     parser.add_argument("--concurrency", "-j", type=_positive, default=4, metavar="N",
-                        help="sessions running at the same time (default: 4)")  # fmt: skip
+                        help="sessions running at the same time, per worker with --ray "
+                             "(default: 4)")  # fmt: skip
+    parser.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                        help="run the sessions on Ray workers (needs PostgreSQL storage): "
+                             "'local' starts a cluster here, one worker per core; an "
+                             "address joins a running cluster; none: RAY_ADDRESS, else a "
+                             "cluster `ray start` began here, else a new local one")  # fmt: skip
+    parser.add_argument("--workers", type=_positive, default=None, metavar="N",
+                        help="with --ray: worker processes (default: one per CPU)")  # fmt: skip
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
 
 
@@ -92,10 +102,25 @@ class ProgressBar:
 def _eval(args: argparse.Namespace) -> int:
     from atlas_graph.evaluation.batch import evaluate, format_summary
 
-    report = evaluate(
-        args.tasks, config=args.config, output=args.output, concurrency=args.concurrency,
-        progress=ProgressBar(sys.stderr),
-    )  # fmt: skip
+    ray: dict[str, Any] = {}
+    if args.ray is not None:
+        if importlib.util.find_spec("ray") is None:
+            print("atlas-graph: --ray needs Ray: pip install 'atlas-graph[ray]'", file=sys.stderr)
+            return EXIT_USAGE
+        ray = {"executor": "ray", "ray_address": args.ray or None, "workers": args.workers}
+    elif args.workers is not None:
+        print("atlas-graph: --workers needs --ray", file=sys.stderr)
+        return EXIT_USAGE
+    from atlas_graph.executors.ray import RayWorkerError
+
+    try:
+        report = evaluate(
+            args.tasks, config=args.config, output=args.output, concurrency=args.concurrency,
+            progress=ProgressBar(sys.stderr), **ray,
+        )  # fmt: skip
+    except RayWorkerError as error:  # nothing of the cluster's ran; the results file is intact
+        print(f"atlas-graph: {error}", file=sys.stderr)
+        return EXIT_USAGE
     if args.json:
         print(json.dumps({"ran": report.ran, "skipped": report.skipped,
                           **report.summary.as_dict()}))  # fmt: skip

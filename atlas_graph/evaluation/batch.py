@@ -11,13 +11,14 @@ and a rerun skips every task whose session already finished (``succeeded`` or ``
 Tasks whose session stopped with an error (or waits for a person) run again under their
 previous session id, so a kept checkpoint continues where it stopped.
 
-All sessions share one graph, built and compiled once, and one persistence (one pool, one
-SQLite file), opened once for the batch.
+An executor runs the sessions (``atlas_graph.executors``): in this process by default, where
+all sessions share one graph, built and compiled once, and one persistence (one pool, one
+SQLite file), opened once for the batch; or on Ray workers, each with its own graph and pool
+on the shared PostgreSQL storage. Either way the result lines come back here to be written.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import uuid
@@ -25,15 +26,27 @@ from collections.abc import Callable, Iterable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Any, Protocol, cast
 
 from langchain_core.language_models import BaseChatModel
+from langgraph.graph.state import CompiledStateGraph
 
 from atlas_graph.config import AtlasConfig, load_config
-from atlas_graph.errors import AtlasError, AtlasUserError, TaskFileError, one_line
+from atlas_graph.errors import (
+    AtlasError,
+    AtlasRunError,
+    AtlasUserError,
+    SessionStateError,
+    TaskFileError,
+    one_line,
+)
+from atlas_graph.executors import EXECUTORS, ExecutorName, Job
+from atlas_graph.executors.local import run_local
 from atlas_graph.lanes import LANES
 from atlas_graph.result import Result
-from atlas_graph.runner import ConfigSource, aopen_graph, arun, one_line_error, run_sync
+from atlas_graph.runner import ConfigSource, arun, one_line_error, run_sync
+from atlas_graph.state import AtlasState
+from atlas_graph.storage.ledger import arecord_final_checkpoint
 from atlas_graph.storage.persistence import Persistence
 
 TASK_KEYS = frozenset({"id", "task", "session_metadata", "ground_truth", "mode"})
@@ -306,6 +319,51 @@ def error_line(item: EvalTask, session_id: str, error: BaseException) -> dict[st
     }
 
 
+@dataclass(frozen=True)
+class BatchSessions:
+    """Runs one task's session on a shared graph and turns it into its result line.
+
+    Executors call it wherever the session runs (this process or a Ray worker), so it holds
+    only the config and pickles.
+    """
+
+    config: AtlasConfig
+
+    async def run(self, graph: CompiledStateGraph[Any, Any, Any, Any], job: Job) -> dict[str, Any]:
+        """The job's result line; a session error becomes an error line, never an exception."""
+        item: EvalTask = job.item
+        try:
+            result = await arun(
+                item.task, config=self.config, mode=item.mode, thread_id=job.session_id,
+                session_metadata=item.session_metadata, graph=graph, stream_progress=False,
+            )  # fmt: skip
+        except SessionStateError as error:
+            # a worker lost after its session ended: the result is in the last checkpoint
+            finished = await _finished(graph, job.session_id) if job.tries else None
+            if finished is None:
+                return error_line(item, job.session_id, error)
+            return result_line(item, finished)
+        except Exception as error:  # one broken session must not stop the batch
+            return error_line(item, job.session_id, error)
+        return result_line(item, result)
+
+    def lost(self, job: Job, message: str) -> dict[str, Any]:
+        """The error line of a job whose workers were lost (a rerun continues its session)."""
+        return error_line(job.item, job.session_id, AtlasRunError(message))
+
+
+async def _finished(graph: CompiledStateGraph[Any, Any, Any, Any], thread_id: str) -> Result | None:
+    """The ``Result`` of a session that ran to its end, from its checkpoint; else ``None``."""
+    snapshot = await graph.aget_state({"configurable": {"thread_id": thread_id}})
+    if not snapshot.values or snapshot.next:
+        return None
+    checkpoint_id = snapshot.config.get("configurable", {}).get("checkpoint_id")
+    if graph.store is not None:
+        final = cast(AtlasState, snapshot.values)  # the state of an Atlas graph
+        await arecord_final_checkpoint(graph.store, final, checkpoint_id)
+    return Result.from_state(snapshot.values, checkpoint_id=checkpoint_id)
+
+
 # --------------------------------------------------------------------------- summary
 
 
@@ -446,6 +504,9 @@ async def aevaluate(
     persistence: Persistence | None = None,
     progress: EvalProgress | None = None,
     on_result: Callable[[dict[str, Any]], None] | None = None,
+    executor: ExecutorName = "local",
+    ray_address: str | None = None,
+    workers: int | None = None,
 ) -> EvalReport:
     """Run every task not yet done as a session, at most ``concurrency`` at a time.
 
@@ -454,17 +515,26 @@ async def aevaluate(
         config: Config path, mapping or ``AtlasConfig`` used for every session.
         output: JSONL file of result lines; tasks it already holds as finished are skipped.
             ``None`` keeps results in memory only (nothing to resume from).
-        concurrency: Sessions running at the same time (at least 1).
+        concurrency: Sessions running at the same time (at least 1); with Ray, per worker.
         models: Chat models by role, as in ``arun``.
         agent: The student's agent, as in ``arun`` (shared by all sessions).
         persistence: An open ``Persistence`` to use; default: the config's storage, opened
             once for the whole batch.
         progress: Told when the batch starts, after each task and at the end.
         on_result: Called with each result line as it is written.
+        executor: ``local`` runs every session in this process; ``ray`` spreads them over the
+            worker processes of a Ray cluster (the ``ray`` extra), which all open the config's
+            storage, so it must be PostgreSQL.
+        ray_address: With ``ray``: ``local`` starts a cluster on this machine, one worker per
+            core; an address (``ray://host:10001``, ``host:6379``, ``auto``) joins a running
+            one; ``None`` uses this process's Ray connection, or what ``ray.init()`` finds.
+        workers: With ``ray``: worker processes (default: one per CPU of the cluster).
 
     Raises:
         TaskFileError: A task line (or a line of ``output``) is unusable; nothing ran.
-        AtlasUserError: ``concurrency`` is below 1 (a ``ValueError``).
+        AtlasUserError: ``concurrency`` or ``workers`` is below 1, ``executor`` is unknown,
+            or Ray was asked for with storage its workers cannot share (``SharedStorageError``).
+        RayNotInstalledError: ``executor="ray"`` without Ray installed.
         ConfigError: The config is invalid.
         StorageError: The storage cannot be opened.
     """
@@ -472,14 +542,32 @@ async def aevaluate(
         raise AtlasUserError(
             f"concurrency must be at least 1, got {concurrency}", concurrency=concurrency
         )
+    if executor not in EXECUTORS:
+        raise AtlasUserError(
+            f"unknown executor {executor!r}; expected one of {', '.join(EXECUTORS)}",
+            executor=executor,
+        )
+    if workers is not None and workers < 1:
+        raise AtlasUserError(f"workers must be at least 1, got {workers}", workers=workers)
     items = _tasks_from(tasks)
     atlas_config: AtlasConfig = load_config(config if config is not None else {})
     previous = read_results(output) if output is not None else {}
     pending = [item for item in items if previous.get(item.id, {}).get("status") not in FINISHED]
     latest = {item.id: previous[item.id] for item in items if item.id in previous}
-    queue: asyncio.Queue[EvalTask] = asyncio.Queue()
-    for item in pending:
-        queue.put_nowait(item)
+    if executor == "ray":  # refused before anything runs or prints
+        from atlas_graph.executors.ray import run_on_ray, shared_storage
+
+        if persistence is not None:
+            raise ValueError(
+                "aevaluate(executor='ray') takes no persistence=: every Ray worker opens the "
+                "config's storage itself"
+            )
+        atlas_config = shared_storage(atlas_config)
+    # an unfinished earlier session continues from its checkpoint under its old id
+    jobs = [
+        Job(item.id, previous.get(item.id, {}).get("session_id") or uuid.uuid4().hex, item)
+        for item in pending
+    ]
 
     async with AsyncExitStack() as stack:
         writer = ResultsWriter(output) if output is not None else None
@@ -488,39 +576,27 @@ async def aevaluate(
         if progress is not None:
             progress.start(len(items), len(items) - len(pending))
             stack.callback(progress.close)
-        if pending:
-            # built and compiled once: every session of the batch shares graph and storage
-            graph = await stack.enter_async_context(
-                aopen_graph(atlas_config, models=models, agent=agent, persistence=persistence)
-            )
 
-        async def run_one(item: EvalTask) -> dict[str, Any]:
-            # an unfinished earlier session continues from its checkpoint under its old id
-            session_id = previous.get(item.id, {}).get("session_id") or uuid.uuid4().hex
-            try:
-                result = await arun(
-                    item.task, config=atlas_config, mode=item.mode, thread_id=session_id,
-                    session_metadata=item.session_metadata, graph=graph, stream_progress=False,
-                )  # fmt: skip
-            except Exception as error:  # one broken session must not stop the batch
-                return error_line(item, session_id, error)
-            return result_line(item, result)
+        def emit(line: dict[str, Any]) -> None:
+            latest[line["id"]] = line
+            if writer is not None:
+                writer.write(line)
+            if progress is not None:
+                progress.update(line)
+            if on_result is not None:
+                on_result(line)
 
-        async def worker() -> None:
-            while not queue.empty():
-                item = queue.get_nowait()
-                line = await run_one(item)
-                latest[item.id] = line
-                if writer is not None:
-                    writer.write(line)
-                if progress is not None:
-                    progress.update(line)
-                if on_result is not None:
-                    on_result(line)
-
-        async with asyncio.TaskGroup() as group:
-            for _ in range(min(concurrency, len(pending))):
-                group.create_task(worker())
+        work = BatchSessions(atlas_config)
+        if executor == "ray":
+            await run_on_ray(
+                jobs, work, emit, config=atlas_config, concurrency=concurrency,
+                address=ray_address, workers=workers, models=models, agent=agent,
+            )  # fmt: skip
+        else:
+            await run_local(
+                jobs, work, emit, config=atlas_config, concurrency=concurrency,
+                models=models, agent=agent, persistence=persistence,
+            )  # fmt: skip
 
     results = [latest[item.id] for item in items if item.id in latest]
     return EvalReport(
@@ -540,6 +616,9 @@ def evaluate(
     persistence: Persistence | None = None,
     progress: EvalProgress | None = None,
     on_result: Callable[[dict[str, Any]], None] | None = None,
+    executor: ExecutorName = "local",
+    ray_address: str | None = None,
+    workers: int | None = None,
 ) -> EvalReport:
     """Synchronous ``aevaluate`` (works in a notebook too); takes the same arguments.
 
@@ -548,4 +627,5 @@ def evaluate(
     return run_sync(aevaluate(
         tasks, config=config, output=output, concurrency=concurrency, models=models,
         agent=agent, persistence=persistence, progress=progress, on_result=on_result,
+        executor=executor, ray_address=ray_address, workers=workers,
     ))  # fmt: skip
