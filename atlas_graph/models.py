@@ -141,8 +141,15 @@ def _default_base_url(provider: str, role: Role) -> str | None:
 
 
 def with_max_tokens(model: BaseChatModel, max_tokens: int | None) -> BaseChatModel:
-    """A copy of ``model`` capped at ``max_tokens`` when the model has such a field."""
+    """A copy of ``model`` capped at ``max_tokens`` when the model has such a field.
+
+    A cap never raises the model's own (``max_output_tokens``): a judge's default budget of
+    1,024 tokens does not undo a config that keeps every reply of a small model short.
+    """
     if max_tokens is None or "max_tokens" not in type(model).model_fields:
+        return model
+    own = getattr(model, "max_tokens", None)
+    if isinstance(own, int) and own < max_tokens:
         return model
     return model.model_copy(update={"max_tokens": max_tokens})
 

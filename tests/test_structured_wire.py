@@ -244,6 +244,37 @@ async def test_reask_carries_the_parse_error_and_the_schema(
     assert step.not_judged is None
 
 
+async def test_a_reply_cut_off_at_the_token_limit_is_unreadable_not_a_crash(
+    openai_server: wire.OpenAIServer,
+) -> None:
+    # with response_format set, the openai SDK raises LengthFinishReasonError on such a reply
+    def handler(body: dict[str, Any]) -> wire.Reply:
+        if wire.schema_names(body):
+            return {"truncated": '{"valid": true, "score": 0.9, "rationale": "                '}
+        return wire.default_handler(body)
+
+    openai_server.set_handler(handler)
+    result = await arun("question", config=config(openai_server), mode="paired")
+
+    step = result.steps[0]
+    assert step.status == "succeeded" and step.validation is None
+    assert step.not_judged is not None and "cut off at the token limit" in step.not_judged
+    assert len(teacher_requests(openai_server)) == 2  # asked, re-asked once
+    assert result.usage["teacher"]["calls"] == 2
+    assert result.usage["teacher"]["completion_tokens"] == 14  # both truncated replies counted
+
+
+async def test_a_judge_budget_never_raises_the_models_own_cap(
+    openai_server: wire.OpenAIServer,
+) -> None:
+    judge = llm(openai_server.base_url, "judge-m", max_output_tokens=48)
+    cfg = config(openai_server, rim={"small_model": judge, "temperatures": [0.3]})
+    await arun("question", config=cfg, mode="coach")  # judges.max_tokens defaults to 1,024
+
+    judged = [r for r in openai_server.chat_requests if r.model == "judge-m"]
+    assert [(r.body or {})["max_completion_tokens"] for r in judged] == [48]
+
+
 def unreadable_teacher_and_judges(body: dict[str, Any]) -> wire.Reply:
     """Every schema request gets prose; the student plans two steps, fails once, answers."""
     if wire.schema_names(body):
