@@ -141,8 +141,15 @@ def _default_base_url(provider: str, role: Role) -> str | None:
 
 
 def with_max_tokens(model: BaseChatModel, max_tokens: int | None) -> BaseChatModel:
-    """A copy of ``model`` capped at ``max_tokens`` when the model has such a field."""
+    """A copy of ``model`` capped at ``max_tokens`` when the model has such a field.
+
+    A cap never raises the model's own (``max_output_tokens``): a judge's default budget of
+    1,024 tokens does not undo a config that keeps every reply of a small model short.
+    """
     if max_tokens is None or "max_tokens" not in type(model).model_fields:
+        return model
+    own = getattr(model, "max_tokens", None)
+    if isinstance(own, int) and own < max_tokens:
         return model
     return model.model_copy(update={"max_tokens": max_tokens})
 
@@ -182,18 +189,47 @@ def usage_of(message: BaseMessage | None) -> Usage:
     }
 
 
+TRANSIENT_STATUSES = frozenset({408, 409, 429})
+"""4xx statuses worth another try: request timeout, conflict, rate limit (and every 5xx)."""
+
+
+def status_of(error: BaseException) -> int | None:
+    """The HTTP status an error carries, whatever library raised it.
+
+    ``status_code`` (openai, httpx-based SDKs, anthropic), ``status`` (aiohttp, some gateways)
+    or ``response.status_code`` (``httpx.HTTPStatusError``, ``requests.HTTPError``).
+    """
+    for value in (
+        getattr(error, "status_code", None),
+        getattr(error, "status", None),
+        getattr(getattr(error, "response", None), "status_code", None),
+    ):
+        if isinstance(value, int) and not isinstance(value, bool) and 100 <= value < 600:
+            return value
+    return None
+
+
 def is_transient(error: BaseException) -> bool:
-    """Errors worth retrying a model call for: connection trouble, timeouts, 429 and 5xx."""
+    """Errors worth retrying a model call for, from any provider: judged by status and type.
+
+    An HTTP status of 408, 409, 429 or any 5xx is transient, any other status is not;
+    without a status, timeouts and connection/transport failures (the standard library's,
+    httpx's, the openai SDK's) are. LangGraph's ``default_retry_on`` is the reference; unlike
+    it, errors that name no status and no transport failure are not retried, since an
+    unreadable reply or a bug would only fail again.
+    """
+    status = status_of(error)
+    if status is not None:
+        return status in TRANSIENT_STATUSES or status >= 500
     if isinstance(error, ConnectionError | TimeoutError):
+        return True
+    import httpx
+
+    # not every transport error: UnsupportedProtocol or a proxy refusal will not heal
+    if isinstance(error, httpx.TimeoutException | httpx.NetworkError | httpx.RemoteProtocolError):
         return True
     try:
         import openai
     except ImportError:  # pragma: no cover - langchain-openai depends on openai
         return False
-    transient = (
-        openai.APIConnectionError,
-        openai.APITimeoutError,
-        openai.RateLimitError,
-        openai.InternalServerError,
-    )
-    return isinstance(error, transient)
+    return isinstance(error, openai.APIConnectionError | openai.APITimeoutError)

@@ -31,6 +31,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+from langchain_core.messages.ai import UsageMetadata
 from langchain_core.runnables import Runnable, RunnableConfig
 from pydantic import BaseModel, ValidationError
 
@@ -206,12 +207,24 @@ class Structured(Generic[SchemaT]):
         # a whole-call deadline: client timeouts bound each read, so a server that drips a
         # byte a second would otherwise hold the session for ever
         async with asyncio.timeout(self.deadline):
-            reply = await self.bound(method, **kwargs).ainvoke(messages, config=config)
+            try:
+                reply = await self.bound(method, **kwargs).ainvoke(messages, config=config)
+            except Exception as error:
+                cut = _cut_off(error)
+                if cut is None:
+                    raise
+                reply = cut
         usages.append(usage_of(reply))
         return reply
 
     def parse(self, reply: BaseMessage) -> tuple[SchemaT | None, str | None]:
         """The schema's value from a tool call or the text, or why there is none."""
+        value, error = self._parse(reply)
+        if error is not None and reply.response_metadata.get("finish_reason") == "length":
+            error = f"the reply was cut off at the token limit ({error})"
+        return value, error
+
+    def _parse(self, reply: BaseMessage) -> tuple[SchemaT | None, str | None]:
         for call in _tool_calls(reply):
             if call.get("name") == self.schema.__name__:
                 try:
@@ -225,6 +238,42 @@ class Structured(Generic[SchemaT]):
             return self.schema.model_validate(extract_json(text)), None
         except (ValueError, ValidationError, RecursionError, TypeError) as error:
             return None, one_line(error)
+
+
+def _cut_off(error: Exception) -> AIMessage | None:
+    """The reply inside the openai SDK's refusal to parse a truncated completion, if it is one.
+
+    With ``response_format`` set, langchain-openai reads the reply through the SDK's parser,
+    which raises instead of returning a reply cut off at the token limit (or by a content
+    filter). That is an unreadable reply, to re-ask and then record, not a crash.
+    """
+    try:
+        from openai import ContentFilterFinishReasonError, LengthFinishReasonError
+    except ImportError:  # pragma: no cover - langchain-openai depends on openai
+        return None
+    completion: Any
+    if isinstance(error, LengthFinishReasonError):
+        completion, reason = error.completion, "length"
+    elif isinstance(error, ContentFilterFinishReasonError):
+        completion, reason = getattr(error, "completion", None), "content_filter"
+    else:
+        return None
+    content = ""
+    usage: UsageMetadata | None = None
+    if completion is not None:
+        if completion.choices:
+            content = completion.choices[0].message.content or ""
+        if completion.usage is not None:
+            usage = {
+                "input_tokens": completion.usage.prompt_tokens,
+                "output_tokens": completion.usage.completion_tokens,
+                "total_tokens": completion.usage.total_tokens,
+            }
+    return AIMessage(
+        content,
+        response_metadata={"finish_reason": reason},
+        usage_metadata=usage,
+    )
 
 
 def _tool_calls(reply: BaseMessage) -> list[dict[str, Any]]:

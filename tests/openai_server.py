@@ -13,6 +13,7 @@ A handler takes the request's JSON body and returns a reply:
   calls in one message, with optional text (see ``tool_calls``);
 - ``{"json": {...}}``: the object as the message's JSON text, as a server honouring a
   ``response_format`` JSON schema answers (see ``structured``);
+- ``{"truncated": "..."}``: the text, cut off at the token limit (``finish_reason: "length"``);
 - ``int``: an HTTP error status (e.g. 500, 401) with an OpenAI-shaped error body.
 
 ``scripted(*replies)`` answers each request with the next reply in order.
@@ -281,6 +282,9 @@ class OpenAIServer:
         elif set(reply) == {"json"}:
             message["content"] = json.dumps(reply["json"])
             finish_reason = "stop"
+        elif set(reply) == {"truncated"}:
+            message["content"] = str(reply["truncated"])
+            finish_reason = "length"
         else:
             if set(reply) == {"tool_call"}:
                 calls, content = [reply["tool_call"]], None

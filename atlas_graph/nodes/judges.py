@@ -325,12 +325,13 @@ def judge_outcome(
         "escalation_reason": None,
     }
     if not samples:
-        failures = "; ".join(sorted({item["error"] or "no reply" for item in invalid}))
+        # the reasons stay in invalid_samples: the rationale reaches the reward and, through
+        # learning notes, the student's memory, which is no place for parse errors
         return {
             **entry,
             "score": 0.0,
             "uncertainty": 1.0,
-            "rationale": f"no valid sample from {len(calls)} judge call(s): {failures}",
+            "rationale": f"no valid sample from {len(calls)} judge call(s)",
             "principles": normalized_principles([], judge.principles),
             "stddev": 0.0,
         }

@@ -55,7 +55,11 @@ def _metadata(state: AtlasState | StepTask) -> dict[str, Any]:
 
 
 def make_plan_node(services: Services) -> Node:
-    """The student drafts a plan; an unparseable draft becomes one step, with a note."""
+    """The student drafts a plan; an unparseable or late draft becomes one step, with a note.
+
+    Planning is bounded like an attempt, by ``orchestration.step_timeout_seconds``.
+    """
+    timeout = services.config.orchestration.step_timeout_seconds
 
     async def plan(state: AtlasState, runtime: Runtime[AtlasContext]) -> AtlasState:
         task = state["task"]
@@ -74,10 +78,18 @@ def make_plan_node(services: Services) -> Node:
         notes: list[str] = []
         update: AtlasState = {"plan_drafts": 1}
         try:
-            response = coerce_response(await services.agent(runtime).ainvoke(request))
+            async with asyncio.timeout(timeout):
+                response = coerce_response(await services.agent(runtime).ainvoke(request))
             update["usage"] = _usage(response)
             steps = parse_plan(response.content)
+        except TimeoutError:
+            notes.append(
+                f"planning timed out after {timeout:g}s (orchestration.step_timeout_seconds); "
+                "falling back to one step"
+            )
+            steps = single_step_plan(task)["steps"]
         except Exception as error:
+            # the note is for the session record only: no prompt of the student carries it
             notes.append(
                 f"plan draft unusable, falling back to one step: {type(error).__name__}: {error}"
             )
@@ -200,7 +212,12 @@ def make_execute_node(services: Services) -> Node:
 
 
 def make_synthesize_node(services: Services) -> Node:
-    """The student's synthesis of a stepwise plan's results into the final answer."""
+    """The student's synthesis of a stepwise plan's results into the final answer.
+
+    Bounded by ``orchestration.step_timeout_seconds``; a failed or late synthesis joins the
+    step outputs.
+    """
+    timeout = services.config.orchestration.step_timeout_seconds
 
     async def synthesize(state: AtlasState, runtime: Runtime[AtlasContext]) -> AtlasState:
         records = state.get("steps", {})
@@ -220,14 +237,21 @@ def make_synthesize_node(services: Services) -> Node:
             metadata=_metadata(state),
         )
         try:
-            response = coerce_response(await services.agent(runtime).ainvoke(request))
+            async with asyncio.timeout(timeout):
+                response = coerce_response(await services.agent(runtime).ainvoke(request))
         except Exception as exc:
+            # the answer is the step outputs themselves, never the error; the note is for the
+            # session record only
             joined = "\n\n".join(output for output in results.values() if output)
+            reason = (
+                f"timed out after {timeout:g}s (orchestration.step_timeout_seconds)"
+                if isinstance(exc, TimeoutError)
+                else f"{type(exc).__name__}: {exc}"
+            )
             return {
                 "final_answer": joined,
-                "plan_notes": [f"synthesis failed ({type(exc).__name__}: {exc}); "
-                               "the answer joins the step outputs"],
-            }  # fmt: skip
+                "plan_notes": [f"synthesis failed ({reason}); the answer joins the step outputs"],
+            }
         return {"final_answer": response.content, "usage": _usage(response)}
 
     return synthesize
