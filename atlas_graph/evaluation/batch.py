@@ -1,8 +1,14 @@
 """Batch evaluation: run a JSONL file of tasks as sessions and keep one result line per task.
 
 A task line is ``{"task": ..., "session_metadata": {...}, "ground_truth": ..., "id": ...,
-"mode": ...}``; only ``task`` is required. The whole file is checked before any session
-starts, so a typo on line 900 costs nothing.
+"mode": ...}``; only ``task`` is required. Atlas's task files load as they are: the expected
+answer may be ``expected_answer``, session metadata may be ``metadata``, and lines starting
+with ``#`` are comments. The whole file is checked before any session starts, so a typo on
+line 900 costs nothing.
+
+With an expected answer, a scorer (``scoring.py``) marks each result ``correct``; with
+``baseline=True`` every task also runs with the student alone (``baseline.py``) and the report
+holds the lift of supervision.
 
 Every task has a stable id: its ``id`` field when given, else a hash of its task text,
 session metadata, mode and line number (so editing lines above a task without ``id`` gives it
@@ -20,10 +26,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any, Protocol
 
@@ -31,12 +38,17 @@ from langchain_core.language_models import BaseChatModel
 
 from atlas_graph.config import AtlasConfig, load_config
 from atlas_graph.errors import AtlasError, AtlasUserError, TaskFileError, one_line
+from atlas_graph.evaluation.baseline import baseline_config, lift
+from atlas_graph.evaluation.scoring import Scorer, ascore_answer, make_scorer
+from atlas_graph.evaluation.stats import Interval, wilson
 from atlas_graph.lanes import LANES
 from atlas_graph.result import Result
 from atlas_graph.runner import ConfigSource, aopen_graph, arun, one_line_error, run_sync
 from atlas_graph.storage.persistence import Persistence
 
-TASK_KEYS = frozenset({"id", "task", "session_metadata", "ground_truth", "mode"})
+TASK_KEYS = frozenset(
+    {"id", "task", "session_metadata", "metadata", "ground_truth", "expected_answer", "mode"}
+)
 FINISHED = frozenset({"succeeded", "failed"})
 """Statuses of sessions that ran to the end; their tasks are skipped on a rerun."""
 
@@ -51,6 +63,12 @@ class EvalTask:
     session_metadata: dict[str, Any] = field(default_factory=dict)
     ground_truth: Any = None
     mode: str | None = None
+    expected_answer: Any = None
+
+    @property
+    def expected(self) -> Any:
+        """The answer to score against: ``ground_truth``, else Atlas's ``expected_answer``."""
+        return self.ground_truth if self.ground_truth is not None else self.expected_answer
 
 
 class EvalProgress(Protocol):
@@ -99,8 +117,10 @@ def parse_task(data: Any, line: int, where: str = "tasks") -> EvalTask:
     if not isinstance(task, str) or not task.strip():
         raise TaskFileError(where, line, '"task" must be a non-empty string')
     metadata = data.get("session_metadata") or {}
-    if not isinstance(metadata, dict):
+    atlas_metadata = data.get("metadata") or {}
+    if not isinstance(metadata, dict) or not isinstance(atlas_metadata, dict):
         raise TaskFileError(where, line, '"session_metadata" must be a JSON object')
+    metadata = {**atlas_metadata, **metadata}
     mode = data.get("mode")
     if mode is not None and mode not in LANES:
         raise TaskFileError(where, line, f'"mode" must be one of {", ".join(LANES)}, got {mode!r}')
@@ -113,6 +133,7 @@ def parse_task(data: Any, line: int, where: str = "tasks") -> EvalTask:
     return EvalTask(
         id=identity, task=task, line=line, session_metadata=metadata,
         ground_truth=data.get("ground_truth"), mode=mode,
+        expected_answer=data.get("expected_answer"),
     )  # fmt: skip
 
 
@@ -134,8 +155,8 @@ def read_tasks(path: str | Path) -> list[EvalTask]:
         raise TaskFileError(str(source), None, f"task file {source} is not UTF-8 text") from None
     tasks: list[EvalTask] = []
     for number, raw in enumerate(text.splitlines(), 1):
-        if not raw.strip():
-            continue
+        if not raw.strip() or raw.lstrip().startswith("#"):
+            continue  # Atlas's task files open with a comment line
         try:
             data = json.loads(raw)
         except json.JSONDecodeError as error:
@@ -252,7 +273,9 @@ def _cut_torn_line(path: Path) -> None:
 # --------------------------------------------------------------------------- result lines
 
 
-def result_line(item: EvalTask, result: Result) -> dict[str, Any]:
+def result_line(
+    item: EvalTask, result: Result, *, correct: bool | None = None, wall_seconds: float = 0.0
+) -> dict[str, Any]:
     """The result line of a session that ended (finished, or paused for a decision)."""
     status = "waiting" if result.waiting else result.status
     error = None
@@ -273,7 +296,11 @@ def result_line(item: EvalTask, result: Result) -> dict[str, Any]:
         "reward": result.reward["score"] if result.reward else None,
         "retries": result.retries,
         "tokens": sum(int(usage.get("total_tokens", 0)) for usage in result.usage.values()),
-        "ground_truth": item.ground_truth,
+        "usage": result.usage,
+        "cost": result.cost.get("total") if result.cost else None,
+        "wall_seconds": round(wall_seconds, 3),
+        "ground_truth": item.expected,
+        "correct": correct,
         "error": error,
     }
 
@@ -301,7 +328,11 @@ def error_line(item: EvalTask, session_id: str, error: BaseException) -> dict[st
         "reward": None,
         "retries": 0,
         "tokens": 0,
-        "ground_truth": item.ground_truth,
+        "usage": {},
+        "cost": None,
+        "wall_seconds": 0.0,
+        "ground_truth": item.expected,
+        "correct": None if item.expected is None else False,
         "error": message,
     }
 
@@ -321,6 +352,13 @@ class LaneSummary:
     rewards: tuple[float, ...] = ()
     retries: int = 0
     tokens: int = 0
+    scored: int = 0
+    correct: int = 0
+
+    @property
+    def accuracy(self) -> Interval | None:
+        """Correct over scored sessions with its Wilson 95 % interval; None if none scored."""
+        return wilson(self.correct, self.scored)
 
     @property
     def success_rate(self) -> float:
@@ -345,6 +383,8 @@ class LaneSummary:
             rewards=self.rewards + ((float(reward),) if reward is not None else ()),
             retries=self.retries + int(result.get("retries") or 0),
             tokens=self.tokens + int(result.get("tokens") or 0),
+            scored=self.scored + (result.get("correct") is not None),
+            correct=self.correct + (result.get("correct") is True),
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -352,6 +392,8 @@ class LaneSummary:
             "lane": self.lane, "sessions": self.sessions, "succeeded": self.succeeded,
             "failed": self.failed, "errors": self.errors, "success_rate": self.success_rate,
             "mean_reward": self.mean_reward, "retries": self.retries, "tokens": self.tokens,
+            "scored": self.scored, "correct": self.correct,
+            "accuracy": accuracy.as_dict() if (accuracy := self.accuracy) else None,
         }  # fmt: skip
 
 
@@ -389,14 +431,14 @@ def summarize(results: Iterable[Mapping[str, Any]]) -> EvalSummary:
 def format_summary(summary: EvalSummary) -> str:
     """The summary as a plain-text table, one row per lane and a total row."""
     header = ("lane", "sessions", "succeeded", "failed", "errors", "success", "mean reward",
-              "retries", "tokens")  # fmt: skip
+              "retries", "tokens", "accuracy (95% CI)")  # fmt: skip
     rows = [header]
     for row in [*summary.lanes.values(), summary.total]:
         reward = row.mean_reward
         rows.append((
             row.lane, str(row.sessions), str(row.succeeded), str(row.failed), str(row.errors),
             f"{row.success_rate:.1%}", "-" if reward is None else f"{reward:.3f}",
-            str(row.retries), str(row.tokens),
+            str(row.retries), str(row.tokens), format_interval(row.accuracy),
         ))  # fmt: skip
     widths = [max(len(row[column]) for row in rows) for column in range(len(header))]
     lines = [
@@ -411,18 +453,31 @@ def format_summary(summary: EvalSummary) -> str:
     return "\n".join(lines)
 
 
+def format_interval(interval: Interval | None) -> str:
+    """``62.5% [40.1–80.2]``, or ``-`` when nothing was scored."""
+    if interval is None:
+        return "-"
+    return f"{interval.estimate:.1%} [{interval.low:.1%}–{interval.high:.1%}]"
+
+
 # --------------------------------------------------------------------------- the batch
 
 
 @dataclass(frozen=True)
 class EvalReport:
-    """What a batch did: every task's latest result line, in task file order."""
+    """What a batch did: every task's latest result line, in task file order.
+
+    With ``baseline=True``, ``baseline`` holds the student-alone result lines and ``lift``
+    the comparison (see ``baseline.lift``).
+    """
 
     results: list[dict[str, Any]]
     ran: int
     skipped: int
     summary: EvalSummary
     output: Path | None
+    baseline: list[dict[str, Any]] | None = None
+    lift: dict[str, Any] | None = None
 
     @property
     def errors(self) -> int:
@@ -433,6 +488,19 @@ class EvalReport:
     def failed(self) -> int:
         """Tasks whose session finished without meeting its bar."""
         return self.summary.total.failed
+
+    def as_dict(self) -> dict[str, Any]:
+        """The report as JSON: counts, the summary and, with a baseline, the lift."""
+        data: dict[str, Any] = {"ran": self.ran, "skipped": self.skipped, **self.summary.as_dict()}
+        if self.lift is not None:
+            data["lift"] = self.lift
+        return data
+
+
+def baseline_output(output: str | Path) -> Path:
+    """Where the student-alone results of ``output`` go: ``r.jsonl`` → ``r.baseline.jsonl``."""
+    path = Path(output)
+    return path.with_name(f"{path.stem}.baseline{path.suffix or '.jsonl'}")
 
 
 async def aevaluate(
@@ -446,6 +514,9 @@ async def aevaluate(
     persistence: Persistence | None = None,
     progress: EvalProgress | None = None,
     on_result: Callable[[dict[str, Any]], None] | None = None,
+    scorer: str | Scorer | None = None,
+    tolerance: float = 1e-6,
+    baseline: bool = False,
 ) -> EvalReport:
     """Run every task not yet done as a session, at most ``concurrency`` at a time.
 
@@ -459,12 +530,18 @@ async def aevaluate(
         agent: The student's agent, as in ``arun`` (shared by all sessions).
         persistence: An open ``Persistence`` to use; default: the config's storage, opened
             once for the whole batch.
-        progress: Told when the batch starts, after each task and at the end.
+        progress: Told when the batch starts, after each task and at the end (once per arm).
         on_result: Called with each result line as it is written.
+        scorer: How answers are marked ``correct`` against the task's expected answer: a
+            name of ``scoring.SCORERS``, ``module:function`` or a ``Scorer``; default
+            ``numeric`` for numeric expected answers, else ``exact``.
+        tolerance: The ``numeric`` scorer's tolerance.
+        baseline: Also run every task with the student alone (results next to ``output`` as
+            ``*.baseline.jsonl``) and report the lift.
 
     Raises:
         TaskFileError: A task line (or a line of ``output``) is unusable; nothing ran.
-        AtlasUserError: ``concurrency`` is below 1 (a ``ValueError``).
+        AtlasUserError: ``concurrency`` is below 1 (a ``ValueError``), or an unusable scorer.
         ConfigError: The config is invalid.
         StorageError: The storage cannot be opened.
     """
@@ -474,59 +551,103 @@ async def aevaluate(
         )
     items = _tasks_from(tasks)
     atlas_config: AtlasConfig = load_config(config if config is not None else {})
-    previous = read_results(output) if output is not None else {}
-    pending = [item for item in items if previous.get(item.id, {}).get("status") not in FINISHED]
-    latest = {item.id: previous[item.id] for item in items if item.id in previous}
-    queue: asyncio.Queue[EvalTask] = asyncio.Queue()
-    for item in pending:
-        queue.put_nowait(item)
-
-    async with AsyncExitStack() as stack:
-        writer = ResultsWriter(output) if output is not None else None
-        if writer is not None:
-            stack.callback(writer.close)
-        if progress is not None:
-            progress.start(len(items), len(items) - len(pending))
-            stack.callback(progress.close)
-        if pending:
-            # built and compiled once: every session of the batch shares graph and storage
-            graph = await stack.enter_async_context(
-                aopen_graph(atlas_config, models=models, agent=agent, persistence=persistence)
-            )
-
-        async def run_one(item: EvalTask) -> dict[str, Any]:
-            # an unfinished earlier session continues from its checkpoint under its old id
-            session_id = previous.get(item.id, {}).get("session_id") or uuid.uuid4().hex
-            try:
-                result = await arun(
-                    item.task, config=atlas_config, mode=item.mode, thread_id=session_id,
-                    session_metadata=item.session_metadata, graph=graph, stream_progress=False,
-                )  # fmt: skip
-            except Exception as error:  # one broken session must not stop the batch
-                return error_line(item, session_id, error)
-            return result_line(item, result)
-
-        async def worker() -> None:
-            while not queue.empty():
-                item = queue.get_nowait()
-                line = await run_one(item)
-                latest[item.id] = line
-                if writer is not None:
-                    writer.write(line)
-                if progress is not None:
-                    progress.update(line)
-                if on_result is not None:
-                    on_result(line)
-
-        async with asyncio.TaskGroup() as group:
-            for _ in range(min(concurrency, len(pending))):
-                group.create_task(worker())
-
-    results = [latest[item.id] for item in items if item.id in latest]
-    return EvalReport(
-        results=results, ran=len(pending), skipped=len(items) - len(pending),
+    chosen = (
+        make_scorer(scorer, tolerance=tolerance, config=atlas_config, models=models)
+        if scorer is not None
+        else None
+    )
+    batch = _Batch(items, concurrency, models, agent, persistence, progress, on_result, chosen)
+    results, ran = await batch.arun(atlas_config, output)
+    report = EvalReport(
+        results=results, ran=ran, skipped=len(items) - ran,
         summary=summarize(results), output=Path(output) if output is not None else None,
     )  # fmt: skip
+    if not baseline:
+        return report
+    alone_output = baseline_output(output) if output is not None else None
+    alone, _ = await batch.arun(baseline_config(atlas_config), alone_output)
+    return replace(report, baseline=alone, lift=lift(results, alone))
+
+
+@dataclass
+class _Batch:
+    """One batch's tasks and shared arguments, run once per arm (supervised, baseline)."""
+
+    items: list[EvalTask]
+    concurrency: int
+    models: Mapping[str, BaseChatModel] | None
+    agent: Any
+    persistence: Persistence | None
+    progress: EvalProgress | None
+    on_result: Callable[[dict[str, Any]], None] | None
+    scorer: Scorer | None
+
+    async def arun(
+        self, atlas_config: AtlasConfig, output: str | Path | None
+    ) -> tuple[list[dict[str, Any]], int]:
+        """Latest result lines in task order, and how many sessions ran now."""
+        items, progress = self.items, self.progress
+        previous = read_results(output) if output is not None else {}
+        pending = [
+            item for item in items if previous.get(item.id, {}).get("status") not in FINISHED
+        ]
+        latest = {item.id: previous[item.id] for item in items if item.id in previous}
+        queue: asyncio.Queue[EvalTask] = asyncio.Queue()
+        for item in pending:
+            queue.put_nowait(item)
+
+        async with AsyncExitStack() as stack:
+            writer = ResultsWriter(output) if output is not None else None
+            if writer is not None:
+                stack.callback(writer.close)
+            if progress is not None:
+                progress.start(len(items), len(items) - len(pending))
+                stack.callback(progress.close)
+            if pending:
+                # built and compiled once: every session of the arm shares graph and storage
+                graph = await stack.enter_async_context(
+                    aopen_graph(
+                        atlas_config, models=self.models, agent=self.agent,
+                        persistence=self.persistence,
+                    )
+                )  # fmt: skip
+
+            async def run_one(item: EvalTask) -> dict[str, Any]:
+                # an unfinished earlier session continues from its checkpoint under its old id
+                session_id = previous.get(item.id, {}).get("session_id") or uuid.uuid4().hex
+                started = time.perf_counter()
+                try:
+                    result = await arun(
+                        item.task, config=atlas_config, mode=item.mode, thread_id=session_id,
+                        session_metadata=item.session_metadata, graph=graph,
+                        stream_progress=False,
+                    )  # fmt: skip
+                except Exception as error:  # one broken session must not stop the batch
+                    return error_line(item, session_id, error)
+                wall = time.perf_counter() - started
+                correct = await ascore_answer(
+                    self.scorer, result.final_answer, item.expected, item.task,
+                    answered=not result.waiting,
+                )  # fmt: skip
+                return result_line(item, result, correct=correct, wall_seconds=wall)
+
+            async def worker() -> None:
+                while not queue.empty():
+                    item = queue.get_nowait()
+                    line = await run_one(item)
+                    latest[item.id] = line
+                    if writer is not None:
+                        writer.write(line)
+                    if progress is not None:
+                        progress.update(line)
+                    if self.on_result is not None:
+                        self.on_result(line)
+
+            async with asyncio.TaskGroup() as group:
+                for _ in range(min(self.concurrency, len(pending))):
+                    group.create_task(worker())
+
+        return [latest[item.id] for item in items if item.id in latest], len(pending)
 
 
 def evaluate(
@@ -540,6 +661,9 @@ def evaluate(
     persistence: Persistence | None = None,
     progress: EvalProgress | None = None,
     on_result: Callable[[dict[str, Any]], None] | None = None,
+    scorer: str | Scorer | None = None,
+    tolerance: float = 1e-6,
+    baseline: bool = False,
 ) -> EvalReport:
     """Synchronous ``aevaluate`` (works in a notebook too); takes the same arguments.
 
@@ -548,4 +672,5 @@ def evaluate(
     return run_sync(aevaluate(
         tasks, config=config, output=output, concurrency=concurrency, models=models,
         agent=agent, persistence=persistence, progress=progress, on_result=on_result,
+        scorer=scorer, tolerance=tolerance, baseline=baseline,
     ))  # fmt: skip
