@@ -236,3 +236,34 @@ async def test_half_right_student_and_a_teacher_that_fixes_half_gives_25_points(
     )  # fmt: skip
     assert again.ran == 0
     assert again.lift == report.lift
+
+
+def test_cli_baseline_writes_reports_and_keeps_the_student_alone(tmp_path: Path) -> None:
+    from atlas_graph.cli import EXIT_OK, main
+    from atlas_graph.demo import demo_config_path
+
+    tasks = tmp_path / "tasks.jsonl"
+    tasks.write_text(
+        json.dumps({"task": "Add 2 and 2.", "expected_answer": "4"}) + "\n"
+        + json.dumps({"task": "Add 7 and 8.", "ground_truth": 15, "mode": "coach"}) + "\n",
+        encoding="utf-8",
+    )  # fmt: skip
+    output = tmp_path / "r.jsonl"
+    code = main([
+        "eval", str(tasks), "--config", str(demo_config_path()), "--output", str(output),
+        "--baseline", "--scorer", "numeric", "--json",
+    ])  # fmt: skip
+    assert code == EXIT_OK
+    alone = [json.loads(line) for line in (tmp_path / "r.baseline.jsonl").read_text().splitlines()]
+    assert [line["lane"] for line in alone] == ["auto", "auto"]  # the task's mode is not used
+    assert all(line["correct"] is True and line["retries"] == 0 for line in alone)
+    report = json.loads((tmp_path / "r.report.json").read_text())
+    assert report["lift"]["all"]["paired"]["pairs"] == 2
+    assert report["total"]["accuracy"]["estimate"] == 1.0
+    assert "Supervised vs the student alone" in (tmp_path / "r.report.md").read_text()
+
+
+def test_shipped_arithmetic_tasks_have_numeric_answers() -> None:
+    items = read_tasks(Path(__file__).parents[1] / "configs" / "eval" / "arithmetic.jsonl")
+    assert len(items) == 30
+    assert all(numbers_in(str(item.expected)) for item in items)

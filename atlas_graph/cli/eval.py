@@ -31,6 +31,14 @@ def add_eval_command(commands: Any) -> None:
     parser.add_argument("--concurrency", "-j", type=_positive, default=4, metavar="N",
                         help="sessions running at the same time (default: 4)")  # fmt: skip
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    parser.add_argument("--scorer", default=None, metavar="NAME",
+                        help="exact, numeric, contains, regex, judge or module:function "
+                        "(default: numeric for numeric expected answers, else exact)")  # fmt: skip
+    parser.add_argument("--tolerance", type=float, default=1e-6,
+                        help="the numeric scorer's tolerance (default: 1e-6)")  # fmt: skip
+    parser.add_argument("--baseline", action="store_true",
+                        help="also run every task with the student alone and report the lift "
+                        "(results in RESULTS with .baseline before the suffix)")  # fmt: skip
 
 
 def _positive(text: str) -> int:
@@ -90,18 +98,24 @@ class ProgressBar:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from atlas_graph.evaluation.batch import evaluate, format_summary
+    from atlas_graph.evaluation.baseline import format_lift
+    from atlas_graph.evaluation.batch import evaluate, format_summary, write_report
 
     report = evaluate(
         args.tasks, config=args.config, output=args.output, concurrency=args.concurrency,
-        progress=ProgressBar(sys.stderr),
+        progress=ProgressBar(sys.stderr), scorer=args.scorer, tolerance=args.tolerance,
+        baseline=args.baseline,
     )  # fmt: skip
+    json_path, markdown_path = write_report(report, args.output)
     if args.json:
-        print(json.dumps({"ran": report.ran, "skipped": report.skipped,
-                          **report.summary.as_dict()}))  # fmt: skip
+        print(json.dumps(report.as_dict()))
     else:
         print(format_summary(report.summary))
+        if report.lift is not None:
+            print()
+            print(format_lift(report.lift))
         print(f"{report.ran} ran, {report.skipped} skipped; results in {args.output}")
+        print(f"report: {json_path}, {markdown_path}")
     if report.errors:
         return EXIT_STOPPED
     return EXIT_FAILED if report.failed else EXIT_OK

@@ -38,10 +38,10 @@ from langchain_core.language_models import BaseChatModel
 
 from atlas_graph.config import AtlasConfig, load_config
 from atlas_graph.errors import AtlasError, AtlasUserError, TaskFileError, one_line
-from atlas_graph.evaluation.baseline import baseline_config, lift
+from atlas_graph.evaluation.baseline import baseline_config, format_lift, lift
 from atlas_graph.evaluation.scoring import Scorer, ascore_answer, make_scorer
 from atlas_graph.evaluation.stats import Interval, wilson
-from atlas_graph.lanes import LANES
+from atlas_graph.lanes import LANES, Lane
 from atlas_graph.result import Result
 from atlas_graph.runner import ConfigSource, aopen_graph, arun, one_line_error, run_sync
 from atlas_graph.storage.persistence import Persistence
@@ -297,7 +297,8 @@ def result_line(
         "retries": result.retries,
         "tokens": sum(int(usage.get("total_tokens", 0)) for usage in result.usage.values()),
         "usage": result.usage,
-        "cost": result.cost.get("total") if result.cost else None,
+        # no priced role: no money figure rather than a false zero
+        "cost": result.cost["total"] if len(result.cost) > 1 else None,
         "wall_seconds": round(wall_seconds, 3),
         "ground_truth": item.expected,
         "correct": correct,
@@ -497,6 +498,20 @@ class EvalReport:
         return data
 
 
+def write_report(report: EvalReport, output: str | Path) -> tuple[Path, Path]:
+    """The report as ``<output>.report.json`` and ``<output>.report.md`` beside the results."""
+    path = Path(output)
+    json_path = path.with_name(f"{path.stem}.report.json")
+    markdown_path = path.with_name(f"{path.stem}.report.md")
+    json_path.write_text(json.dumps(report.as_dict(), indent=2) + "\n", encoding="utf-8")
+    parts = ["# Evaluation", "", f"Tasks: {len(report.results)} (results in `{path.name}`)",
+             "", "```", format_summary(report.summary), "```"]  # fmt: skip
+    if report.lift is not None:
+        parts += ["", "## Supervised vs the student alone", "", format_lift(report.lift)]
+    markdown_path.write_text("\n".join(parts) + "\n", encoding="utf-8")
+    return json_path, markdown_path
+
+
 def baseline_output(output: str | Path) -> Path:
     """Where the student-alone results of ``output`` go: ``r.jsonl`` → ``r.baseline.jsonl``."""
     path = Path(output)
@@ -557,7 +572,7 @@ async def aevaluate(
         else None
     )
     batch = _Batch(items, concurrency, models, agent, persistence, progress, on_result, chosen)
-    results, ran = await batch.arun(atlas_config, output)
+    results, ran = await batch.arun(atlas_config, output, None)
     report = EvalReport(
         results=results, ran=ran, skipped=len(items) - ran,
         summary=summarize(results), output=Path(output) if output is not None else None,
@@ -565,7 +580,8 @@ async def aevaluate(
     if not baseline:
         return report
     alone_output = baseline_output(output) if output is not None else None
-    alone, _ = await batch.arun(baseline_config(atlas_config), alone_output)
+    # the task line's own mode would bring supervision back: the student alone is "auto"
+    alone, _ = await batch.arun(baseline_config(atlas_config), alone_output, "auto")
     return replace(report, baseline=alone, lift=lift(results, alone))
 
 
@@ -583,9 +599,12 @@ class _Batch:
     scorer: Scorer | None
 
     async def arun(
-        self, atlas_config: AtlasConfig, output: str | Path | None
+        self, atlas_config: AtlasConfig, output: str | Path | None, mode: Lane | None
     ) -> tuple[list[dict[str, Any]], int]:
-        """Latest result lines in task order, and how many sessions ran now."""
+        """Latest result lines in task order, and how many sessions ran now.
+
+        ``mode`` forces every session's lane over the task lines' ``mode``.
+        """
         items, progress = self.items, self.progress
         previous = read_results(output) if output is not None else {}
         pending = [
@@ -618,7 +637,8 @@ class _Batch:
                 started = time.perf_counter()
                 try:
                     result = await arun(
-                        item.task, config=atlas_config, mode=item.mode, thread_id=session_id,
+                        item.task, config=atlas_config, mode=mode or item.mode,
+                        thread_id=session_id,
                         session_metadata=item.session_metadata, graph=graph,
                         stream_progress=False,
                     )  # fmt: skip
