@@ -74,7 +74,12 @@ def make_finalize_node(services: Services) -> Node:
             if (update.get("budget") or {}).get("skipped_steps"):
                 status = "failed"  # steps the budget never started are not done
         completed_at = utc_now()
-        await arecord_end(runtime.store, state, status=status, completed_at=completed_at)
+        spending: AtlasState = {"cost": update["cost"]}
+        if "budget" in update:
+            spending["budget"] = update["budget"]
+        await arecord_end(
+            runtime.store, {**state, **spending}, status=status, completed_at=completed_at
+        )
         return {**update, "status": status, "completed_at": completed_at}
 
     return finalize
