@@ -297,6 +297,22 @@ class LaneOverride(_Strict):
         return values
 
 
+class BudgetConfig(_Strict):
+    """The most one session may spend; over it, no more retries, steps or reward calls."""
+
+    max_tokens: int | None = Field(default=None, ge=1, description="tokens over all roles")
+    max_cost: float | None = Field(
+        default=None, gt=0, description="US dollars at the prices of `pricing`"
+    )
+
+
+class ModelPrice(_Strict):
+    """US dollars per million tokens of one model."""
+
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
+
+
 class OrchestrationConfig(_Strict):
     """Retries, timeouts, parallelism and lane choice."""
 
@@ -318,6 +334,7 @@ class OrchestrationConfig(_Strict):
     )
     forced_mode: Lane | None = None
     lanes: dict[Lane, LaneOverride] = Field(default_factory=dict)
+    budget: BudgetConfig | None = None
 
 
 BuiltinJudge = Literal["process", "helpfulness"]
@@ -688,6 +705,10 @@ class AtlasConfig(_Strict):
     runtime_safety: RuntimeSafetyConfig = Field(default_factory=RuntimeSafetyConfig)
     prompt_rewrite: PromptRewriteConfig | None = None
     storage: StorageConfig = Field(default_factory=StorageConfig)
+    pricing: dict[str, ModelPrice] = Field(
+        default_factory=dict,
+        description="prices by model id, over the built-in table (atlas_graph.pricing)",
+    )
     metadata: dict[str, Any] = Field(
         default_factory=dict, description="defaults merged under every session's metadata"
     )

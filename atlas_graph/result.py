@@ -54,6 +54,16 @@ class Result(BaseModel):
     reward_stats: dict[str, Any] | None = None
     reward_audit: list[dict[str, Any]] = Field(default_factory=list)
     usage: dict[str, dict[str, int]] = Field(default_factory=dict)
+    cost: dict[str, float] = Field(
+        default_factory=dict,
+        description="US dollars per priced role and 'total' (config `pricing` over the "
+        "built-in table); roles without a price are left out",
+    )
+    budget: dict[str, Any] | None = Field(
+        default=None,
+        description="with orchestration.budget: the limits, what was spent, and whether "
+        "(and why) the budget stopped the loop",
+    )
     session_metadata: dict[str, Any] = Field(default_factory=dict)
     notes: list[str] = Field(default_factory=list)
     fingerprint: str | None = None
@@ -130,6 +140,8 @@ class Result(BaseModel):
             reward_stats=values.get("reward_stats"),
             reward_audit=values.get("reward_audit", []),
             usage=values.get("usage", {}),
+            cost=values.get("cost") or {},
+            budget=values.get("budget"),
             session_metadata=values.get("session_metadata", {}),
             notes=values.get("plan_notes", []),
             fingerprint=values.get("fingerprint"),

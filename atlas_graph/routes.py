@@ -9,9 +9,10 @@ The session routes run inside the node that ends each stage (``routed``): a cond
 shows its router the state after the node's writes by copying every channel of the graph, about
 0.4 ms per route on ``AtlasState``, a tenth of a paired session's framework time. These routers
 read only keys their node replaces outright (``lane``, ``plan``, ``plan_approval``, ``reward``)
-or does not write, so the node's update laid over the state it was given is exactly what such a
-router would see, at no copy. ``update_state`` (a fork) runs no node: ``route_of`` gives the
-fork the node's route, and the fork writes ``Command(update, goto)`` as that node.
+or does not write, and ``usage`` (added up here as its reducer would), so the node's update
+laid over the state it was given is exactly what such a router would see, at no copy.
+``update_state`` (a fork) runs no node: ``route_of`` gives the fork the node's route, and the
+fork writes ``Command(update, goto)`` as that node.
 
 The step loop (execute → validate → guide → execute) is a ``Send`` payload, ``StepTask``; its
 ``then`` is the baton a branch carries: where it goes when its step is done.
@@ -29,8 +30,10 @@ from langgraph.types import Command, Send
 
 from atlas_graph.lanes import Lane, LanePolicy
 from atlas_graph.plans import ancestors, ready_step_ids
+from atlas_graph.pricing import Budget
 from atlas_graph.state import AtlasState, StepExit, StepTask, Verdict
 from atlas_graph.telemetry.instrument import posing_as
+from atlas_graph.usage import Usage, merge_usage
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,8 @@ class Routes:
         learns: Whether the learn node has work; sessions skip it (and its superstep) if not.
         retry_threshold: The score an attempt needs to pass (``rim.retry_threshold``).
         max_parallel_steps: How many step branches run at once.
+        budget: The session's spending limit (``orchestration.budget``): once usage reaches
+            it, no retry, no new step and no reward call; the session ends with what it has.
     """
 
     def __init__(
@@ -95,11 +100,17 @@ class Routes:
         learns: bool,
         retry_threshold: float,
         max_parallel_steps: int,
+        budget: Budget | None = None,
     ) -> None:
         self.policies = policies
         self.learns = learns
         self.retry_threshold = retry_threshold
         self.max_parallel_steps = max_parallel_steps
+        self.budget = budget
+
+    def over_budget(self, usage: Mapping[str, Usage] | None) -> str | None:
+        """Why the session has spent its budget, or None (also when it has no budget)."""
+        return self.budget.exceeded(usage) if self.budget is not None else None
 
     # ---- the session
 
@@ -118,13 +129,15 @@ class Routes:
     def after_dispatch(self, state: AtlasState) -> Literal["synthesize"] | Branches:
         """Start steps that became ready; synthesize once every step has finished."""
         sends, running = self.ready_sends(state)
+        if sends and self.over_budget(state.get("usage")):
+            sends = []  # over budget: start nothing new, synthesize what the steps produced
         if sends or running:
             return sends
         return "synthesize"
 
     def after_synthesize(self, state: AtlasState) -> AfterAnswer:
         """The answer of a stepwise plan goes on to the reward, if its lane scores."""
-        return self.after_answer(state["lane"])
+        return self.after_answer(state["lane"], state.get("usage"))
 
     def after_reward(self, state: AtlasState) -> Literal["arbiter"] | AfterReward:
         """The arbiter when a judge escalated, else learning (or finalize)."""
@@ -135,9 +148,19 @@ class Routes:
         """Learning when it has work to do, else straight to finalize (fixed per graph)."""
         return "learn" if self.learns else "finalize"
 
-    def after_answer(self, lane: Lane) -> AfterAnswer:
-        """Where a session goes once it has its answer: the reward, if its lane scores."""
-        return "reward" if self.policies[lane].reward else self.after_arbiter()
+    def after_answer(self, lane: Lane, usage: Mapping[str, Usage] | None = None) -> AfterAnswer:
+        """Where a session goes once it has its answer: the reward, if its lane scores and
+        the session is within its budget."""
+        if self.policies[lane].reward and not self.over_budget(usage):
+            return "reward"
+        return self.after_arbiter()
+
+    def step_exit(self, task: StepTask) -> StepExit:
+        """Where a finished step's branch goes; a single shot over budget skips the reward."""
+        then = task.get("then", "dispatch")
+        if then == "reward" and self.over_budget(task.get("spent")):
+            return self.after_arbiter()
+        return then
 
     # ---- the step loop
 
@@ -145,20 +168,23 @@ class Routes:
         """The teacher validates the attempt in lanes that validate; else the step is done."""
         if self.policies[task["lane"]].validate:
             return Send("validate", {**task, **attempt})
-        return task.get("then", "dispatch")
+        return self.step_exit({**task, "spent": attempt.get("spent", task.get("spent", {}))})
 
     def after_validate(self, task: StepTask, verdict: Verdict | None) -> ToGuide | StepExit:
         """A failed attempt with attempts left goes to the teacher's guidance; else done.
 
         An attempt the teacher could not judge (``None``) is never retried: the fault is not
-        the student's, and guidance would have nothing to say.
+        the student's, and guidance would have nothing to say. Nor is one whose session has
+        spent its budget (``task["spent"]``).
         """
         max_retries = self.policies[task["lane"]].max_retries
-        if verdict is not None and should_retry(
-            verdict, task["attempt"], max_retries, self.retry_threshold
+        if (
+            verdict is not None
+            and should_retry(verdict, task["attempt"], max_retries, self.retry_threshold)
+            and not self.over_budget(task.get("spent"))
         ):
             return Send("guide", {**task, "verdict": verdict})
-        return task.get("then", "dispatch")
+        return self.step_exit(task)
 
     def after_guide(self, retry: StepTask) -> ToExecute:
         """The guided retry runs as the step's next attempt."""
@@ -183,7 +209,7 @@ class Routes:
         # a single-shot plan's one step is the answer: no synthesis, straight on to the reward
         then: StepExit = "dispatch"
         if plan["execution_mode"] == "single_shot":
-            then = self.after_answer(state["lane"])
+            then = self.after_answer(state["lane"], state.get("usage"))
         sends = []
         for step_id in ready:
             payload: StepTask = {
@@ -199,6 +225,7 @@ class Routes:
                     for dep in ancestors(plan["steps"], step_id)
                 },
                 "then": then,
+                "spent": state.get("usage", {}),
             }
             if state.get("persona_context"):
                 payload["persona_context"] = state["persona_context"]
@@ -239,7 +266,10 @@ def routed(
 
     async def routing(state: AtlasState, *args: Any, **kwargs: Any) -> Command[Any]:
         update: AtlasState = await node(state, *args, **kwargs) or {}
-        return Command(update=update, goto=route({**state, **update}))
+        after: AtlasState = {**state, **update}
+        if "usage" in update:  # a reducer channel: the budget routes read its sum
+            after["usage"] = merge_usage(state.get("usage"), update["usage"])
+        return Command(update=update, goto=route(after))
 
     wrapper = posing_as(routing, node)
     setattr(wrapper, _ROUTE, route)

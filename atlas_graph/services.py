@@ -18,9 +18,10 @@ from pydantic.json_schema import SkipJsonSchema
 
 from atlas_graph.agents import Agent, agent_from_config, as_agent
 from atlas_graph.callables import load_object
-from atlas_graph.config import AtlasConfig, LLMParameters
+from atlas_graph.config import AtlasConfig, ChatAgentConfig, LLMParameters
 from atlas_graph.lanes import Lane, LanePolicy, default_policies
 from atlas_graph.models import ModelConfigError, Role, chat_model_from_params, with_max_tokens
+from atlas_graph.pricing import DEFAULT_PRICES, Budget, Ledger, Price
 from atlas_graph.routes import Routes
 from atlas_graph.structured import SchemaT, Structured, resolve_method
 from atlas_graph.telemetry.events import Actor, EventType, emit
@@ -98,12 +99,33 @@ class Services:
         self.plan_reviewer: Callable[..., Any] | None = (
             load_object(teacher.plan_reviewer) if teacher.plan_reviewer else None
         )
+        self.ledger = Ledger(self._role_models(), _prices(config))
+        limits = config.orchestration.budget
+        self.budget: Budget | None = (
+            Budget(self.ledger, limits.max_tokens, limits.max_cost) if limits else None
+        )
         self.routes = Routes(
             self.policies,
             learns=self._learns(),
             retry_threshold=config.rim.retry_threshold,
             max_parallel_steps=config.orchestration.max_parallel_steps,
+            budget=self.budget,
         )
+
+    def _role_models(self) -> dict[str, str | None]:
+        """The model id of each role, for the cost ledger: passed models first, then config."""
+        roles: tuple[Role, ...] = ("teacher", "judge", "arbiter", "probe", "learning")
+        ids: dict[str, str | None] = {}
+        for name in roles:
+            params = self._params(name)
+            ids[name] = params.model if params is not None else None
+        agent = self.config.agent
+        ids["student"] = agent.llm.model if isinstance(agent, ChatAgentConfig) else None
+        for role, model in self._models.items():
+            model_id = getattr(model, "model_name", None) or getattr(model, "model", None)
+            if isinstance(model_id, str):
+                ids[role] = model_id
+        return ids
 
     def _resolve_agent(self, agent: Any) -> Agent | None:
         tool_choice = self.config.student.tool_choice
@@ -260,6 +282,14 @@ class Services:
                 model, schema, resolve_method(setting, model), role, deadline, self._fallbacks
             )
         return self._structured[key]
+
+
+def _prices(config: AtlasConfig) -> dict[str, Price]:
+    """The built-in price table with the config's ``pricing`` over it."""
+    prices = dict(DEFAULT_PRICES)
+    for model, price in config.pricing.items():
+        prices[model] = Price(price.input, price.output)
+    return prices
 
 
 def _run_model(runtime: Runtime[AtlasContext] | None, role: Role) -> BaseChatModel | None:

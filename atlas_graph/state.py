@@ -260,6 +260,8 @@ class AtlasState(TypedDict, total=False):
     review_notes: str | None
     # human plan approval
     plan_approval: dict[str, Any] | None
+    cost: dict[str, float]  # dollars per priced role and "total" (see pricing.py)
+    budget: dict[str, Any] | None  # the budget, what was spent, and whether it stopped the loop
     # events of the run for the export, oldest first, capped (see trajectory.py)
     trajectory_events: Annotated[list[TrajectoryEvent], keep_trajectory]
 
@@ -282,3 +284,4 @@ class StepTask(TypedDict, total=False):
     verdict: Verdict
     then: StepExit
     persona_context: PersonaContext
+    spent: dict[str, Usage]  # the session's usage when the step started, plus this branch's

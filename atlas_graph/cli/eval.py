@@ -41,6 +41,14 @@ def add_eval_command(commands: Any) -> None:
     parser.add_argument("--workers", type=_positive, default=None, metavar="N",
                         help="with --ray: worker processes (default: one per CPU)")  # fmt: skip
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    parser.add_argument("--scorer", default=None, metavar="NAME",
+                        help="exact, numeric, contains, regex, judge or module:function "
+                        "(default: numeric for numeric expected answers, else exact)")  # fmt: skip
+    parser.add_argument("--tolerance", type=float, default=1e-6,
+                        help="the numeric scorer's tolerance (default: 1e-6)")  # fmt: skip
+    parser.add_argument("--baseline", action="store_true",
+                        help="also run every task with the student alone and report the lift "
+                        "(results in RESULTS with .baseline before the suffix)")  # fmt: skip
 
 
 def _positive(text: str) -> int:
@@ -100,7 +108,8 @@ class ProgressBar:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from atlas_graph.evaluation.batch import evaluate, format_summary
+    from atlas_graph.evaluation.baseline import format_lift
+    from atlas_graph.evaluation.batch import evaluate, format_summary, write_report
 
     ray: dict[str, Any] = {}
     if args.ray is not None:
@@ -111,22 +120,22 @@ def _eval(args: argparse.Namespace) -> int:
     elif args.workers is not None:
         print("atlas-graph: --workers needs --ray", file=sys.stderr)
         return EXIT_USAGE
-    from atlas_graph.executors.ray import RayWorkerError
-
-    try:
-        report = evaluate(
-            args.tasks, config=args.config, output=args.output, concurrency=args.concurrency,
-            progress=ProgressBar(sys.stderr), **ray,
-        )  # fmt: skip
-    except RayWorkerError as error:  # nothing of the cluster's ran; the results file is intact
-        print(f"atlas-graph: {error}", file=sys.stderr)
-        return EXIT_USAGE
+    # a cluster that cannot start is a RayWorkerError (a user error: exit 2, one line)
+    report = evaluate(
+        args.tasks, config=args.config, output=args.output, concurrency=args.concurrency,
+        progress=ProgressBar(sys.stderr), scorer=args.scorer, tolerance=args.tolerance,
+        baseline=args.baseline, **ray,
+    )  # fmt: skip
+    json_path, markdown_path = write_report(report, args.output)
     if args.json:
-        print(json.dumps({"ran": report.ran, "skipped": report.skipped,
-                          **report.summary.as_dict()}))  # fmt: skip
+        print(json.dumps(report.as_dict()))
     else:
         print(format_summary(report.summary))
+        if report.lift is not None:
+            print()
+            print(format_lift(report.lift))
         print(f"{report.ran} ran, {report.skipped} skipped; results in {args.output}")
+        print(f"report: {json_path}, {markdown_path}")
     if report.errors:
         return EXIT_STOPPED
     return EXIT_FAILED if report.failed else EXIT_OK

@@ -1,8 +1,14 @@
 """Batch evaluation: run a JSONL file of tasks as sessions and keep one result line per task.
 
 A task line is ``{"task": ..., "session_metadata": {...}, "ground_truth": ..., "id": ...,
-"mode": ...}``; only ``task`` is required. The whole file is checked before any session
-starts, so a typo on line 900 costs nothing.
+"mode": ...}``; only ``task`` is required. Atlas's task files load as they are: the expected
+answer may be ``expected_answer``, session metadata may be ``metadata``, and lines starting
+with ``#`` are comments. The whole file is checked before any session starts, so a typo on
+line 900 costs nothing.
+
+With an expected answer, a scorer (``scoring.py``) marks each result ``correct``; with
+``baseline=True`` every task also runs with the student alone (``baseline.py``) and the report
+holds the lift of supervision.
 
 Every task has a stable id: its ``id`` field when given, else a hash of its task text,
 session metadata, mode and line number (so editing lines above a task without ``id`` gives it
@@ -21,10 +27,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any, Protocol, cast
 
@@ -40,16 +47,21 @@ from atlas_graph.errors import (
     TaskFileError,
     one_line,
 )
+from atlas_graph.evaluation.baseline import baseline_config, format_lift, lift
+from atlas_graph.evaluation.scoring import Scorer, ascore_answer, make_scorer
+from atlas_graph.evaluation.stats import Interval, wilson
 from atlas_graph.executors import EXECUTORS, ExecutorName, Job
 from atlas_graph.executors.local import run_local
-from atlas_graph.lanes import LANES
+from atlas_graph.lanes import LANES, Lane
 from atlas_graph.result import Result
 from atlas_graph.runner import ConfigSource, arun, one_line_error, run_sync
 from atlas_graph.state import AtlasState
 from atlas_graph.storage.ledger import arecord_final_checkpoint
 from atlas_graph.storage.persistence import Persistence
 
-TASK_KEYS = frozenset({"id", "task", "session_metadata", "ground_truth", "mode"})
+TASK_KEYS = frozenset(
+    {"id", "task", "session_metadata", "metadata", "ground_truth", "expected_answer", "mode"}
+)
 FINISHED = frozenset({"succeeded", "failed"})
 """Statuses of sessions that ran to the end; their tasks are skipped on a rerun."""
 
@@ -64,6 +76,12 @@ class EvalTask:
     session_metadata: dict[str, Any] = field(default_factory=dict)
     ground_truth: Any = None
     mode: str | None = None
+    expected_answer: Any = None
+
+    @property
+    def expected(self) -> Any:
+        """The answer to score against: ``ground_truth``, else Atlas's ``expected_answer``."""
+        return self.ground_truth if self.ground_truth is not None else self.expected_answer
 
 
 class EvalProgress(Protocol):
@@ -112,8 +130,10 @@ def parse_task(data: Any, line: int, where: str = "tasks") -> EvalTask:
     if not isinstance(task, str) or not task.strip():
         raise TaskFileError(where, line, '"task" must be a non-empty string')
     metadata = data.get("session_metadata") or {}
-    if not isinstance(metadata, dict):
+    atlas_metadata = data.get("metadata") or {}
+    if not isinstance(metadata, dict) or not isinstance(atlas_metadata, dict):
         raise TaskFileError(where, line, '"session_metadata" must be a JSON object')
+    metadata = {**atlas_metadata, **metadata}
     mode = data.get("mode")
     if mode is not None and mode not in LANES:
         raise TaskFileError(where, line, f'"mode" must be one of {", ".join(LANES)}, got {mode!r}')
@@ -126,6 +146,7 @@ def parse_task(data: Any, line: int, where: str = "tasks") -> EvalTask:
     return EvalTask(
         id=identity, task=task, line=line, session_metadata=metadata,
         ground_truth=data.get("ground_truth"), mode=mode,
+        expected_answer=data.get("expected_answer"),
     )  # fmt: skip
 
 
@@ -147,8 +168,8 @@ def read_tasks(path: str | Path) -> list[EvalTask]:
         raise TaskFileError(str(source), None, f"task file {source} is not UTF-8 text") from None
     tasks: list[EvalTask] = []
     for number, raw in enumerate(text.splitlines(), 1):
-        if not raw.strip():
-            continue
+        if not raw.strip() or raw.lstrip().startswith("#"):
+            continue  # Atlas's task files open with a comment line
         try:
             data = json.loads(raw)
         except json.JSONDecodeError as error:
@@ -265,7 +286,9 @@ def _cut_torn_line(path: Path) -> None:
 # --------------------------------------------------------------------------- result lines
 
 
-def result_line(item: EvalTask, result: Result) -> dict[str, Any]:
+def result_line(
+    item: EvalTask, result: Result, *, correct: bool | None = None, wall_seconds: float = 0.0
+) -> dict[str, Any]:
     """The result line of a session that ended (finished, or paused for a decision)."""
     status = "waiting" if result.waiting else result.status
     error = None
@@ -286,7 +309,12 @@ def result_line(item: EvalTask, result: Result) -> dict[str, Any]:
         "reward": result.reward["score"] if result.reward else None,
         "retries": result.retries,
         "tokens": sum(int(usage.get("total_tokens", 0)) for usage in result.usage.values()),
-        "ground_truth": item.ground_truth,
+        "usage": result.usage,
+        # no priced role: no money figure rather than a false zero
+        "cost": result.cost["total"] if len(result.cost) > 1 else None,
+        "wall_seconds": round(wall_seconds, 3),
+        "ground_truth": item.expected,
+        "correct": correct,
         "error": error,
     }
 
@@ -314,7 +342,11 @@ def error_line(item: EvalTask, session_id: str, error: BaseException) -> dict[st
         "reward": None,
         "retries": 0,
         "tokens": 0,
-        "ground_truth": item.ground_truth,
+        "usage": {},
+        "cost": None,
+        "wall_seconds": 0.0,
+        "ground_truth": item.expected,
+        "correct": None if item.expected is None else False,
         "error": message,
     }
 
@@ -328,24 +360,34 @@ class BatchSessions:
     """
 
     config: AtlasConfig
+    mode: Lane | None = None
+    """Forces every session's lane over the task lines' own (the student-alone arm)."""
+    scorer: Scorer | None = None
 
     async def run(self, graph: CompiledStateGraph[Any, Any, Any, Any], job: Job) -> dict[str, Any]:
         """The job's result line; a session error becomes an error line, never an exception."""
         item: EvalTask = job.item
+        started = time.perf_counter()
         try:
             result = await arun(
-                item.task, config=self.config, mode=item.mode, thread_id=job.session_id,
-                session_metadata=item.session_metadata, graph=graph, stream_progress=False,
+                item.task, config=self.config, mode=self.mode or item.mode,
+                thread_id=job.session_id, session_metadata=item.session_metadata, graph=graph,
+                stream_progress=False,
             )  # fmt: skip
         except SessionStateError as error:
             # a worker lost after its session ended: the result is in the last checkpoint
             finished = await _finished(graph, job.session_id) if job.tries else None
             if finished is None:
                 return error_line(item, job.session_id, error)
-            return result_line(item, finished)
+            result = finished
         except Exception as error:  # one broken session must not stop the batch
             return error_line(item, job.session_id, error)
-        return result_line(item, result)
+        wall = time.perf_counter() - started
+        correct = await ascore_answer(
+            self.scorer, result.final_answer, item.expected, item.task,
+            answered=not result.waiting,
+        )  # fmt: skip
+        return result_line(item, result, correct=correct, wall_seconds=wall)
 
     def lost(self, job: Job, message: str) -> dict[str, Any]:
         """The error line of a job whose workers were lost (a rerun continues its session)."""
@@ -379,6 +421,13 @@ class LaneSummary:
     rewards: tuple[float, ...] = ()
     retries: int = 0
     tokens: int = 0
+    scored: int = 0
+    correct: int = 0
+
+    @property
+    def accuracy(self) -> Interval | None:
+        """Correct over scored sessions with its Wilson 95 % interval; None if none scored."""
+        return wilson(self.correct, self.scored)
 
     @property
     def success_rate(self) -> float:
@@ -403,6 +452,8 @@ class LaneSummary:
             rewards=self.rewards + ((float(reward),) if reward is not None else ()),
             retries=self.retries + int(result.get("retries") or 0),
             tokens=self.tokens + int(result.get("tokens") or 0),
+            scored=self.scored + (result.get("correct") is not None),
+            correct=self.correct + (result.get("correct") is True),
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -410,6 +461,8 @@ class LaneSummary:
             "lane": self.lane, "sessions": self.sessions, "succeeded": self.succeeded,
             "failed": self.failed, "errors": self.errors, "success_rate": self.success_rate,
             "mean_reward": self.mean_reward, "retries": self.retries, "tokens": self.tokens,
+            "scored": self.scored, "correct": self.correct,
+            "accuracy": accuracy.as_dict() if (accuracy := self.accuracy) else None,
         }  # fmt: skip
 
 
@@ -447,14 +500,14 @@ def summarize(results: Iterable[Mapping[str, Any]]) -> EvalSummary:
 def format_summary(summary: EvalSummary) -> str:
     """The summary as a plain-text table, one row per lane and a total row."""
     header = ("lane", "sessions", "succeeded", "failed", "errors", "success", "mean reward",
-              "retries", "tokens")  # fmt: skip
+              "retries", "tokens", "accuracy (95% CI)")  # fmt: skip
     rows = [header]
     for row in [*summary.lanes.values(), summary.total]:
         reward = row.mean_reward
         rows.append((
             row.lane, str(row.sessions), str(row.succeeded), str(row.failed), str(row.errors),
             f"{row.success_rate:.1%}", "-" if reward is None else f"{reward:.3f}",
-            str(row.retries), str(row.tokens),
+            str(row.retries), str(row.tokens), format_interval(row.accuracy),
         ))  # fmt: skip
     widths = [max(len(row[column]) for row in rows) for column in range(len(header))]
     lines = [
@@ -469,18 +522,31 @@ def format_summary(summary: EvalSummary) -> str:
     return "\n".join(lines)
 
 
+def format_interval(interval: Interval | None) -> str:
+    """``62.5% [40.1–80.2]``, or ``-`` when nothing was scored."""
+    if interval is None:
+        return "-"
+    return f"{interval.estimate:.1%} [{interval.low:.1%}–{interval.high:.1%}]"
+
+
 # --------------------------------------------------------------------------- the batch
 
 
 @dataclass(frozen=True)
 class EvalReport:
-    """What a batch did: every task's latest result line, in task file order."""
+    """What a batch did: every task's latest result line, in task file order.
+
+    With ``baseline=True``, ``baseline`` holds the student-alone result lines and ``lift``
+    the comparison (see ``baseline.lift``).
+    """
 
     results: list[dict[str, Any]]
     ran: int
     skipped: int
     summary: EvalSummary
     output: Path | None
+    baseline: list[dict[str, Any]] | None = None
+    lift: dict[str, Any] | None = None
 
     @property
     def errors(self) -> int:
@@ -491,6 +557,33 @@ class EvalReport:
     def failed(self) -> int:
         """Tasks whose session finished without meeting its bar."""
         return self.summary.total.failed
+
+    def as_dict(self) -> dict[str, Any]:
+        """The report as JSON: counts, the summary and, with a baseline, the lift."""
+        data: dict[str, Any] = {"ran": self.ran, "skipped": self.skipped, **self.summary.as_dict()}
+        if self.lift is not None:
+            data["lift"] = self.lift
+        return data
+
+
+def write_report(report: EvalReport, output: str | Path) -> tuple[Path, Path]:
+    """The report as ``<output>.report.json`` and ``<output>.report.md`` beside the results."""
+    path = Path(output)
+    json_path = path.with_name(f"{path.stem}.report.json")
+    markdown_path = path.with_name(f"{path.stem}.report.md")
+    json_path.write_text(json.dumps(report.as_dict(), indent=2) + "\n", encoding="utf-8")
+    parts = ["# Evaluation", "", f"Tasks: {len(report.results)} (results in `{path.name}`)",
+             "", "```", format_summary(report.summary), "```"]  # fmt: skip
+    if report.lift is not None:
+        parts += ["", "## Supervised vs the student alone", "", format_lift(report.lift)]
+    markdown_path.write_text("\n".join(parts) + "\n", encoding="utf-8")
+    return json_path, markdown_path
+
+
+def baseline_output(output: str | Path) -> Path:
+    """Where the student-alone results of ``output`` go: ``r.jsonl`` → ``r.baseline.jsonl``."""
+    path = Path(output)
+    return path.with_name(f"{path.stem}.baseline{path.suffix or '.jsonl'}")
 
 
 async def aevaluate(
@@ -507,6 +600,9 @@ async def aevaluate(
     executor: ExecutorName = "local",
     ray_address: str | None = None,
     workers: int | None = None,
+    scorer: str | Scorer | None = None,
+    tolerance: float = 1e-6,
+    baseline: bool = False,
 ) -> EvalReport:
     """Run every task not yet done as a session, at most ``concurrency`` at a time.
 
@@ -520,7 +616,7 @@ async def aevaluate(
         agent: The student's agent, as in ``arun`` (shared by all sessions).
         persistence: An open ``Persistence`` to use; default: the config's storage, opened
             once for the whole batch.
-        progress: Told when the batch starts, after each task and at the end.
+        progress: Told when the batch starts, after each task and at the end (once per arm).
         on_result: Called with each result line as it is written.
         executor: ``local`` runs every session in this process; ``ray`` spreads them over the
             worker processes of a Ray cluster (the ``ray`` extra), which all open the config's
@@ -529,11 +625,18 @@ async def aevaluate(
             core; an address (``ray://host:10001``, ``host:6379``, ``auto``) joins a running
             one; ``None`` uses this process's Ray connection, or what ``ray.init()`` finds.
         workers: With ``ray``: worker processes (default: one per CPU of the cluster).
+        scorer: How answers are marked ``correct`` against the task's expected answer: a
+            name of ``scoring.SCORERS``, ``module:function`` or a ``Scorer``; default
+            ``numeric`` for numeric expected answers, else ``exact``.
+        tolerance: The ``numeric`` scorer's tolerance.
+        baseline: Also run every task with the student alone (results next to ``output`` as
+            ``*.baseline.jsonl``) and report the lift.
 
     Raises:
         TaskFileError: A task line (or a line of ``output``) is unusable; nothing ran.
         AtlasUserError: ``concurrency`` or ``workers`` is below 1, ``executor`` is unknown,
-            or Ray was asked for with storage its workers cannot share (``SharedStorageError``).
+            the scorer is unusable, or Ray was asked for with storage its workers cannot
+            share (``SharedStorageError``).
         RayNotInstalledError: ``executor="ray"`` without Ray installed.
         ConfigError: The config is invalid.
         StorageError: The storage cannot be opened.
@@ -551,58 +654,103 @@ async def aevaluate(
         raise AtlasUserError(f"workers must be at least 1, got {workers}", workers=workers)
     items = _tasks_from(tasks)
     atlas_config: AtlasConfig = load_config(config if config is not None else {})
-    previous = read_results(output) if output is not None else {}
-    pending = [item for item in items if previous.get(item.id, {}).get("status") not in FINISHED]
-    latest = {item.id: previous[item.id] for item in items if item.id in previous}
+    chosen = (
+        make_scorer(scorer, tolerance=tolerance, config=atlas_config, models=models)
+        if scorer is not None
+        else None
+    )
     if executor == "ray":  # refused before anything runs or prints
-        from atlas_graph.executors.ray import run_on_ray, shared_storage
+        from atlas_graph.executors.ray import shared_storage
 
         if persistence is not None:
-            raise ValueError(
+            raise AtlasUserError(
                 "aevaluate(executor='ray') takes no persistence=: every Ray worker opens the "
                 "config's storage itself"
             )
         atlas_config = shared_storage(atlas_config)
-    # an unfinished earlier session continues from its checkpoint under its old id
-    jobs = [
-        Job(item.id, previous.get(item.id, {}).get("session_id") or uuid.uuid4().hex, item)
-        for item in pending
-    ]
-
-    async with AsyncExitStack() as stack:
-        writer = ResultsWriter(output) if output is not None else None
-        if writer is not None:
-            stack.callback(writer.close)
-        if progress is not None:
-            progress.start(len(items), len(items) - len(pending))
-            stack.callback(progress.close)
-
-        def emit(line: dict[str, Any]) -> None:
-            latest[line["id"]] = line
-            if writer is not None:
-                writer.write(line)
-            if progress is not None:
-                progress.update(line)
-            if on_result is not None:
-                on_result(line)
-
-        work = BatchSessions(atlas_config)
-        if executor == "ray":
-            await run_on_ray(
-                jobs, work, emit, config=atlas_config, concurrency=concurrency,
-                address=ray_address, workers=workers, models=models, agent=agent,
-            )  # fmt: skip
-        else:
-            await run_local(
-                jobs, work, emit, config=atlas_config, concurrency=concurrency,
-                models=models, agent=agent, persistence=persistence,
-            )  # fmt: skip
-
-    results = [latest[item.id] for item in items if item.id in latest]
-    return EvalReport(
-        results=results, ran=len(pending), skipped=len(items) - len(pending),
+    batch = _Batch(
+        items, concurrency, models, agent, persistence, progress, on_result, chosen,
+        executor, ray_address, workers,
+    )  # fmt: skip
+    results, ran = await batch.arun(atlas_config, output, None)
+    report = EvalReport(
+        results=results, ran=ran, skipped=len(items) - ran,
         summary=summarize(results), output=Path(output) if output is not None else None,
     )  # fmt: skip
+    if not baseline:
+        return report
+    alone_output = baseline_output(output) if output is not None else None
+    # the task line's own mode would bring supervision back: the student alone is "auto"
+    alone, _ = await batch.arun(baseline_config(atlas_config), alone_output, "auto")
+    return replace(report, baseline=alone, lift=lift(results, alone))
+
+
+@dataclass
+class _Batch:
+    """One batch's tasks and shared arguments, run once per arm (supervised, baseline)."""
+
+    items: list[EvalTask]
+    concurrency: int
+    models: Mapping[str, BaseChatModel] | None
+    agent: Any
+    persistence: Persistence | None
+    progress: EvalProgress | None
+    on_result: Callable[[dict[str, Any]], None] | None
+    scorer: Scorer | None
+    executor: ExecutorName
+    ray_address: str | None
+    workers: int | None
+
+    async def arun(
+        self, atlas_config: AtlasConfig, output: str | Path | None, mode: Lane | None
+    ) -> tuple[list[dict[str, Any]], int]:
+        """Latest result lines in task order, and how many sessions ran now.
+
+        ``mode`` forces every session's lane over the task lines' ``mode``.
+        """
+        items, progress = self.items, self.progress
+        previous = read_results(output) if output is not None else {}
+        pending = [
+            item for item in items if previous.get(item.id, {}).get("status") not in FINISHED
+        ]
+        latest = {item.id: previous[item.id] for item in items if item.id in previous}
+        # an unfinished earlier session continues from its checkpoint under its old id
+        jobs = [
+            Job(item.id, previous.get(item.id, {}).get("session_id") or uuid.uuid4().hex, item)
+            for item in pending
+        ]
+        async with AsyncExitStack() as stack:
+            writer = ResultsWriter(output) if output is not None else None
+            if writer is not None:
+                stack.callback(writer.close)
+            if progress is not None:
+                progress.start(len(items), len(items) - len(pending))
+                stack.callback(progress.close)
+
+            def emit(line: dict[str, Any]) -> None:
+                latest[line["id"]] = line
+                if writer is not None:
+                    writer.write(line)
+                if progress is not None:
+                    progress.update(line)
+                if self.on_result is not None:
+                    self.on_result(line)
+
+            work = BatchSessions(atlas_config, mode=mode, scorer=self.scorer)
+            if self.executor == "ray":
+                from atlas_graph.executors.ray import run_on_ray
+
+                await run_on_ray(
+                    jobs, work, emit, config=atlas_config, concurrency=self.concurrency,
+                    address=self.ray_address, workers=self.workers, models=self.models,
+                    agent=self.agent,
+                )  # fmt: skip
+            else:
+                await run_local(
+                    jobs, work, emit, config=atlas_config, concurrency=self.concurrency,
+                    models=self.models, agent=self.agent, persistence=self.persistence,
+                )  # fmt: skip
+        return [latest[item.id] for item in items if item.id in latest], len(pending)
 
 
 def evaluate(
@@ -619,6 +767,9 @@ def evaluate(
     executor: ExecutorName = "local",
     ray_address: str | None = None,
     workers: int | None = None,
+    scorer: str | Scorer | None = None,
+    tolerance: float = 1e-6,
+    baseline: bool = False,
 ) -> EvalReport:
     """Synchronous ``aevaluate`` (works in a notebook too); takes the same arguments.
 
@@ -628,4 +779,5 @@ def evaluate(
         tasks, config=config, output=output, concurrency=concurrency, models=models,
         agent=agent, persistence=persistence, progress=progress, on_result=on_result,
         executor=executor, ray_address=ray_address, workers=workers,
+        scorer=scorer, tolerance=tolerance, baseline=baseline,
     ))  # fmt: skip

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from langgraph.runtime import Runtime
 
 from atlas_graph.services import AtlasContext, Node, Services
@@ -21,6 +23,35 @@ def session_status(state: AtlasState, success_threshold: float) -> SessionStatus
     return "succeeded"
 
 
+def budget_record(services: Services, state: AtlasState) -> AtlasState:
+    """The session's spending against its budget, and a plan note when it ran out.
+
+    Routes stop retries, new steps and the reward once the budget is spent; this says so in
+    the session's state, where reports and ``Result.budget`` read it.
+    """
+    budget = services.budget
+    assert budget is not None
+    usage = state.get("usage", {})
+    reason = budget.exceeded(usage)
+    plan = state.get("plan")
+    started = set(state.get("steps", {}))
+    steps = plan["steps"] if plan else []
+    skipped = [step["id"] for step in steps if str(step["id"]) not in started]
+    record: dict[str, Any] = {
+        "max_tokens": budget.max_tokens,
+        "max_cost": budget.max_cost,
+        "tokens": sum(int(values.get("total_tokens", 0)) for values in usage.values()),
+        "cost": budget.ledger.cost(usage)["total"],
+        "exceeded": reason is not None,
+        "reason": reason,
+        "skipped_steps": skipped if reason else [],
+    }
+    update: AtlasState = {"budget": record}
+    if reason:
+        update["plan_notes"] = [f"budget exceeded: {reason}; the loop stopped early"]
+    return update
+
+
 def make_finalize_node(services: Services) -> Node:
     """Record the outcome; the last checkpoint of a thread is its session record."""
     threshold = services.config.rim.success_threshold
@@ -37,8 +68,18 @@ def make_finalize_node(services: Services) -> Node:
             runtime, "session_finished", session_id=session_id, actor="system", status=status,
             lane=state.get("lane"), reward=reward["score"] if reward else None,
         )  # fmt: skip
+        update: AtlasState = {"cost": services.ledger.cost(state.get("usage", {}))}
+        if services.budget is not None:
+            update.update(budget_record(services, state))
+            if (update.get("budget") or {}).get("skipped_steps"):
+                status = "failed"  # steps the budget never started are not done
         completed_at = utc_now()
-        await arecord_end(runtime.store, state, status=status, completed_at=completed_at)
-        return {"status": status, "completed_at": completed_at}
+        spending: AtlasState = {"cost": update["cost"]}
+        if "budget" in update:
+            spending["budget"] = update["budget"]
+        await arecord_end(
+            runtime.store, {**state, **spending}, status=status, completed_at=completed_at
+        )
+        return {**update, "status": status, "completed_at": completed_at}
 
     return finalize

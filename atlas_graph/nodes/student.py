@@ -19,7 +19,7 @@ from atlas_graph.routes import step_answer
 from atlas_graph.services import AtlasContext, Node, Services
 from atlas_graph.state import AtlasState, AttemptRecord, PersonaContext, StepRecord, StepTask
 from atlas_graph.telemetry.events import utc_now
-from atlas_graph.usage import Usage, reply_usage
+from atlas_graph.usage import Usage, merge_usage, reply_usage
 
 
 def _student_system_prompt(
@@ -199,6 +199,7 @@ def make_execute_node(services: Services) -> Node:
         goto = services.routes.after_execute(task, {
             "output": output, "error": error, "execute_ms": elapsed_ms,
             "tool_calls": record["tool_calls"],
+            "spent": merge_usage(task.get("spent"), update.get("usage")),
         })  # fmt: skip
         if isinstance(goto, str):  # not validated: the step is done
             step_update.update({

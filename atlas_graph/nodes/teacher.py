@@ -43,6 +43,7 @@ from atlas_graph.state import (
 )
 from atlas_graph.storage.review_cache import cached_review, remember_review, review_cache_key
 from atlas_graph.telemetry.events import utc_now
+from atlas_graph.usage import merge_usage
 
 
 class TeacherVerdict(BaseModel):
@@ -334,7 +335,8 @@ def _not_judged(
         runtime, "step_finished", session_id=task.get("session_id", ""), actor="system",
         step_id=step["id"], attempt=attempt, status="succeeded", score=None, attempts=attempt,
     )  # fmt: skip
-    goto = services.routes.after_validate(task, None)
+    spent = merge_usage(task.get("spent"), update.get("usage"))
+    goto = services.routes.after_validate({**task, "spent": spent}, None)
     assert isinstance(goto, str)  # an unjudged attempt is never retried
     update.update(step_answer(goto, task.get("output", "")))
     return Command(update=update, goto=goto)
@@ -387,6 +389,7 @@ def make_validate_node(services: Services) -> Node:
             verdict = answer.value.as_verdict()
             update["usage"] = {"teacher": answer.usage}
         validate_ms = (time.perf_counter() - started) * 1000
+        task = {**task, "spent": merge_usage(task.get("spent"), update.get("usage"))}
         goto = services.routes.after_validate(task, verdict)
         retry = not isinstance(goto, str)
         services.emit(

@@ -45,7 +45,7 @@ EXPORT_KEYS = (
     "adaptive_summary", "dossier", "fingerprint", "mode", "lane_decision", "learning_history",
     "student_learning", "teacher_learning", "session_metadata", "plan_approval", "plan_notes",
     "plan_drafts", "review", "personas_used", "learning_updates", "trajectory_events",
-    "learning_key", "applied_student_learning", "applied_teacher_learning",
+    "learning_key", "applied_student_learning", "applied_teacher_learning", "cost", "budget",
 )  # fmt: skip
 # State keys the end record leaves out: the draft before review (the record keeps the plan
 # that ran) and the rewritten persona prompts and pamphlet texts (``personas_used`` and the
