@@ -119,8 +119,23 @@ class ToolDefinition(_Strict):
         }
 
 
+class MetadataDigestConfig(BaseModel):
+    """Atlas's ``agent.metadata_digest``: a bounded JSON digest of the session metadata.
+
+    Python agents get it as ``metadata["metadata_digest"]`` (at most ``max_chars`` characters;
+    Atlas's ``char_budget`` is read as that). Atlas's other digest keys (per-provider budgets,
+    section limits) load and are kept but not used: our prompts carry no metadata by default.
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True)
+
+    enabled: bool = True
+    max_chars: int = Field(default=4000, ge=64, alias="char_budget")
+
+
 class _AgentBase(_Strict):
     name: str = "agent"
+    metadata_digest: MetadataDigestConfig | None = None
     system_prompt: str = ""
     tools: list[ToolDefinition] = Field(default_factory=list)
     max_tool_rounds: int = Field(
@@ -146,6 +161,10 @@ class PythonAgentConfig(_AgentBase):
     import_path: str
     attribute: str | None = None
     working_directory: str | None = None
+    llm: LLMParameters | None = Field(
+        default=None,
+        description="the model the callable uses itself; passed as metadata['llm_config']",
+    )
     allow_generator: bool = Field(
         default=True, description="concatenate the chunks of generator agents (false: an error)"
     )
@@ -711,8 +730,6 @@ _NOT_YET_SUPPORTED = {
     # adaptive teaching
     "adaptive_teaching.reward": "adaptive reward hooks",
     # persistence
-    # agent adapters
-    "agent.metadata_digest": "metadata digests in agent prompts",
 }
 
 _AGENT_MODELS: dict[str, type[BaseModel]] = {
