@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from pydantic import BaseModel, Field
+
 SEEN: list[tuple[str, dict[str, Any] | None]] = []
 
 
@@ -55,3 +57,48 @@ def self_run_tools(prompt: str, metadata: dict[str, Any] | None = None) -> str:
 
 def json_answer(prompt: str, metadata: dict[str, Any] | None = None) -> str:
     return json.dumps({"answer": 42})
+
+
+# --------------------------------------------------------------------------- triage, as Atlas
+
+
+class TriageSignal(BaseModel):
+    name: str
+    value: Any = None
+    annotation: str | None = None
+
+
+class TriageRisk(BaseModel):
+    category: str
+    description: str
+    severity: str = "moderate"
+    likelihood: str | None = None
+
+
+class PersonaReference(BaseModel):
+    persona_id: str
+    rationale: str | None = None
+
+
+class TriageDossier(BaseModel):
+    """Atlas's ``TriageDossier`` shape, as an Atlas triage adapter returns it."""
+
+    task: str
+    summary: str
+    risks: list[TriageRisk] = Field(default_factory=list)
+    signals: list[TriageSignal] = Field(default_factory=list)
+    persona_references: list[PersonaReference] = Field(default_factory=list)
+    tags: list[str] = Field(default_factory=list)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+def atlas_triage(task: str, metadata: dict[str, Any]) -> TriageDossier:
+    return TriageDossier(
+        task=task,
+        summary="billing dispute",
+        risks=[TriageRisk(category="money", description="refund owed", severity="high")],
+        signals=[TriageSignal(name="tier", value="gold", annotation="paying customer")],
+        persona_references=[PersonaReference(persona_id="support-lead")],
+        tags=["domain:support"],
+        metadata={"fingerprint_hint": "fp-billing"},
+    )
