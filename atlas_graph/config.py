@@ -460,6 +460,19 @@ class ProbeConfig(_Strict):
     fallback_mode: Lane = "paired"
     evidence_limit: int = Field(default=6, ge=1, le=32)
     timeout_seconds: float = Field(default=15.0, gt=0)
+    mode_policy: Literal["thresholds", "stricter", "probe"] = Field(
+        default="thresholds",
+        description="the probe's own mode: ignored (thresholds decide), taken when it asks for "
+        "more supervision than the thresholds (stricter), or taken when it names a lane (probe)",
+    )
+    low_confidence_lane: Lane = Field(
+        default="escalate", description="the lane for a confidence below thresholds.coach"
+    )
+    atlas_compatible: bool = Field(
+        default=False,
+        description="Atlas's mapping: mode_policy probe, low_confidence_lane coach, and the "
+        "probe never routes to escalate",
+    )
 
 
 class AdaptiveTeachingConfig(_Strict):
