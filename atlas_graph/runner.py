@@ -43,7 +43,7 @@ from atlas_graph.storage.ledger import arecord_final_checkpoint
 from atlas_graph.storage.persistence import Persistence, aopen_persistence
 from atlas_graph.telemetry.events import AtlasEvent
 from atlas_graph.telemetry.fanout import SessionTelemetry
-from atlas_graph.telemetry.publishers import TelemetryPublisher
+from atlas_graph.telemetry.publishers import AnyPublisher
 
 ConfigSource = AtlasConfig | Mapping[str, Any] | str | Path
 T = TypeVar("T")
@@ -61,7 +61,7 @@ async def arun(
     checkpointer: BaseCheckpointSaver[Any] | None = None,
     stream_progress: bool | None = None,
     on_event: Callable[[AtlasEvent], None] | None = None,
-    publishers: Sequence[TelemetryPublisher] = (),
+    publishers: Sequence[AnyPublisher] = (),
     store: BaseStore | None = None,
     persistence: Persistence | None = None,
     resume: Any = None,
@@ -280,7 +280,7 @@ def _session_telemetry(
     session_id: str,
     stream_progress: bool | None,
     on_event: Callable[[AtlasEvent], None] | None,
-    publishers: Sequence[TelemetryPublisher],
+    publishers: Sequence[AnyPublisher],
 ) -> SessionTelemetry:
     """The console (when asked for, or on a terminal), the callback and the publishers."""
     if stream_progress is None:
@@ -328,7 +328,7 @@ def run(
     checkpointer: BaseCheckpointSaver[Any] | None = None,
     stream_progress: bool | None = None,
     on_event: Callable[[AtlasEvent], None] | None = None,
-    publishers: Sequence[TelemetryPublisher] = (),
+    publishers: Sequence[AnyPublisher] = (),
     store: BaseStore | None = None,
     persistence: Persistence | None = None,
     resume: Any = None,
