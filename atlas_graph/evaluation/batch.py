@@ -1,7 +1,9 @@
 """Batch evaluation: run a JSONL file of tasks as sessions and keep one result line per task.
 
 A task line is ``{"task": ..., "session_metadata": {...}, "ground_truth": ..., "id": ...,
-"mode": ...}``; only ``task`` is required. The whole file is checked before any session
+"mode": ...}``; only ``task`` is required. Atlas SDK task files load as they are: ``#``
+comment lines are skipped, ``expected_answer`` is read as ``ground_truth`` and ``metadata`` as
+``session_metadata`` (``atlas_task_line``). The whole file is checked before any session
 starts, so a typo on line 900 costs nothing.
 
 Every task has a stable id: its ``id`` field when given, else a hash of its task text,
@@ -78,12 +80,36 @@ def task_id(task: str, session_metadata: Mapping[str, Any], mode: str | None, li
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
 
 
+ATLAS_TASK_KEYS = {"expected_answer": "ground_truth", "metadata": "session_metadata"}
+"""Atlas's task-line keys and the native keys they are read as."""
+
+
+def atlas_task_line(data: Any, line: int, where: str = "tasks") -> Any:
+    """An Atlas-format task line with Atlas's keys renamed to the native ones.
+
+    Raises:
+        TaskFileError: The line has both an Atlas key and its native twin.
+    """
+    if not isinstance(data, dict) or not any(key in data for key in ATLAS_TASK_KEYS):
+        return data
+    renamed = dict(data)
+    for atlas_key, native_key in ATLAS_TASK_KEYS.items():
+        if atlas_key in renamed:
+            if native_key in renamed:
+                raise TaskFileError(
+                    where, line, f'"{atlas_key}" and "{native_key}" are the same field; keep one'
+                )
+            renamed[native_key] = renamed.pop(atlas_key)
+    return renamed
+
+
 def parse_task(data: Any, line: int, where: str = "tasks") -> EvalTask:
     """Validate one decoded task line.
 
     Raises:
         TaskFileError: The line is not a usable task; the message names the line.
     """
+    data = atlas_task_line(data, line, where)
     if not isinstance(data, dict):
         raise TaskFileError(where, line, 'expected a JSON object like {"task": "..."}')
     unknown = sorted(set(data) - TASK_KEYS)
@@ -117,7 +143,7 @@ def parse_task(data: Any, line: int, where: str = "tasks") -> EvalTask:
 
 
 def read_tasks(path: str | Path) -> list[EvalTask]:
-    """Every task of a JSONL file (blank lines skipped), checked before anything runs.
+    """Every task of a JSONL file (blank and ``#`` lines skipped), checked before anything runs.
 
     Raises:
         TaskFileError: The file is missing, empty, or a line is not a task; the message names
@@ -134,7 +160,7 @@ def read_tasks(path: str | Path) -> list[EvalTask]:
         raise TaskFileError(str(source), None, f"task file {source} is not UTF-8 text") from None
     tasks: list[EvalTask] = []
     for number, raw in enumerate(text.splitlines(), 1):
-        if not raw.strip():
+        if not raw.strip() or raw.lstrip().startswith("#"):  # Atlas files open with comments
             continue
         try:
             data = json.loads(raw)
