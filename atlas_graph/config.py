@@ -624,11 +624,19 @@ class LearningConfig(_Strict):
 
 
 class DriftConfig(_Strict):
-    """Flag a session whose reward falls far below its fingerprint's recent rewards."""
+    """Flag a session whose reward moves far from its fingerprint's recent rewards.
+
+    As Atlas: |z| of the score and of the reward uncertainty, and their MAD (modified z)
+    variants; ``two_sided: false`` flags only drops of the score.
+    """
 
     enabled: bool = False
     window: int = Field(default=50, ge=2)
     z_threshold: float = Field(default=3.0, ge=0)
+    mad_threshold: float | None = Field(
+        default=3.5, ge=0, description="modified z (MAD) threshold; null: no MAD check"
+    )
+    two_sided: bool = True
     min_baseline: int = Field(default=5, ge=1)
 
 
