@@ -654,6 +654,20 @@ class ReviewConfig(_Strict):
 
     require_approval: bool = False
     default_export_statuses: list[ReviewStatus] = Field(default_factory=_approved_only)
+    auto_approve: bool = Field(
+        default=False,
+        description="finished sessions start approved instead of pending (a drift alert still "
+        "leaves them pending); on when the file says require_approval: false, as in Atlas",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _atlas_auto_approval(cls, data: Any) -> Any:
+        # Atlas auto-approves when a config turns approval off; saying nothing keeps sessions
+        # pending, which is atlas-graph's default.
+        if isinstance(data, dict) and data.get("require_approval") is False:
+            return {"auto_approve": True, **data}
+        return data
 
 
 class RuntimeSafetyConfig(_Strict):

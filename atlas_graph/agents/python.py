@@ -88,12 +88,14 @@ def _concatenate(chunks: list[Any]) -> AgentResponse:
         for key, value in part.usage.items():
             usage[key] = usage.get(key, 0) + value
     delivered = [part.deliverable for part in parts if part.deliverable is not None]
+    reasoning = "".join(part.reasoning for part in parts if part.reasoning)
     return AgentResponse(
         content="".join(part.content for part in parts),
         tool_calls=[call for part in parts for call in part.tool_calls],
         usage=usage,
         deliverable=delivered[-1] if delivered else None,
         artifacts={key: value for part in parts for key, value in part.artifacts.items()},
+        reasoning=reasoning or None,
     )
 
 

@@ -24,6 +24,7 @@ def session_status(state: AtlasState, success_threshold: float) -> SessionStatus
 def make_finalize_node(services: Services) -> Node:
     """Record the outcome; the last checkpoint of a thread is its session record."""
     threshold = services.config.rim.success_threshold
+    auto_approve = services.config.runtime_safety.review.auto_approve
 
     async def finalize(state: AtlasState, runtime: Runtime[AtlasContext]) -> AtlasState:
         status = session_status(state, threshold)
@@ -38,7 +39,13 @@ def make_finalize_node(services: Services) -> Node:
             lane=state.get("lane"), reward=reward["score"] if reward else None,
         )  # fmt: skip
         completed_at = utc_now()
-        await arecord_end(runtime.store, state, status=status, completed_at=completed_at)
-        return {"status": status, "completed_at": completed_at}
+        update: AtlasState = {"status": status, "completed_at": completed_at}
+        if auto_approve and not state.get("review_status"):  # a drift alert set pending
+            update["review_status"] = "approved"
+            update["review_notes"] = "auto-approved (runtime_safety.review.auto_approve)"
+        await arecord_end(
+            runtime.store, {**state, **update}, status=status, completed_at=completed_at
+        )
+        return update
 
     return finalize
