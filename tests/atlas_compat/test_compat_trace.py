@@ -138,3 +138,20 @@ def test_drift_is_two_sided_and_checks_uncertainty_with_mad() -> None:
     robust = drift(0.4, noisy, **common)
     assert robust is not None and abs(robust["z_score"]) < 3.0
     assert robust["alert"] and "MAD" in robust["reason"]
+
+
+async def test_a_chat_model_students_reasoning_reaches_the_trace() -> None:
+    from atlas_graph.agents import ChatModelAgent
+    from atlas_graph.testing import ScriptedChatModel
+
+    model = ScriptedChatModel(
+        responses=[AIMessage("42", additional_kwargs={"reasoning_content": "6 times 7 is 42"})]
+    )
+    store = InMemoryStore()
+    await arun("What is 6 x 7?", config={"storage": {"backend": "memory"}}, mode="auto",
+               agent=ChatModelAgent(model), thread_id="c",
+               persistence=Persistence(InMemorySaver(), store, "memory"))  # fmt: skip
+    [trace] = iter_session_traces(store, statuses=None)
+    assert trace["final_answer"] == "42"
+    assert trace["steps"][0]["metadata"]["reasoning"] == "6 times 7 is 42"
+    assert trace["steps"][0]["metadata"]["attempt_history"][0]["reasoning"] == "6 times 7 is 42"
