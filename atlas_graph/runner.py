@@ -81,7 +81,8 @@ async def arun(
         stream_progress: Print live progress (``None``: only when stdout is a terminal).
         on_event: Called with every event as it happens.
         publishers: ``TelemetryPublisher`` objects that receive every event of the session,
-            bracketed by ``session_started`` / ``session_completed`` control events.
+            bracketed by ``session_started`` / ``session_completed`` control events; Atlas
+            SDK publishers are wrapped (``telemetry.publishers.as_publisher``).
         store: A LangGraph store for the session ledger (with ``checkpointer``).
         persistence: An open ``Persistence`` to share across runs (one pool per process);
             takes the place of ``checkpointer``, ``store`` and the config's ``storage``.

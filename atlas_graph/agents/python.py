@@ -170,6 +170,12 @@ class PythonAgent:
             return await call_maybe_async(bound, prompt)
         return await call_maybe_async(self.function, prompt, metadata)
 
+    @property
+    def runs_own_tools(self) -> bool:
+        """Whether declared tools without an implementation go back to this agent (Atlas's
+        ``(prompt, metadata)`` agents only)."""
+        return self._atlas_signature
+
     async def acall_tool(
         self, name: str, arguments: dict[str, Any], request: AgentRequest | None = None
     ) -> Any:

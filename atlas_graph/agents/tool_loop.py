@@ -42,9 +42,13 @@ async def ask(agent: Agent, request: AgentRequest) -> AgentResponse:
 
 
 def _self_run(agent: Agent, request: AgentRequest) -> SelfRun | None:
-    """The agent's own tool runner (``acall_tool``), bound to this request, if it has one."""
+    """The agent's own tool runner (``acall_tool``), bound to this request, if it has one.
+
+    Only agents that say ``runs_own_tools`` (Atlas-style python agents) get the calls; for
+    the rest a tool without an implementation stays an error result the agent reads.
+    """
     method = getattr(agent, "acall_tool", None)
-    if not callable(method):
+    if not callable(method) or not getattr(agent, "runs_own_tools", False):
         return None
 
     async def run(name: str, arguments: dict[str, Any]) -> Any:

@@ -148,3 +148,21 @@ async def test_request_agent_cannot_self_run_and_the_tool_reports_it() -> None:
 
     with pytest.raises(Exception, match="cannot run tool 'calculate'"):
         await PythonAgent(native).acall_tool("calculate", {"expression": "1"})
+
+
+async def test_request_agent_keeps_the_no_implementation_error(make_run: Any) -> None:
+    def native(req: AgentRequest) -> dict[str, Any]:
+        if req.tool_rounds:
+            return {"content": req.tool_rounds[-1].results[0].content}
+        return {"content": "", "tool_calls": [{"id": "c", "name": "calculate",
+                                               "args": {"expression": "1 * 2"}}]}  # fmt: skip
+
+    tool = {key: value for key, value in CALCULATE.items() if key != "implementation"}
+    run = make_run(
+        {"agent": {"type": "python", "import_path": "x:y", "tools": [tool]}},
+        agent=native,
+        models={"teacher": ScriptedChatModel(responder=teacher_responder())},
+    )
+    state = await run("Multiply.", mode="auto")
+    [call] = state["steps"]["1"]["attempts"][0]["tool_calls"]
+    assert call["is_error"] and "has no implementation here" in call["output"]
