@@ -119,8 +119,23 @@ class ToolDefinition(_Strict):
         }
 
 
+class MetadataDigestConfig(BaseModel):
+    """Atlas's ``agent.metadata_digest``: a bounded JSON digest of the session metadata.
+
+    Python agents get it as ``metadata["metadata_digest"]`` (at most ``max_chars`` characters;
+    Atlas's ``char_budget`` is read as that). Atlas's other digest keys (per-provider budgets,
+    section limits) load and are kept but not used: our prompts carry no metadata by default.
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True)
+
+    enabled: bool = True
+    max_chars: int = Field(default=4000, ge=64, alias="char_budget")
+
+
 class _AgentBase(_Strict):
     name: str = "agent"
+    metadata_digest: MetadataDigestConfig | None = None
     system_prompt: str = ""
     tools: list[ToolDefinition] = Field(default_factory=list)
     max_tool_rounds: int = Field(
@@ -146,6 +161,10 @@ class PythonAgentConfig(_AgentBase):
     import_path: str
     attribute: str | None = None
     working_directory: str | None = None
+    llm: LLMParameters | None = Field(
+        default=None,
+        description="the model the callable uses itself; passed as metadata['llm_config']",
+    )
     allow_generator: bool = Field(
         default=True, description="concatenate the chunks of generator agents (false: an error)"
     )
@@ -458,6 +477,19 @@ class ProbeConfig(_Strict):
     fallback_mode: Lane = "paired"
     evidence_limit: int = Field(default=6, ge=1, le=32)
     timeout_seconds: float = Field(default=15.0, gt=0)
+    mode_policy: Literal["thresholds", "stricter", "probe"] = Field(
+        default="thresholds",
+        description="the probe's own mode: ignored (thresholds decide), taken when it asks for "
+        "more supervision than the thresholds (stricter), or taken when it names a lane (probe)",
+    )
+    low_confidence_lane: Lane = Field(
+        default="escalate", description="the lane for a confidence below thresholds.coach"
+    )
+    atlas_compatible: bool = Field(
+        default=False,
+        description="Atlas's mapping: mode_policy probe, low_confidence_lane coach, and the "
+        "probe never routes to escalate",
+    )
 
 
 class AdaptiveTeachingConfig(_Strict):
@@ -609,11 +641,19 @@ class LearningConfig(_Strict):
 
 
 class DriftConfig(_Strict):
-    """Flag a session whose reward falls far below its fingerprint's recent rewards."""
+    """Flag a session whose reward moves far from its fingerprint's recent rewards.
+
+    As Atlas: |z| of the score and of the reward uncertainty, and their MAD (modified z)
+    variants; ``two_sided: false`` flags only drops of the score.
+    """
 
     enabled: bool = False
     window: int = Field(default=50, ge=2)
     z_threshold: float = Field(default=3.0, ge=0)
+    mad_threshold: float | None = Field(
+        default=3.5, ge=0, description="modified z (MAD) threshold; null: no MAD check"
+    )
+    two_sided: bool = True
     min_baseline: int = Field(default=5, ge=1)
 
 
@@ -631,6 +671,20 @@ class ReviewConfig(_Strict):
 
     require_approval: bool = False
     default_export_statuses: list[ReviewStatus] = Field(default_factory=_approved_only)
+    auto_approve: bool = Field(
+        default=False,
+        description="finished sessions start approved instead of pending (a drift alert still "
+        "leaves them pending); on when the file says require_approval: false, as in Atlas",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _atlas_auto_approval(cls, data: Any) -> Any:
+        # Atlas auto-approves when a config turns approval off; saying nothing keeps sessions
+        # pending, which is atlas-graph's default.
+        if isinstance(data, dict) and data.get("require_approval") is False:
+            return {"auto_approve": True, **data}
+        return data
 
 
 class RuntimeSafetyConfig(_Strict):
@@ -732,8 +786,6 @@ _NOT_YET_SUPPORTED = {
     # adaptive teaching
     "adaptive_teaching.reward": "adaptive reward hooks",
     # persistence
-    # agent adapters
-    "agent.metadata_digest": "metadata digests in agent prompts",
 }
 
 _AGENT_MODELS: dict[str, type[BaseModel]] = {

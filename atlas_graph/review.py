@@ -122,9 +122,22 @@ async def alist_reviews(
     return rows[:limit]
 
 
+async def areview_sessions(store: BaseStore, *, limit: int = 50) -> dict[str, list[dict[str, Any]]]:
+    """Atlas's ``review sessions``: finished sessions grouped by review status, with drift.
+
+    Every review status is a key (``pending`` first, as it is what needs a person), each
+    holding at most ``limit`` of its most recently updated sessions.
+    """
+    order = ("pending", *(status for status in REVIEW_STATUSES if status != "pending"))
+    return {status: await alist_reviews(store, statuses=(status,), limit=limit) for status in order}
+
+
 def _row(record: dict[str, Any]) -> dict[str, Any]:
     summary = record.get("reward_summary") or {}
+    drift = (record.get("adaptive_summary") or {}).get("drift")
     return {
+        "drift": drift,
+        "drift_alert": bool(drift and drift.get("alert")),
         "session_id": record.get("session_id"),
         "status": record.get("status"),
         "review_status": record.get("review_status") or "pending",

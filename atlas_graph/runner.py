@@ -43,7 +43,7 @@ from atlas_graph.storage.ledger import arecord_final_checkpoint
 from atlas_graph.storage.persistence import Persistence, aopen_persistence
 from atlas_graph.telemetry.events import AtlasEvent
 from atlas_graph.telemetry.fanout import SessionTelemetry
-from atlas_graph.telemetry.publishers import TelemetryPublisher
+from atlas_graph.telemetry.publishers import AnyPublisher
 
 ConfigSource = AtlasConfig | Mapping[str, Any] | str | Path
 T = TypeVar("T")
@@ -61,7 +61,7 @@ async def arun(
     checkpointer: BaseCheckpointSaver[Any] | None = None,
     stream_progress: bool | None = None,
     on_event: Callable[[AtlasEvent], None] | None = None,
-    publishers: Sequence[TelemetryPublisher] = (),
+    publishers: Sequence[AnyPublisher] = (),
     store: BaseStore | None = None,
     persistence: Persistence | None = None,
     resume: Any = None,
@@ -81,7 +81,8 @@ async def arun(
         stream_progress: Print live progress (``None``: only when stdout is a terminal).
         on_event: Called with every event as it happens.
         publishers: ``TelemetryPublisher`` objects that receive every event of the session,
-            bracketed by ``session_started`` / ``session_completed`` control events.
+            bracketed by ``session_started`` / ``session_completed`` control events; Atlas
+            SDK publishers are wrapped (``telemetry.publishers.as_publisher``).
         store: A LangGraph store for the session ledger (with ``checkpointer``).
         persistence: An open ``Persistence`` to share across runs (one pool per process);
             takes the place of ``checkpointer``, ``store`` and the config's ``storage``.
@@ -280,7 +281,7 @@ def _session_telemetry(
     session_id: str,
     stream_progress: bool | None,
     on_event: Callable[[AtlasEvent], None] | None,
-    publishers: Sequence[TelemetryPublisher],
+    publishers: Sequence[AnyPublisher],
 ) -> SessionTelemetry:
     """The console (when asked for, or on a terminal), the callback and the publishers."""
     if stream_progress is None:
@@ -328,7 +329,7 @@ def run(
     checkpointer: BaseCheckpointSaver[Any] | None = None,
     stream_progress: bool | None = None,
     on_event: Callable[[AtlasEvent], None] | None = None,
-    publishers: Sequence[TelemetryPublisher] = (),
+    publishers: Sequence[AnyPublisher] = (),
     store: BaseStore | None = None,
     persistence: Persistence | None = None,
     resume: Any = None,

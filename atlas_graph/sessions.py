@@ -51,7 +51,7 @@ from atlas_graph.storage.ledger import (
 )
 from atlas_graph.storage.persistence import Persistence, aopen_persistence, resolve_backend
 from atlas_graph.telemetry.events import AtlasEvent
-from atlas_graph.telemetry.publishers import TelemetryPublisher
+from atlas_graph.telemetry.publishers import AnyPublisher
 
 # Nodes whose successors follow from graph edges, so a fork after them knows what runs next.
 # (Step branches route with Command/Send, which a state update cannot replay.)
@@ -341,7 +341,7 @@ async def aresume_session(
     graph: CompiledStateGraph[Any, Any, Any, Any] | None = None,
     stream_progress: bool | None = None,
     on_event: Callable[[AtlasEvent], None] | None = None,
-    publishers: Sequence[TelemetryPublisher] = (),
+    publishers: Sequence[AnyPublisher] = (),
 ) -> Result:
     """Continue an unfinished session from its latest checkpoint (``arun(None, ...)``).
 
@@ -369,7 +369,7 @@ async def aapprove_plan(
     graph: CompiledStateGraph[Any, Any, Any, Any] | None = None,
     stream_progress: bool | None = None,
     on_event: Callable[[AtlasEvent], None] | None = None,
-    publishers: Sequence[TelemetryPublisher] = (),
+    publishers: Sequence[AnyPublisher] = (),
 ) -> Result:
     """Answer a pending plan approval and run on: approve, edit (with ``plan``) or reject.
 
@@ -529,7 +529,7 @@ def resume_session(
     graph: CompiledStateGraph[Any, Any, Any, Any] | None = None,
     stream_progress: bool | None = None,
     on_event: Callable[[AtlasEvent], None] | None = None,
-    publishers: Sequence[TelemetryPublisher] = (),
+    publishers: Sequence[AnyPublisher] = (),
 ) -> Result:
     """Synchronous ``aresume_session``."""
     _no_persistence("resume_session", persistence)
@@ -555,7 +555,7 @@ def approve_plan(
     graph: CompiledStateGraph[Any, Any, Any, Any] | None = None,
     stream_progress: bool | None = None,
     on_event: Callable[[AtlasEvent], None] | None = None,
-    publishers: Sequence[TelemetryPublisher] = (),
+    publishers: Sequence[AnyPublisher] = (),
 ) -> Result:
     """Synchronous ``aapprove_plan``."""
     _no_persistence("approve_plan", persistence)

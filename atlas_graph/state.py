@@ -88,6 +88,7 @@ class AttemptRecord(TypedDict, total=False):
     not_judged: str  # why the teacher could not judge it (its verdict was unreadable)
     guidance: str | None
     timings_ms: dict[str, float]
+    reasoning: str | None  # the model's reasoning text, when its provider returned it
 
 
 class StepRecord(TypedDict, total=False):

@@ -50,6 +50,7 @@ def unscrubbed_trace(
     lane = record.get("execution_mode") or record.get("lane")
     dossier = record.get("dossier") or {}
     usage = record.get("usage") or {}
+    drift = (record.get("adaptive_summary") or {}).get("drift")
     trace: dict[str, Any] = {
         "session_id": record.get("session_id"),
         "task": record.get("task") or "",
@@ -80,13 +81,44 @@ def unscrubbed_trace(
         "student_learning": record.get("student_learning"),
         "teacher_learning": record.get("teacher_learning"),
         "learning_history": record.get("learning_history"),
-        "learning_key": record.get("learning_key"),
+        "learning_key": record.get("learning_key") or "",
+        "drift": drift,
+        "drift_alert": bool(drift and drift.get("alert")),
+        "reward_summary": reward_summary(record.get("reward"), record.get("reward_audit")),
+        "teacher_notes": teacher_notes(record.get("review"), step_records),
         "trajectory_events": _events(record.get("trajectory_events"), trajectory_event_limit),
         "review_status": record.get("review_status") or "pending",
         "review_notes": record.get("review_notes"),
         "token_usage": usage,
     }
     return trace
+
+
+def reward_summary(
+    reward: dict[str, Any] | None, audit: list[dict[str, Any]] | None = None
+) -> dict[str, Any] | None:
+    """The spec's flat ``{score, judges: {identifier: score}, escalated}`` of a reward."""
+    if not reward:
+        return None
+    judges = [judge for judge in reward.get("judges") or [] if isinstance(judge, dict)]
+    escalated = any(judge.get("escalated") for judge in judges) or any(
+        entry.get("stage") == "arbiter" for entry in audit or []
+    )
+    return {
+        "score": reward.get("score"),
+        "judges": {str(judge.get("identifier")): judge.get("score") for judge in judges},
+        "escalated": bool(escalated),
+    }
+
+
+def teacher_notes(review: dict[str, Any] | None, step_records: list[dict[str, Any]]) -> list[str]:
+    """The teacher's words in order: plan review concerns, then each step's guidance."""
+    review = review or {}
+    given = [*(review.get("concerns") or []), *(review.get("issues") or [])]
+    notes = [str(item) for item in given]
+    for step in step_records:
+        notes.extend(str(item) for item in step.get("guidance") or [] if item)
+    return notes
 
 
 def _applied(applied: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -146,6 +178,7 @@ def _step(record: dict[str, Any], spec: dict[str, Any] | None) -> dict[str, Any]
         },
         "metadata": {
             "attempt_history": [_attempt(attempt) for attempt in attempts],
+            "reasoning": last.get("reasoning"),
             "started_at": record.get("started_at"),
             "completed_at": record.get("completed_at"),
         },
@@ -161,6 +194,7 @@ def _attempt(attempt: dict[str, Any]) -> dict[str, Any]:
         "timings_ms": dict(attempt.get("timings_ms") or {}),
         "error": attempt.get("error"),
         "tool_calls": list(attempt.get("tool_calls") or []),
+        "reasoning": attempt.get("reasoning"),
     }
 
 

@@ -288,12 +288,12 @@ def test_unedited_atlas_example_lists_every_unsupported_key(tmp_path: Path) -> N
     data = yaml.safe_load(ATLAS_OPENAI_EXAMPLE_YAML)
     data["storage"] = {"database_url": "postgresql://localhost:5432/atlas"}
     data["adaptive_teaching"] = {"reward": {}}
-    data["agent"]["metadata_digest"] = {}
+    data["agent"]["metadata_digest"] = {}  # accepted since Atlas configs carry it
     path = write(tmp_path, yaml.safe_dump(data))
     message = file_error(path)
-    assert message.count("not supported by atlas-graph yet") == 2
+    assert message.count("not supported by atlas-graph yet") == 1
     assert "unknown field" not in message
-    for key in ("adaptive_teaching.reward", "agent.metadata_digest"):
+    for key in ("adaptive_teaching.reward",):
         assert re.search(rf"(^{re.escape(str(path))}:|;) {re.escape(key)}: not supported", message)
     assert "storage" not in message
 
@@ -415,7 +415,8 @@ def test_unknown_agent_key_lists_fields_of_that_agent_type() -> None:
     assert message.startswith("cfg.yaml: agent.modle: unknown field, expected one of ")
     assert "import_path" in message
     assert "working_directory" in message
-    assert "llm" not in message.split("expected one of ", 1)[1].split(", ")
+    assert "llm" in message.split("expected one of ", 1)[1].split(", ")  # Atlas's agent.llm
+    assert "input_key" not in message.split("expected one of ", 1)[1].split(", ")
 
     message = config_error({"agent": {"type": "litellm", "llm": {"model": "m"}, "import": "x"}})
     assert message.startswith("cfg.yaml: agent.import: unknown field, expected one of ")
@@ -460,11 +461,6 @@ def test_unknown_lane_name_has_a_clean_key_path() -> None:
 @pytest.mark.parametrize(
     ("data", "key", "feature"),
     [
-        (
-            {"agent": {"type": "openai", "llm": {"model": "m"}, "metadata_digest": {}}},
-            "agent.metadata_digest",
-            "metadata digests",
-        ),
         ({"adaptive_teaching": {"reward": {}}}, "adaptive_teaching.reward", "reward hooks"),
     ],
 )

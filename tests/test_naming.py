@@ -25,6 +25,7 @@ from atlas_graph.testing import ScriptedAgent
 
 # Modules whose public functions follow the rule, besides what ``atlas_graph`` exports.
 MODULES = (
+    "atlas_graph.compat.core",
     "atlas_graph.sessions",
     "atlas_graph.export",
     "atlas_graph.review",

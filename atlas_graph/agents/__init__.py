@@ -83,7 +83,15 @@ def agent_from_config(agent: AgentConfig, student: StudentConfig) -> Agent:
             raise TypeError(
                 f"agent {agent.import_path} is a {type(function).__name__}, not callable"
             )
-        return PythonAgent(function, name=agent.name, allow_generator=agent.allow_generator)
+        digest = agent.metadata_digest
+        return PythonAgent(
+            function,
+            name=agent.name,
+            allow_generator=agent.allow_generator,
+            # the key's variable name travels, never the key itself
+            llm_config=agent.llm.model_dump(mode="json") if agent.llm else None,
+            digest_chars=digest.max_chars if digest is not None and digest.enabled else None,
+        )
     if agent.type == "runnable":
         target = load_object(agent.import_path, agent.attribute, agent.working_directory)
         if not isinstance(target, Runnable) and callable(target):

@@ -74,6 +74,8 @@ class AgentResponse(BaseModel):
     usage: dict[str, int] = Field(default_factory=dict)
     deliverable: Any = None
     artifacts: dict[str, Any] = Field(default_factory=dict)
+    reasoning: str | None = None
+    """The model's reasoning text when its provider returns it (kept in the step's trace)."""
 
 
 @runtime_checkable

@@ -11,7 +11,7 @@ from typing import Any
 from langchain_core.language_models import BaseChatModel
 
 from atlas_graph.agents.base import AgentRequest, AgentResponse
-from atlas_graph.agents.messages import request_messages, text_of
+from atlas_graph.agents.messages import reasoning_of, request_messages, text_of
 from atlas_graph.models import usage_of
 from atlas_graph.usage import token_counts
 
@@ -70,4 +70,5 @@ class ChatModelAgent:
             content=text_of(reply),
             tool_calls=[dict(call) for call in getattr(reply, "tool_calls", []) or []],
             usage=token_counts(usage_of(reply)),
+            reasoning=reasoning_of(reply),
         )

@@ -83,3 +83,37 @@ def text_of(message: BaseMessage) -> str:
         elif isinstance(part, dict) and part.get("type") == "text":
             parts.append(str(part.get("text", "")))
     return "".join(parts)
+
+
+def reasoning_of(message: BaseMessage) -> str | None:
+    """The model's reasoning text, when the provider returned it; ``None`` otherwise.
+
+    Reasoning arrives as ``additional_kwargs["reasoning_content"]`` (DeepSeek, vLLM,
+    llama.cpp servers), ``additional_kwargs["reasoning"]`` with a ``summary`` (OpenAI), or as
+    ``reasoning``/``thinking`` content blocks (OpenAI Responses, Anthropic).
+    """
+    parts: list[str] = []
+    extra = message.additional_kwargs or {}
+    if isinstance(extra.get("reasoning_content"), str):
+        parts.append(extra["reasoning_content"])
+    reasoning = extra.get("reasoning")
+    if isinstance(reasoning, dict):
+        parts.extend(
+            str(item.get("text", "")) for item in reasoning.get("summary") or []
+            if isinstance(item, dict)
+        )  # fmt: skip
+    if not isinstance(message.content, str):
+        for block in message.content:
+            if not isinstance(block, dict):
+                continue
+            if block.get("type") == "thinking" and isinstance(block.get("thinking"), str):
+                parts.append(block["thinking"])
+            elif block.get("type") == "reasoning":
+                if isinstance(block.get("reasoning"), str):
+                    parts.append(block["reasoning"])
+                parts.extend(
+                    str(item.get("text", "")) for item in block.get("summary") or []
+                    if isinstance(item, dict)
+                )  # fmt: skip
+    text = "\n".join(part for part in parts if part)
+    return text or None

@@ -13,7 +13,7 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.runnables import Runnable
 
 from atlas_graph.agents.base import AgentError, AgentRequest, AgentResponse
-from atlas_graph.agents.messages import request_messages, text_of
+from atlas_graph.agents.messages import reasoning_of, request_messages, text_of
 from atlas_graph.models import usage_of
 from atlas_graph.usage import sum_usage, token_counts
 
@@ -72,6 +72,8 @@ class RunnableAgent:
             content=text_of(last),
             tool_calls=[dict(call) for call in last.tool_calls],
             usage=token_counts(usage),
+            # an agent graph reasons across its turns: keep every turn's reasoning, in order
+            reasoning="\n".join(filter(None, map(reasoning_of, replies))) or None,
         )
 
 

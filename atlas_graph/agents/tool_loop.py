@@ -24,7 +24,7 @@ from atlas_graph.agents.base import (
     coerce_response,
 )
 from atlas_graph.agents.messages import normalize_tool_call
-from atlas_graph.agents.tools import Toolbox
+from atlas_graph.agents.tools import SelfRun, Toolbox
 from atlas_graph.prompts import format_tool_calls
 from atlas_graph.state import ToolCallRecord
 from atlas_graph.usage import Usage, reply_usage, sum_usage
@@ -39,6 +39,22 @@ async def ask(agent: Agent, request: AgentRequest) -> AgentResponse:
     while inspect.isawaitable(result):
         result = await result
     return coerce_response(result)
+
+
+def _self_run(agent: Agent, request: AgentRequest) -> SelfRun | None:
+    """The agent's own tool runner (``acall_tool``), bound to this request, if it has one.
+
+    Only agents that say ``runs_own_tools`` (Atlas-style python agents) get the calls; for
+    the rest a tool without an implementation stays an error result the agent reads.
+    """
+    method = getattr(agent, "acall_tool", None)
+    if not callable(method) or not getattr(agent, "runs_own_tools", False):
+        return None
+
+    async def run(name: str, arguments: dict[str, Any]) -> Any:
+        return await method(name, arguments, request)
+
+    return run
 
 
 def results_text(rounds: list[ToolRound]) -> str:
@@ -87,7 +103,7 @@ class ToolLoop:
                     "round(s) (agent.max_tool_rounds)"
                 )
                 return response
-            self.rounds.append(await self._round(response))
+            self.rounds.append(await self._round(response, _self_run(agent, request)))
             request = request.model_copy(
                 update={
                     "tool_rounds": list(self.rounds),
@@ -95,7 +111,7 @@ class ToolLoop:
                 }
             )
 
-    async def _round(self, response: AgentResponse) -> ToolRound:
+    async def _round(self, response: AgentResponse, self_run: SelfRun | None) -> ToolRound:
         number = len(self.rounds) + 1
         calls: list[dict[str, Any]] = []
         results: list[ToolResult] = []
@@ -113,7 +129,7 @@ class ToolLoop:
             else:
                 if self.on_call:
                     self.on_call(number, call)
-                result = await self.toolbox.call(call)
+                result = await self.toolbox.call(call, self_run)
             if self.on_result:
                 self.on_result(number, result)
             calls.append(call)

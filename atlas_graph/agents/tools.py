@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from langchain_core.tools import BaseTool
@@ -18,6 +18,9 @@ from langchain_core.tools import BaseTool
 from atlas_graph.agents.base import ToolResult
 from atlas_graph.callables import load_object
 from atlas_graph.config import ToolDefinition
+
+SelfRun = Callable[[str, dict[str, Any]], Awaitable[Any]]
+"""How an agent runs a tool it implements itself (Atlas's callback with ``{"tool": ...}``)."""
 
 MAX_RESULT_CHARS = 20_000
 """Tool output beyond this is cut, so one chatty tool cannot flood the agent's context."""
@@ -68,8 +71,11 @@ class Toolbox:
         """The OpenAI function-tool form of every tool, as ``bind_tools`` takes them."""
         return [tool.as_openai_tool() for tool in self.definitions.values()]
 
-    def problem(self, name: str, args: dict[str, Any]) -> str | None:
-        """Why a call cannot run, or ``None``: checks the tool, its arguments, its code."""
+    def problem(self, name: str, args: dict[str, Any], *, self_run: bool = False) -> str | None:
+        """Why a call cannot run, or ``None``: checks the tool, its arguments, its code.
+
+        With ``self_run`` a tool without an implementation is fine: the agent runs it.
+        """
         tool = self.definitions.get(name)
         if tool is None:
             known = ", ".join(sorted(self.definitions)) or "none"
@@ -82,20 +88,28 @@ class Toolbox:
             unexpected = sorted(key for key in args if key not in parameters.properties)
             if unexpected:
                 return f"tool '{name}' got unexpected argument(s): {', '.join(unexpected)}"
-        if name not in self.functions:
+        if name not in self.functions and not self_run:
             return (
                 f"tool '{name}' has no implementation here; answer without it "
                 "(set `implementation: module:function` on the tool to run it)"
             )
         return None
 
-    async def call(self, call: dict[str, Any]) -> ToolResult:
-        """Run one normalised call (``{"id", "name", "args"}``); failures become error results."""
+    async def call(self, call: dict[str, Any], self_run: SelfRun | None = None) -> ToolResult:
+        """Run one normalised call (``{"id", "name", "args"}``); failures become error results.
+
+        A declared tool without an implementation goes to ``self_run`` when given (an Atlas
+        agent that runs its own tools), else it is an error result.
+        """
         name, args = call["name"], call["args"]
-        problem = self.problem(name, args)
+        problem = self.problem(name, args, self_run=self_run is not None)
         if problem is None:
             try:
-                output = await self._invoke(self.functions[name], args)
+                if name in self.functions:
+                    output = await self._invoke(self.functions[name], args)
+                else:
+                    assert self_run is not None  # problem() said the agent runs it
+                    output = await self_run(name, args)
             except Exception as error:
                 problem = f"tool '{name}' failed: {type(error).__name__}: {error}"
             else:

@@ -35,10 +35,15 @@ def add_export_commands(commands: Any) -> None:
     export.add_argument("--status", action="append", dest="statuses", choices=_SESSION_STATUSES,
                         help="session status (repeatable; default: succeeded)")  # fmt: skip
     export.add_argument(
-        "--review-status", action="append", dest="review_statuses", choices=_REVIEW_STATUSES,
+        "--review-status", "--include-status", action="append", dest="review_statuses",
+        choices=_REVIEW_STATUSES,
         help="review status (repeatable; default: any, or the config's "
         "runtime_safety.review.default_export_statuses when require_approval is true)",
     )  # fmt: skip
+    export.add_argument("--include-all-statuses", action="store_true",
+                        help="every review status, whatever the config's defaults")  # fmt: skip
+    export.add_argument("--quiet", "-q", action="store_true",
+                        help="no summary line on stderr")  # fmt: skip
     export.add_argument("--since", metavar="ISO", help="sessions started at or after this time")
     export.add_argument("--min-reward", type=float, metavar="X", help="session reward >= X")
     export.add_argument("--limit", type=int, metavar="N", help="write at most N sessions")
@@ -46,7 +51,7 @@ def add_export_commands(commands: Any) -> None:
                         help="skip the first N matching sessions")  # fmt: skip
     export.add_argument("--batch-size", type=int, default=200, metavar="N",
                         help="records read per storage query (default: 200)")  # fmt: skip
-    export.add_argument("--trajectory-event-limit", type=int, metavar="N",
+    export.add_argument("--trajectory-event-limit", "--trajectory-limit", type=int, metavar="N",
                         help="keep the newest N trajectory events per session")  # fmt: skip
     export.add_argument("--fail-if-empty", action="store_true",
                         help="exit 1 when no session matched")  # fmt: skip
@@ -59,6 +64,12 @@ def add_export_commands(commands: Any) -> None:
                          help="review status to list (repeatable; default: all)")  # fmt: skip
     listing.add_argument("--limit", type=int, default=50)
     listing.add_argument("--json", action="store_true")
+    grouped = actions.add_parser(
+        "sessions", help="finished sessions grouped by review status, with drift (as Atlas)"
+    )
+    _storage_flags(grouped)
+    grouped.add_argument("--limit", type=int, default=50, help="sessions per review status")
+    grouped.add_argument("--json", action="store_true")
     for name, help_text in (
         ("approve", "mark a finished session as approved training data"),
         ("quarantine", "keep a finished session out of training data"),
@@ -112,6 +123,10 @@ def _export(args: argparse.Namespace) -> int:
 
     config = _config(args)
     review_statuses = args.review_statuses
+    if args.include_all_statuses:
+        if review_statuses:
+            raise AtlasUserError("--include-all-statuses and --include-status exclude each other")
+        review_statuses = list(_REVIEW_STATUSES)
     if review_statuses is None and not args.session_ids:
         review_statuses = default_review_statuses(config)
     filters: ExportFilters = {
@@ -133,16 +148,41 @@ def _export(args: argparse.Namespace) -> int:
         raise AtlasUserError(f"--output {args.output}: cannot write: {error.strerror}") from None
     sessions = f"{counts.sessions} session{'' if counts.sessions == 1 else 's'}"
     steps = f"{counts.steps} step{'' if counts.steps == 1 else 's'}"
-    print(f"{sessions}, {steps} written to {target}", file=sys.stderr)
+    if not args.quiet:
+        print(f"{sessions}, {steps} written to {target}", file=sys.stderr)
     if counts.sessions == 0 and args.fail_if_empty:
         return EXIT_FAILED
     return EXIT_OK
 
 
+def _print_grouped(groups: dict[str, list[dict[str, Any]]]) -> None:
+    for status, rows in groups.items():
+        print(f"{status} ({len(rows)})")
+        for row in rows:
+            reward = f"{row['reward']:.2f}" if isinstance(row["reward"], int | float) else "-"
+            drift = row.get("drift") or {}
+            z = drift.get("z_score")
+            flag = "DRIFT" if row["drift_alert"] else ""
+            z_text = f"z={z:+.2f}" if isinstance(z, int | float) else ""
+            print(f"  {row['session_id']:<34} {row['status']:<10} {reward:>6} {z_text:>8} {flag}")
+
+
 def _review(args: argparse.Namespace) -> int:
-    from atlas_graph.review import alist_reviews, aset_review_status
+    from atlas_graph.review import alist_reviews, areview_sessions, aset_review_status
 
     config = _config(args)
+    if args.review_command == "sessions":
+
+        async def grouped() -> Any:
+            async with _ledger(config) as store:
+                return await areview_sessions(store, limit=args.limit)
+
+        groups = run_sync(grouped())
+        if args.json:
+            print(json.dumps(groups))
+        else:
+            _print_grouped(groups)
+        return EXIT_OK
 
     async def act() -> Any:
         async with _ledger(config) as store:

@@ -3,8 +3,8 @@
 A task line is ``{"task": ..., "session_metadata": {...}, "ground_truth": ..., "id": ...,
 "mode": ...}``; only ``task`` is required. Atlas's task files load as they are: the expected
 answer may be ``expected_answer``, session metadata may be ``metadata``, and lines starting
-with ``#`` are comments. The whole file is checked before any session starts, so a typo on
-line 900 costs nothing.
+with ``#`` are comments (``atlas_task_line``). The whole file is checked before any session
+starts, so a typo on line 900 costs nothing.
 
 With an expected answer, a scorer (``scoring.py``) marks each result ``correct``; with
 ``baseline=True`` every task also runs with the student alone (``baseline.py``) and the report
@@ -59,9 +59,7 @@ from atlas_graph.state import AtlasState
 from atlas_graph.storage.ledger import arecord_final_checkpoint
 from atlas_graph.storage.persistence import Persistence
 
-TASK_KEYS = frozenset(
-    {"id", "task", "session_metadata", "metadata", "ground_truth", "expected_answer", "mode"}
-)
+TASK_KEYS = frozenset({"id", "task", "session_metadata", "ground_truth", "mode"})
 FINISHED = frozenset({"succeeded", "failed"})
 """Statuses of sessions that ran to the end; their tasks are skipped on a rerun."""
 
@@ -76,12 +74,11 @@ class EvalTask:
     session_metadata: dict[str, Any] = field(default_factory=dict)
     ground_truth: Any = None
     mode: str | None = None
-    expected_answer: Any = None
 
     @property
     def expected(self) -> Any:
-        """The answer to score against: ``ground_truth``, else Atlas's ``expected_answer``."""
-        return self.ground_truth if self.ground_truth is not None else self.expected_answer
+        """The answer to score against (Atlas's ``expected_answer`` is read as this)."""
+        return self.ground_truth
 
 
 class EvalProgress(Protocol):
@@ -109,12 +106,36 @@ def task_id(task: str, session_metadata: Mapping[str, Any], mode: str | None, li
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
 
 
+ATLAS_TASK_KEYS = {"expected_answer": "ground_truth", "metadata": "session_metadata"}
+"""Atlas's task-line keys and the native keys they are read as."""
+
+
+def atlas_task_line(data: Any, line: int, where: str = "tasks") -> Any:
+    """An Atlas-format task line with Atlas's keys renamed to the native ones.
+
+    Raises:
+        TaskFileError: The line has both an Atlas key and its native twin.
+    """
+    if not isinstance(data, dict) or not any(key in data for key in ATLAS_TASK_KEYS):
+        return data
+    renamed = dict(data)
+    for atlas_key, native_key in ATLAS_TASK_KEYS.items():
+        if atlas_key in renamed:
+            if native_key in renamed:
+                raise TaskFileError(
+                    where, line, f'"{atlas_key}" and "{native_key}" are the same field; keep one'
+                )
+            renamed[native_key] = renamed.pop(atlas_key)
+    return renamed
+
+
 def parse_task(data: Any, line: int, where: str = "tasks") -> EvalTask:
     """Validate one decoded task line.
 
     Raises:
         TaskFileError: The line is not a usable task; the message names the line.
     """
+    data = atlas_task_line(data, line, where)
     if not isinstance(data, dict):
         raise TaskFileError(where, line, 'expected a JSON object like {"task": "..."}')
     unknown = sorted(set(data) - TASK_KEYS)
@@ -130,10 +151,8 @@ def parse_task(data: Any, line: int, where: str = "tasks") -> EvalTask:
     if not isinstance(task, str) or not task.strip():
         raise TaskFileError(where, line, '"task" must be a non-empty string')
     metadata = data.get("session_metadata") or {}
-    atlas_metadata = data.get("metadata") or {}
-    if not isinstance(metadata, dict) or not isinstance(atlas_metadata, dict):
+    if not isinstance(metadata, dict):
         raise TaskFileError(where, line, '"session_metadata" must be a JSON object')
-    metadata = {**atlas_metadata, **metadata}
     mode = data.get("mode")
     if mode is not None and mode not in LANES:
         raise TaskFileError(where, line, f'"mode" must be one of {", ".join(LANES)}, got {mode!r}')
@@ -146,12 +165,11 @@ def parse_task(data: Any, line: int, where: str = "tasks") -> EvalTask:
     return EvalTask(
         id=identity, task=task, line=line, session_metadata=metadata,
         ground_truth=data.get("ground_truth"), mode=mode,
-        expected_answer=data.get("expected_answer"),
     )  # fmt: skip
 
 
 def read_tasks(path: str | Path) -> list[EvalTask]:
-    """Every task of a JSONL file (blank lines skipped), checked before anything runs.
+    """Every task of a JSONL file (blank and ``#`` lines skipped), checked before anything runs.
 
     Raises:
         TaskFileError: The file is missing, empty, or a line is not a task; the message names

@@ -55,6 +55,7 @@ def budget_record(services: Services, state: AtlasState) -> AtlasState:
 def make_finalize_node(services: Services) -> Node:
     """Record the outcome; the last checkpoint of a thread is its session record."""
     threshold = services.config.rim.success_threshold
+    auto_approve = services.config.runtime_safety.review.auto_approve
 
     async def finalize(state: AtlasState, runtime: Runtime[AtlasContext]) -> AtlasState:
         status = session_status(state, threshold)
@@ -74,12 +75,15 @@ def make_finalize_node(services: Services) -> Node:
             if (update.get("budget") or {}).get("skipped_steps"):
                 status = "failed"  # steps the budget never started are not done
         completed_at = utc_now()
-        spending: AtlasState = {"cost": update["cost"]}
-        if "budget" in update:
-            spending["budget"] = update["budget"]
-        await arecord_end(
-            runtime.store, {**state, **spending}, status=status, completed_at=completed_at
-        )
-        return {**update, "status": status, "completed_at": completed_at}
+        update["status"] = status
+        update["completed_at"] = completed_at
+        if auto_approve and not state.get("review_status"):  # a drift alert set pending
+            update["review_status"] = "approved"
+            update["review_notes"] = "auto-approved (runtime_safety.review.auto_approve)"
+        # the record is the state after this update; plan_notes is a list the reducer extends
+        notes = [*state.get("plan_notes", []), *update.get("plan_notes", [])]
+        recorded: AtlasState = {**state, **update, "plan_notes": notes}
+        await arecord_end(runtime.store, recorded, status=status, completed_at=completed_at)
+        return update
 
     return finalize

@@ -184,17 +184,20 @@ def make_learn_node(services: Services) -> Node:
         if summary.get("certification_run") and score is not None:
             await history.asave_certification(store, fp, certification_verdict(state, score))
         drift = config.runtime_safety.drift
+        uncertainty = (state.get("reward_stats") or {}).get("uncertainty_mean")
         if drift.enabled and score is not None:
-            finding = history.drift(
+            check = history.drift(
                 score, sessions, window=drift.window, z_threshold=drift.z_threshold,
-                min_baseline=drift.min_baseline,
+                min_baseline=drift.min_baseline, uncertainty=uncertainty,
+                mad_threshold=drift.mad_threshold, two_sided=drift.two_sided,
             )  # fmt: skip
-            if finding is not None:
-                update.update(review_status="pending", review_notes=finding["reason"])
-                update["adaptive_summary"] = {**summary, "drift": finding}
+            if check is not None:  # kept whether it fired or not: the export's `drift`
+                update["adaptive_summary"] = {**summary, "drift": check}
+                if check["alert"]:
+                    update.update(review_status="pending", review_notes=check["reason"])
         entry = {
             "session_id": state.get("session_id", ""), "lane": state.get("lane"),
-            "reward": score, "retries": _retries(state),
+            "reward": score, "uncertainty": uncertainty, "retries": _retries(state),
             "status": session_status(state, rim.success_threshold),
             "certification_run": bool(summary.get("certification_run")),
             "completed_at": utc_now(),

@@ -7,7 +7,9 @@ Rules are tried in order and the first that applies decides:
 3. certification: with ``certify_first_run``, an unseen fingerprint runs ``paired``;
 4. the probe: an LLM (role ``probe``) reads the dossier and the fingerprint's history and
    replies ``{mode, confidence, evidence}``; its confidence is mapped to a lane by
-   ``adaptive_teaching.probe.thresholds`` (below ``coach`` → ``escalate``);
+   ``adaptive_teaching.probe.thresholds`` (below ``coach`` → ``low_confidence_lane``,
+   default ``escalate``), and its mode counts as ``mode_policy`` says (default: not at all);
+   ``atlas_compatible: true`` gives Atlas's mapping (see ``probe_lane``);
 5. ``adaptive_teaching.probe.fallback_mode``.
 
 The probe fails open: no model, a missing key, an error, an unreadable reply or
@@ -25,7 +27,7 @@ from langgraph.runtime import Runtime
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from atlas_graph import prompts
-from atlas_graph.config import ProbeThresholds
+from atlas_graph.config import ProbeConfig, ProbeThresholds
 from atlas_graph.errors import ModelOutputError
 from atlas_graph.lanes import LANES, Lane
 from atlas_graph.services import AtlasContext, Services
@@ -64,15 +66,47 @@ class Routing:
     notes: list[str] = field(default_factory=list)
 
 
-def lane_for_confidence(confidence: float, thresholds: ProbeThresholds) -> Lane:
-    """The least supervised lane whose threshold the confidence reaches."""
+def lane_for_confidence(
+    confidence: float, thresholds: ProbeThresholds, low: Lane = "escalate"
+) -> Lane:
+    """The least supervised lane whose threshold the confidence reaches, else ``low``."""
     if confidence >= thresholds.auto:
         return "auto"
     if confidence >= thresholds.paired:
         return "paired"
     if confidence >= thresholds.coach:
         return "coach"
-    return "escalate"
+    return low
+
+
+def probe_lane(reply: ProbeReply, settings: ProbeConfig) -> tuple[Lane, str]:
+    """The lane for a probe reply under ``mode_policy`` / ``atlas_compatible``, and why.
+
+    Atlas's probe never answers ``escalate``: with ``atlas_compatible`` the probe's mode is
+    taken when it names a lane, a low confidence gives ``coach``, and ``escalate`` (from the
+    reply or the settings) becomes ``coach``.
+    """
+    policy = "probe" if settings.atlas_compatible else settings.mode_policy
+    low: Lane = "coach" if settings.atlas_compatible else settings.low_confidence_lane
+    by_confidence = lane_for_confidence(reply.confidence, settings.thresholds, low)
+    reason = f"probe confidence {reply.confidence:.2f} → {by_confidence} by thresholds"
+    suggested = reply.mode if reply.mode in LANES else None
+    lane = by_confidence
+    if suggested is not None and suggested != by_confidence:
+        order = list(LANES)
+        if policy == "probe" or (
+            policy == "stricter" and order.index(suggested) > order.index(by_confidence)
+        ):
+            lane = suggested
+            reason = f"probe mode {suggested} taken (mode_policy {policy}); " + reason
+        else:
+            reason += f" (the probe suggested {reply.mode})"
+    elif reply.mode and suggested is None:
+        reason += f" (the probe suggested {reply.mode})"
+    if settings.atlas_compatible and lane == "escalate":
+        lane = "coach"
+        reason += "; escalate → coach (atlas_compatible)"
+    return lane, reason
 
 
 def _decision(lane: Lane, source: str, reason: str, confidence: float | None) -> LaneDecision:
@@ -160,11 +194,8 @@ async def route(
     if reply is None:
         reason = f"{failure}; adaptive_teaching.probe.fallback_mode"
         return Routing(_decision(fallback, "fallback", reason, None), usage=usage)
-    lane = lane_for_confidence(reply.confidence, adaptive.probe.thresholds)
+    lane, reason = probe_lane(reply, adaptive.probe)
     probe = {"mode": reply.mode, "confidence": reply.confidence, "evidence": reply.evidence}
-    reason = f"probe confidence {reply.confidence:.2f} → {lane} by thresholds"
-    if reply.mode and reply.mode != lane:
-        reason += f" (the probe suggested {reply.mode})"
     return Routing(_decision(lane, "probe", reason, reply.confidence), probe=probe, usage=usage)
 
 

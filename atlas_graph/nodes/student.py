@@ -181,6 +181,7 @@ def make_execute_node(services: Services) -> Node:
             "trace": f"{trace}\n{error}".strip() if error and error not in trace else trace,
             "tool_calls": loop.records(),
             "timings_ms": {"execute": round(elapsed_ms, 3)},
+            "reasoning": response.reasoning if response else None,
         }
         services.emit(
             runtime, "step_attempt_finished", session_id=session_id, actor="student",

@@ -4,13 +4,17 @@ A dossier is plain JSON: ``summary``, ``risks`` (``{description, severity}`` wit
 ``low | moderate | high | critical``), ``signals``, ``tags``, ``persona_hints`` and
 ``fingerprint_hint``. The default builder reads the task and the caller's metadata; a custom
 builder (``adaptive_teaching.triage_adapter: module:callable``, a ``TriageBuilder``) takes
-``(task, metadata)`` and returns a dict merged over the default (a ``TriageDossier``). The
+``(task, metadata)`` and returns a dict merged over the default (a ``TriageDossier``), or
+Atlas's ``TriageDossier`` object (list ``signals``, ``persona_references``, ``metadata``),
+which is translated. Atlas's list form of ``session_metadata.signals`` and its
+``fingerprint_hint`` key work as well. The
 starter builders below (code, support, SRE) show the shape and can be used by path, e.g.
 ``atlas_graph.nodes.triage:code_dossier``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Awaitable
 from typing import Any, Literal, Protocol
@@ -43,6 +47,7 @@ class TriageDossier(TypedDict, total=False):
     risks: list[TriageRisk | str]
     max_severity: Severity | None
     signals: dict[str, Any]
+    signal_annotations: dict[str, str]
     tags: list[str]
     persona_hints: list[str]
     fingerprint_hint: str | None
@@ -121,21 +126,97 @@ def _as_list(value: Any) -> list[str]:
     return [str(item) for item in value]
 
 
+def normalize_signals(signals: Any) -> tuple[dict[str, Any], dict[str, str]]:
+    """Signals as ``{name: value}`` plus ``{name: annotation}``.
+
+    Atlas sends a list of ``{name, value, annotation}``; atlas-graph's own form is a mapping.
+    Both load, so an Atlas caller's ``session_metadata.signals`` works as it is.
+
+    Raises:
+        ValueError: a list item is not a mapping with a ``name``.
+    """
+    if signals is None:
+        return {}, {}
+    if isinstance(signals, dict):
+        return dict(signals), {}
+    values: dict[str, Any] = {}
+    annotations: dict[str, str] = {}
+    for item in signals:
+        item = _plain(item)
+        if not isinstance(item, dict) or not item.get("name"):
+            raise ValueError(f"a signal must be a mapping with a 'name', got {item!r}")
+        name = str(item["name"])
+        values[name] = item.get("value")
+        if item.get("annotation"):
+            annotations[name] = str(item["annotation"])
+    return values, annotations
+
+
+def _plain(value: Any) -> Any:
+    """A pydantic model or dataclass (Atlas's ``TriageDossier`` and its parts) as plain data."""
+    if hasattr(value, "model_dump"):
+        return value.model_dump(mode="json")
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    return value
+
+
+def from_atlas_dossier(value: Any) -> dict[str, Any]:
+    """An adapter's reply as a dossier dict; Atlas's ``TriageDossier`` shape is translated.
+
+    Atlas's object (or its dict) has ``signals`` as a list, ``persona_references`` and a
+    ``metadata`` mapping that may hold ``fingerprint_hint``; these become the native keys.
+
+    Raises:
+        TypeError: the reply is not a mapping, a pydantic model or a dataclass.
+    """
+    data = _plain(value)
+    if not isinstance(data, dict):
+        raise TypeError(f"returned {type(value).__name__}, expected dict")
+    data = dict(data)
+    if isinstance(data.get("signals"), list):
+        data["signals"], annotations = normalize_signals(data["signals"])
+        if annotations:
+            data["signal_annotations"] = annotations
+    if "persona_references" in data and "persona_hints" not in data:
+        data["persona_hints"] = [
+            str(ref.get("persona_id") or ref.get("name") or ref)
+            if isinstance(ref, dict)
+            else str(ref)
+            for ref in data.pop("persona_references") or []
+        ]
+    extra = data.get("metadata")
+    if (
+        isinstance(extra, dict)
+        and extra.get("fingerprint_hint")
+        and not data.get("fingerprint_hint")
+    ):
+        data["fingerprint_hint"] = extra["fingerprint_hint"]
+    return {
+        key: value for key, value in data.items() if value is not None or key == "fingerprint_hint"
+    }
+
+
 def default_dossier(task: str, metadata: dict[str, Any], default_tags: list[str]) -> dict[str, Any]:
     """A dossier from the task and caller metadata alone (no model call)."""
     first_line = task.strip().splitlines()[0] if task.strip() else ""
     tags = [*default_tags, *_as_list(metadata.get("tags"))]
     risks = normalize_risks(metadata.get("risks"))
-    return {
+    signals, annotations = normalize_signals(metadata.get("signals"))
+    dossier = {
         "summary": str(metadata.get("summary") or first_line[:200]),
         "risks": risks,
         "max_severity": highest_severity(risks),
-        "signals": dict(metadata.get("signals") or {}),
+        "signals": signals,
         "tags": list(dict.fromkeys(tag.strip() for tag in tags if tag.strip())),
         "persona_hints": _as_list(metadata.get("persona_hints")),
-        "fingerprint_hint": metadata.get("fingerprint"),
+        # Atlas's key first, then the native one
+        "fingerprint_hint": metadata.get("fingerprint_hint") or metadata.get("fingerprint"),
         "builder": "default",
     }
+    if annotations:
+        dossier["signal_annotations"] = annotations
+    return dossier
 
 
 async def build_dossier(
@@ -148,15 +229,13 @@ async def build_dossier(
     """
     try:
         dossier = default_dossier(task, metadata, default_tags)
-    except ValueError as error:  # unusable risks in the caller's metadata
-        dossier = default_dossier(task, {**metadata, "risks": None}, default_tags)
+    except ValueError as error:  # unusable risks or signals in the caller's metadata
+        dossier = default_dossier(task, {**metadata, "risks": None, "signals": None}, default_tags)
         dossier["builder_error"] = f"session_metadata: {error}"
     if not adapter:
         return dossier
     try:
-        custom = await call_maybe_async(load_object(adapter), task, metadata)
-        if not isinstance(custom, dict):
-            raise TypeError(f"returned {type(custom).__name__}, expected dict")
+        custom = from_atlas_dossier(await call_maybe_async(load_object(adapter), task, metadata))
         merged = {**dossier, **custom, "builder": adapter}
         merged["risks"] = normalize_risks(merged.get("risks"))
         merged["max_severity"] = highest_severity(merged["risks"])
@@ -183,7 +262,7 @@ def _starter(
     return {
         "risks": risks,
         "tags": [f"domain:{domain}"],
-        "signals": {**dict(metadata.get("signals") or {}), "length": len(task)},
+        "signals": {**normalize_signals(metadata.get("signals"))[0], "length": len(task)},
         "persona_hints": [domain],
     }
 

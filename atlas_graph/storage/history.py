@@ -124,35 +124,86 @@ def baseline(sessions: list[dict[str, Any]], window: int) -> float | None:
     return statistics.fmean(rewards) if rewards else None
 
 
+def _z(value: float, values: list[float]) -> tuple[float, float, float]:
+    """Standard score of ``value`` against ``values``: ``(z, mean, stddev)``."""
+    mean = statistics.fmean(values)
+    spread = statistics.pstdev(values)
+    return (value - mean) / max(spread, 1e-6), mean, spread
+
+
+def _mad_z(value: float, values: list[float]) -> float:
+    """The modified z score (Iglewicz and Hoaglin): 0.6745 (x - median) / MAD.
+
+    Robust to a few outliers in the baseline, which the mean and deviation are not.
+    """
+    median = statistics.median(values)
+    mad = statistics.median(abs(item - median) for item in values)
+    return 0.6745 * (value - median) / max(mad, 1e-6)
+
+
 def drift(
     score: float, sessions: list[dict[str, Any]], *, window: int, z_threshold: float,
-    min_baseline: int,
+    min_baseline: int, uncertainty: float | None = None, mad_threshold: float | None = None,
+    two_sided: bool = True,
 ) -> dict[str, Any] | None:  # fmt: skip
-    """A drift finding when ``score`` is ``z_threshold`` deviations below the recent mean.
+    """The drift check of a session against its fingerprint's recent sessions.
 
-    Needs ``min_baseline`` earlier rewards. A perfectly steady history has no spread; any drop
-    below it then counts as drift (the deviation floor only avoids dividing by zero).
+    As Atlas does, it looks at |z| of the score and of the reward uncertainty (when both this
+    session and enough earlier ones have one), and at their MAD variants (``mad_threshold``).
+    With ``two_sided`` false only a score below the mean counts (the older rule). ``None``
+    until ``min_baseline`` earlier rewards exist; else the check, with ``alert`` and, when
+    it fired, ``reason``. A perfectly steady history has no spread; any move away from it
+    then counts (the deviation floor only avoids dividing by zero).
     """
     rewards = rewards_of(sessions)[-window:]
     if len(rewards) < min_baseline:
         return None
-    mean = statistics.fmean(rewards)
-    spread = statistics.pstdev(rewards)
-    z = (score - mean) / max(spread, 1e-6)
-    if z > -z_threshold or score >= mean:
-        return None
-    return {
+    z, mean, spread = _z(score, rewards)
+    mad_z = _mad_z(score, rewards)
+    check: dict[str, Any] = {
         "z_score": round(z, 3),
+        "mad_z_score": round(mad_z, 3),
         "score": score,
         "baseline_mean": round(mean, 4),
         "baseline_stddev": round(spread, 4),
         "window": len(rewards),
-        "reason": (
-            f"reward drift: score {score:.2f} is {abs(z):.1f} standard deviations below the "
-            f"fingerprint's mean {mean:.2f} over its last {len(rewards)} rewarded sessions "
-            f"(threshold {z_threshold:g})"
-        ),
+        "uncertainty": uncertainty,
+        "uncertainty_z_score": None,
+        "uncertainty_mad_z_score": None,
+        "thresholds": {"z": z_threshold, "mad_z": mad_threshold, "two_sided": two_sided},
+        "alert": False,
     }
+    reasons: list[str] = []
+    score_off = abs(z) >= z_threshold if two_sided else z <= -z_threshold and score < mean
+    if score_off and score != mean:
+        direction = "below" if score < mean else "above"
+        reasons.append(
+            f"reward drift: score {score:.2f} is {abs(z):.1f} standard deviations {direction} "
+            f"the fingerprint's mean {mean:.2f} over its last {len(rewards)} rewarded sessions "
+            f"(threshold {z_threshold:g})"
+        )
+    if mad_threshold is not None and (abs(mad_z) if two_sided else -mad_z) >= mad_threshold:
+        reasons.append(f"reward drift (MAD): modified z {mad_z:.1f} (threshold {mad_threshold:g})")
+    past = [float(s["uncertainty"]) for s in sessions if s.get("uncertainty") is not None]
+    past = past[-window:]
+    if uncertainty is not None and len(past) >= min_baseline:
+        u_z, u_mean, _ = _z(uncertainty, past)
+        u_mad = _mad_z(uncertainty, past)
+        check["uncertainty_z_score"] = round(u_z, 3)
+        check["uncertainty_mad_z_score"] = round(u_mad, 3)
+        if abs(u_z) >= z_threshold and uncertainty != u_mean:
+            reasons.append(
+                f"uncertainty drift: {uncertainty:.2f} is {abs(u_z):.1f} standard deviations "
+                f"from the mean {u_mean:.2f} (threshold {z_threshold:g})"
+            )
+        if mad_threshold is not None and abs(u_mad) >= mad_threshold:
+            reasons.append(
+                f"uncertainty drift (MAD): modified z {u_mad:.1f} (threshold {mad_threshold:g})"
+            )
+    if reasons:
+        check["alert"] = True
+        check["reason"] = "; ".join(reasons)
+    return check
 
 
 # Renamed when async functions took the ``a`` prefix; removed in the next release.

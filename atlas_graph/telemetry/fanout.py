@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from atlas_graph.telemetry.events import AtlasEvent, control_event, is_event, make_event
-from atlas_graph.telemetry.publishers import TelemetryPublisher
+from atlas_graph.telemetry.publishers import AnyPublisher, TelemetryPublisher, as_publisher
 
 logger = logging.getLogger(__name__)
 
@@ -25,19 +25,13 @@ class SessionTelemetry:
         *,
         renderer: Any = None,
         on_event: Callable[[AtlasEvent], None] | None = None,
-        publishers: Sequence[TelemetryPublisher] = (),
+        publishers: Sequence[AnyPublisher] = (),
     ) -> None:
         self.session_id = session_id
         self.renderer = renderer
         self.on_event = on_event
-        self.publishers: list[TelemetryPublisher] = []
-        for publisher in publishers:
-            if not isinstance(publisher, TelemetryPublisher):
-                raise TypeError(
-                    f"publishers: {type(publisher).__name__} lacks attach/publish/detach "
-                    "(see atlas_graph.telemetry.publishers.TelemetryPublisher)"
-                )
-            self.publishers.append(publisher)
+        # Atlas SDK publishers are wrapped here, so every entry point takes them
+        self.publishers: list[TelemetryPublisher] = [as_publisher(p) for p in publishers]
         self._attached: list[TelemetryPublisher] = []
 
     def start(self, **data: Any) -> None:
