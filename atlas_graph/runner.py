@@ -41,6 +41,7 @@ from atlas_graph.services import AtlasContext
 from atlas_graph.state import AtlasState
 from atlas_graph.storage.ledger import arecord_final_checkpoint
 from atlas_graph.storage.persistence import Persistence, aopen_persistence
+from atlas_graph.storage.threads import finished, unfinished
 from atlas_graph.telemetry.events import AtlasEvent
 from atlas_graph.telemetry.fanout import SessionTelemetry
 from atlas_graph.telemetry.publishers import TelemetryPublisher
@@ -132,7 +133,7 @@ async def arun(
         }
         existing = await graph.aget_state(run_config)
         graph_input: dict[str, Any] | Command[Any] | None
-        resumed = bool(existing.values and existing.next)
+        resumed = unfinished(existing)  # tasks to run, or saved results to apply
         if resumed:
             graph_input = None  # an unfinished session continues from its last checkpoint
             run_config.update(_trace_labels(thread_id, *_known_labels(existing.values)))
@@ -177,7 +178,7 @@ async def arun(
             raise
         snapshot = await graph.aget_state(run_config)
         checkpoint_id = snapshot.config.get("configurable", {}).get("checkpoint_id")
-        if graph.store is not None and snapshot.values and not snapshot.next:
+        if graph.store is not None and finished(snapshot):
             # finalize cannot know the id of the checkpoint its own write creates
             final = cast(AtlasState, snapshot.values)  # the state of an Atlas graph
             await arecord_final_checkpoint(graph.store, final, checkpoint_id)

@@ -50,6 +50,7 @@ from atlas_graph.storage.ledger import (
     arecord_reopened,
 )
 from atlas_graph.storage.persistence import Persistence, aopen_persistence, resolve_backend
+from atlas_graph.storage.threads import finished, task_names, thread_status
 from atlas_graph.telemetry.events import AtlasEvent
 from atlas_graph.telemetry.publishers import TelemetryPublisher
 
@@ -149,7 +150,9 @@ async def alist_sessions(
     """Sessions from the ledger, newest first: id, status, lane, reward, task and age.
 
     A ledger ``running`` record is shown as ``waiting`` when its thread waits for a
-    decision (plan approval), else as ``running`` (live, or stopped and resumable).
+    decision (plan approval), as ``interrupted`` when its last tasks saved their results but
+    the checkpoint after them is missing (resumable), else as ``running`` (live, or stopped
+    and resumable).
     """
     now = datetime.now(UTC)
     async with _opened(config, persistence) as (_, opened, graph):
@@ -162,6 +165,8 @@ async def alist_sessions(
                 snapshot = await graph.aget_state(_thread(record["session_id"]))
                 if snapshot.interrupts:
                     status = "waiting"
+                elif thread_status(snapshot) == "interrupted":
+                    status = "interrupted"
             summary = record.get("reward_summary") or {}
             rows.append({
                 "session_id": record["session_id"], "status": status, "lane": record.get("lane"),
@@ -197,7 +202,9 @@ async def ashow_session(
         "session_id": thread_id,
         "checkpoint_id": _checkpoint_id(snapshot),
         "next": list(snapshot.next),
-        "finished": bool(snapshot.values) and not snapshot.next,
+        "finished": finished(snapshot),
+        "thread_status": thread_status(snapshot),
+        "tasks": task_names(snapshot),
         "errors": [
             {"node": task.name, "error": task.error} for task in snapshot.tasks if task.error
         ],
@@ -216,6 +223,8 @@ def _from_ledger(thread_id: str, record: dict[str, Any]) -> dict[str, Any]:
         "checkpoint_id": record.get("checkpoint_id"),
         "next": [],
         "finished": record.get("status") in ("succeeded", "failed"),
+        "thread_status": "finished" if record.get("status") in ("succeeded", "failed") else "new",
+        "tasks": [],
         "errors": [],
         "interrupts": [],
         "values": values,
@@ -457,7 +466,7 @@ async def _delete_if_finished(
 ) -> bool:
     """Delete a thread whose latest checkpoint is finished (and ended before ``cutoff``)."""
     snapshot = await graph.aget_state(_thread(thread_id))
-    if _checkpoint_id(snapshot) is None or not snapshot.values or snapshot.next:
+    if _checkpoint_id(snapshot) is None or not finished(snapshot):
         return False  # nothing left, or unfinished (e.g. forked after it finished)
     ended = snapshot.values.get("completed_at") or snapshot.created_at
     if cutoff is not None and not _ended_before(ended, cutoff):

@@ -1,0 +1,90 @@
+"""A run whose next checkpoint was never written stays resumable, and says so."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from faults import FailingPutSaver
+from langchain_core.messages import BaseMessage
+from langgraph.store.memory import InMemoryStore
+
+from atlas_graph.errors import AtlasRunError
+from atlas_graph.runner import arun
+from atlas_graph.sessions import alist_sessions, ashow_session
+from atlas_graph.storage.persistence import Persistence
+from atlas_graph.testing import ScriptedAgent, ScriptedChatModel
+
+pytestmark = pytest.mark.chaos
+
+PLAN = [
+    {"id": 1, "description": "Add 1200 and 340.", "depends_on": []},
+    {"id": 2, "description": "Multiply 12 by 9.", "depends_on": []},
+]
+CONFIG: dict[str, Any] = {"teacher": {"validator": "atlas_graph.demo:validator"}}
+
+
+def reviewer() -> ScriptedChatModel:
+    def respond(messages: list[BaseMessage]) -> str:
+        return json.dumps({"approved": True, "concerns": []})
+
+    return ScriptedChatModel(responder=respond)
+
+
+def agent() -> ScriptedAgent:
+    return ScriptedAgent(plan=PLAN, outputs={1: ["1540"], 2: ["108"]}, synthesis="1540 and 108")
+
+
+async def complete_puts() -> int:
+    """How many checkpoints a whole escalate session writes."""
+    saver = FailingPutSaver(fail_at=10_000)
+    await arun("Do the sums.", config=CONFIG, mode="escalate", thread_id="count",
+               agent=agent(), models={"teacher": reviewer()}, checkpointer=saver)  # fmt: skip
+    return saver.puts
+
+
+@pytest.mark.parametrize("where", [0.3, 0.5, 0.8])
+async def test_a_run_that_lost_its_next_checkpoint_resumes_to_the_end(where: float) -> None:
+    total = await complete_puts()
+    saver = FailingPutSaver(fail_at=max(3, round(total * where)))
+    persistence = Persistence(saver, InMemoryStore(), "memory")
+    with pytest.raises(AtlasRunError, match="again to continue"):
+        await arun("Do the sums.", config=CONFIG, mode="escalate", thread_id="cut",
+                   agent=agent(), models={"teacher": reviewer()},
+                   persistence=persistence)  # fmt: skip
+    assert saver.failed
+    view = await ashow_session("cut", persistence=persistence)
+    assert not view["finished"]
+    assert view["thread_status"] in ("interrupted", "pending")
+    rows = await alist_sessions(persistence=persistence)
+    assert all(row["status"] != "succeeded" for row in rows)
+
+    result = await arun(None, config=CONFIG, thread_id="cut", agent=agent(),
+                        models={"teacher": reviewer()}, persistence=persistence)  # fmt: skip
+    assert result.status == "succeeded"
+    assert result.final_answer
+    view = await ashow_session("cut", persistence=persistence)
+    assert view["finished"] and view["ledger"]["status"] == "succeeded"
+
+
+async def test_show_and_sessions_say_interrupted_resumable(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    total = await complete_puts()
+    for fail_at in range(3, total):  # find a cut that leaves only saved results behind
+        saver = FailingPutSaver(fail_at=fail_at)
+        persistence = Persistence(saver, InMemoryStore(), "memory")
+        with pytest.raises(AtlasRunError):
+            await arun("Do the sums.", config=CONFIG, mode="escalate", thread_id="cut",
+                       agent=agent(), models={"teacher": reviewer()},
+                       persistence=persistence)  # fmt: skip
+        view = await ashow_session("cut", persistence=persistence)
+        if view["thread_status"] == "interrupted":
+            break
+    else:
+        pytest.fail("no cut left an interrupted thread")
+    assert view["next"] == [] and view["tasks"]
+    rows = {row["session_id"]: row for row in await alist_sessions(persistence=persistence)}
+    if "cut" in rows:  # the ledger record exists once the probe ran
+        assert rows["cut"]["status"] == "interrupted"
