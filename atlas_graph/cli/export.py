@@ -121,6 +121,7 @@ def _export(args: argparse.Namespace) -> int:
         "trajectory_event_limit": args.trajectory_event_limit,
     }  # fmt: skip
     ExportQuery.build(**filters)  # a bad filter fails before the storage opens or a file is made
+    _refuse_storage_files(config, args.output)
     target = "stdout" if args.output == "-" else args.output
 
     async def export() -> Any:
@@ -137,6 +138,23 @@ def _export(args: argparse.Namespace) -> int:
     if counts.sessions == 0 and args.fail_if_empty:
         return EXIT_FAILED
     return EXIT_OK
+
+
+def _refuse_storage_files(config: Any, output: str) -> None:
+    """Refuse ``--output`` naming the SQLite storage file (or its journal) itself."""
+    from pathlib import Path
+
+    from atlas_graph.errors import ExportError
+    from atlas_graph.storage.persistence import sqlite_files
+
+    if output == "-":
+        return
+    target = Path(output).resolve()
+    if target in sqlite_files(config.storage):
+        raise ExportError(
+            f"--output {output} is the session storage itself; write the export elsewhere",
+            output=output,
+        )
 
 
 def _review(args: argparse.Namespace) -> int:

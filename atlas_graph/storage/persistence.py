@@ -116,6 +116,16 @@ def _sqlite_path(storage: StorageConfig) -> Path:
     return path
 
 
+def sqlite_files(storage: StorageConfig) -> frozenset[Path]:
+    """The files of the SQLite storage ``storage`` names (none for other backends)."""
+    backend, _url = resolve_backend(storage)
+    if backend != "sqlite":
+        return frozenset()
+    path = Path(storage.path).resolve()
+    suffixes = ("", "-wal", "-shm", "-journal")
+    return frozenset(path.with_name(path.name + suffix) for suffix in suffixes)
+
+
 def _connection_kwargs(storage: StorageConfig) -> dict[str, Any]:
     from psycopg.rows import dict_row
 
