@@ -34,7 +34,7 @@ Provider = Literal[
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(allow_inf_nan=False, extra="forbid", frozen=True)  # JSON numbers
 
 
 class RetrySettings(_Strict):

@@ -38,7 +38,7 @@ from atlas_graph.graph import GRAPH_NAME, create_atlas_graph
 from atlas_graph.lanes import LANES
 from atlas_graph.result import Result
 from atlas_graph.services import AtlasContext
-from atlas_graph.state import AtlasState
+from atlas_graph.state import AtlasState, check_input
 from atlas_graph.storage.ledger import arecord_final_checkpoint
 from atlas_graph.storage.persistence import Persistence, aopen_persistence
 from atlas_graph.storage.threads import finished, unfinished
@@ -149,6 +149,7 @@ async def arun(
             graph_input = {"task": task, "session_metadata": dict(session_metadata or {})}
             if mode is not None:
                 graph_input["mode"] = mode
+            check_input(graph_input)  # before the input checkpoint is written
         telemetry.start(task=task, mode=mode, resumed=resumed)
         try:
             async for stream_mode, chunk in graph.astream(

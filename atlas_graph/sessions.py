@@ -11,7 +11,6 @@ async (``alist_sessions``, ...) and has a synchronous twin without the ``a`` (``
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -41,7 +40,7 @@ from atlas_graph.nodes.approval import check_decision
 from atlas_graph.result import Result
 from atlas_graph.routes import route_of
 from atlas_graph.runner import ConfigSource, arun, run_sync
-from atlas_graph.state import AtlasState
+from atlas_graph.state import AtlasState, check_update
 from atlas_graph.storage.ledger import (
     adelete_record,
     afinished_records,
@@ -291,20 +290,11 @@ async def afork_session(
     Raises:
         SessionNotFoundError: No such thread or checkpoint.
         SessionStateError: The checkpoint was written inside a step branch.
-        AtlasUserError: ``values`` names keys the state does not have, or is not plain JSON.
+        AtlasInputError: ``values`` names keys the state does not have or identity keys
+            (``session_id``), or a value is not finite JSON of its key's type.
     """
     update: dict[str, Any] = dict(values or {})
-    unknown = sorted(set(update) - set(AtlasState.__annotations__))
-    if unknown:
-        raise AtlasUserError(
-            f"unknown state key(s) {', '.join(unknown)}; the session state has "
-            + ", ".join(sorted(AtlasState.__annotations__)),
-            keys=unknown,
-        )
-    try:
-        json.dumps(update)
-    except (TypeError, ValueError) as error:
-        raise AtlasUserError(f"fork values must be plain JSON: {error}") from None
+    check_update(update)  # state keys, not identity keys, finite JSON of each key's type
     if guidance:
         update = {**guidance_update(guidance), **update}
     async with _opened(config, persistence) as (_, opened, graph):
