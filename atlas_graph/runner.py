@@ -39,6 +39,7 @@ from atlas_graph.lanes import LANES
 from atlas_graph.result import Result
 from atlas_graph.services import AtlasContext
 from atlas_graph.state import AtlasState, check_input
+from atlas_graph.storage.claims import claims_for
 from atlas_graph.storage.ledger import arecord_final_checkpoint
 from atlas_graph.storage.persistence import Persistence, aopen_persistence
 from atlas_graph.storage.threads import finished, unfinished
@@ -95,7 +96,8 @@ async def arun(
     Raises:
         AtlasRunError: The session stopped; the message says where and how to resume.
         SessionStateError: Nothing ran: the thread is finished, or a decision was given to a
-            thread that waits for none.
+            thread that waits for none, or another runner holds the thread
+            (``ThreadBusyError``, naming its pid and host).
         SessionNotFoundError: Nothing ran: no task, and no session ``thread_id`` to continue.
         ConfigError: The config is invalid.
         ModelConfigError: A model named in config cannot be built (e.g. its key is unset).
@@ -131,6 +133,8 @@ async def arun(
             "configurable": {"thread_id": thread_id},
             **_trace_labels(thread_id, mode, None),
         }
+        # one runner per thread: refused here, before the state is read, if another holds it
+        await stack.enter_async_context(claims_for(graph.checkpointer).aclaim(thread_id))
         existing = await graph.aget_state(run_config)
         graph_input: dict[str, Any] | Command[Any] | None
         resumed = unfinished(existing)  # tasks to run, or saved results to apply

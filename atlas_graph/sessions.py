@@ -41,6 +41,7 @@ from atlas_graph.result import Result
 from atlas_graph.routes import route_of
 from atlas_graph.runner import ConfigSource, arun, run_sync
 from atlas_graph.state import AtlasState, check_update
+from atlas_graph.storage.claims import claims_for
 from atlas_graph.storage.ledger import (
     adelete_record,
     afinished_records,
@@ -297,7 +298,10 @@ async def afork_session(
     check_update(update)  # state keys, not identity keys, finite JSON of each key's type
     if guidance:
         update = {**guidance_update(guidance), **update}
-    async with _opened(config, persistence) as (_, opened, graph):
+    async with (
+        _opened(config, persistence) as (_, opened, graph),
+        claims_for(opened.checkpointer).aclaim(thread_id),  # not while it runs or is pruned
+    ):
         history = [item async for item in graph.aget_state_history(_thread(thread_id))]
         ids = [_checkpoint_id(item) for item in history]
         if checkpoint_id not in ids:
@@ -406,7 +410,9 @@ async def aprune_sessions(
     The ledger names the candidates: records of finished sessions whose ``completed_at`` is
     past the cutoff (the Store filters by status, so running sessions are not read). Each
     candidate's latest checkpoint is checked before deleting, so a finished session forked
-    back into an unfinished one is kept. Ledger records stay (exports read them) unless
+    back into an unfinished one is kept; so is its ledger record. A thread that is being run,
+    resumed or forked is claimed (see ``storage/claims.py``) and skipped, so a fork is never
+    deleted half-written. Ledger records stay (exports read them) unless
     ``ledger`` is true.
 
     ``unrecorded`` also scans every checkpoint for threads that have no ledger record (graphs
@@ -426,11 +432,15 @@ async def aprune_sessions(
                 if _ended_before(record.get("completed_at"), cutoff)
             ]
             for thread_id in expired:
-                if await _delete_if_finished(graph, opened, thread_id, cutoff=None):
-                    report.threads.append(thread_id)
-                if ledger:
-                    await adelete_record(opened.store, thread_id)
-                    report.ledger_records.append(thread_id)
+                async with claims_for(opened.checkpointer).atry_claim(thread_id) as free:
+                    if not free:
+                        continue  # being run, resumed or forked right now
+                    deleted = await _delete_if_finished(graph, opened, thread_id, cutoff=None)
+                    if deleted:
+                        report.threads.append(thread_id)
+                    if ledger and (deleted or await _no_checkpoints(graph, thread_id)):
+                        await adelete_record(opened.store, thread_id)
+                        report.ledger_records.append(thread_id)
         if unrecorded:
             recorded = set(report.threads)
             threads: dict[str, None] = {}
@@ -441,9 +451,15 @@ async def aprune_sessions(
                     continue
                 if opened.store is not None and await aget_record(opened.store, thread_id):
                     continue  # the ledger decided about this one
-                if await _delete_if_finished(graph, opened, thread_id, cutoff=cutoff):
-                    report.threads.append(thread_id)
+                async with claims_for(opened.checkpointer).atry_claim(thread_id) as free:
+                    if free and await _delete_if_finished(graph, opened, thread_id, cutoff=cutoff):
+                        report.threads.append(thread_id)
     return report
+
+
+async def _no_checkpoints(graph: Any, thread_id: str) -> bool:
+    """Whether the thread has no checkpoints (pruned before): its record can go too."""
+    return _checkpoint_id(await graph.aget_state(_thread(thread_id))) is None
 
 
 def _ended_before(timestamp: str | None, cutoff: datetime) -> bool:

@@ -44,6 +44,7 @@ from langgraph.store.memory import InMemoryStore
 from atlas_graph.config import StorageConfig
 from atlas_graph.deprecation import renamed
 from atlas_graph.errors import StorageError
+from atlas_graph.storage.claims import FileClaims, PostgresClaims, register_claims
 
 if TYPE_CHECKING:
     import psycopg
@@ -187,6 +188,7 @@ async def aopen_persistence(
         async with aiosqlite.connect(str(_sqlite_path(storage)), isolation_level=None) as conn:
             saver, store = AsyncSqliteSaver(conn), AsyncSqliteStore(conn)
             store.lock = saver.lock
+            register_claims(saver, FileClaims(Path(storage.path)))
             if storage.apply_schema_on_connect:
                 await saver.setup()
                 await store.setup()
@@ -200,7 +202,12 @@ async def aopen_persistence(
         pg_saver, pg_store = AsyncPostgresSaver(pool), AsyncPostgresStore(pool)
         if storage.apply_schema_on_connect:
             await _setup_postgres(url, pg_saver, pg_store)
-        yield Persistence(pg_saver, pg_store, backend)
+        claims = PostgresClaims(url)  # its connection opens with the first claim
+        register_claims(pg_saver, claims)
+        try:
+            yield Persistence(pg_saver, pg_store, backend)
+        finally:
+            await claims.aclose()
 
 
 @asynccontextmanager
