@@ -242,6 +242,12 @@ class AtlasInputError(AtlasUserError):
 # --------------------------------------------------------------------------- run errors
 
 
+class StorageFaultError(AtlasRunError):
+    """The storage failed while in use: connection lost, pool timed out, database locked,
+    disk full or file corrupted. Checkpoints already written stay, so the session resumes
+    from its last one once the storage is back (CLI exit 3). Passwords are redacted."""
+
+
 class AgentError(AtlasRunError):
     """The agent could not answer; the step records it as a failed attempt."""
 
