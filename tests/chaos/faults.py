@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from langgraph.checkpoint.memory import InMemorySaver
@@ -31,3 +37,23 @@ class FailingPutSaver(InMemorySaver):
             self.failed = True
             raise SaverFault("could not write the checkpoint: server closed the connection")
         return await super().aput(config, checkpoint, metadata, new_versions)
+
+
+HERE = Path(__file__).parent
+
+
+@contextmanager
+def held_elsewhere(kind: str, where: str, thread: str) -> Iterator[subprocess.Popen[str]]:
+    """Another process holding ``thread``'s claim for the block."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE.parents[1]), str(HERE)])}
+    holder = subprocess.Popen(
+        [sys.executable, str(HERE / "hold_claim.py"), kind, where, thread],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        yield holder
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.close()
+        holder.wait(timeout=30)

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
+from faults import held_elsewhere
 from langgraph.checkpoint.memory import InMemorySaver
 
 from atlas_graph.cli import main
@@ -45,23 +42,6 @@ def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def agent() -> ScriptedAgent:
     return ScriptedAgent(plan=PLAN, outputs={1: ["1540"]}, synthesis="1540")
-
-
-@contextmanager
-def held_elsewhere(kind: str, where: str, thread: str) -> Iterator[subprocess.Popen[str]]:
-    """Another process holding ``thread``'s claim for the block."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE.parents[1]), str(HERE)])}
-    holder = subprocess.Popen(
-        [sys.executable, str(HERE / "hold_claim.py"), kind, where, thread],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
-    )  # fmt: skip
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
-        yield holder
-    finally:
-        assert holder.stdin is not None
-        holder.stdin.close()
-        holder.wait(timeout=30)
 
 
 async def test_a_second_runner_in_the_process_is_refused() -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sqlite3
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,6 +12,7 @@ from faults import FailingPutSaver
 from langchain_core.messages import BaseMessage
 from langgraph.store.memory import InMemoryStore
 
+from atlas_graph.cli import main
 from atlas_graph.errors import AtlasRunError
 from atlas_graph.runner import arun
 from atlas_graph.sessions import alist_sessions, ashow_session
@@ -88,3 +91,29 @@ async def test_show_and_sessions_say_interrupted_resumable(
     rows = {row["session_id"]: row for row in await alist_sessions(persistence=persistence)}
     if "cut" in rows:  # the ledger record exists once the probe ran
         assert rows["cut"]["status"] == "interrupted"
+
+
+def test_cli_show_and_resume_of_a_thread_whose_last_checkpoint_was_lost(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ATLAS_GRAPH_DATABASE_URL", raising=False)
+    demo = Path(__file__).parents[2] / "atlas_graph/examples/offline_demo.yaml"
+    assert main(["run", "Add 1 and 2.", "-c", str(demo), "--thread-id", "lost-1",
+                 "--no-stream", "--mode", "escalate"]) == 0  # fmt: skip
+    with sqlite3.connect(tmp_path / ".atlas_graph/atlas.sqlite") as database:
+        # the last checkpoint never reached the disk; the writes of the tasks before it did
+        (last,) = database.execute(
+            "SELECT checkpoint_id FROM checkpoints WHERE thread_id = 'lost-1' "
+            "ORDER BY checkpoint_id DESC LIMIT 1"
+        ).fetchone()
+        database.execute("DELETE FROM checkpoints WHERE checkpoint_id = ?", (last,))
+        database.execute("DELETE FROM writes WHERE checkpoint_id = ?", (last,))
+    capsys.readouterr()
+    assert main(["show", "lost-1", "-c", str(demo)]) == 0
+    shown = capsys.readouterr().out
+    assert "pending: interrupted, resumable (results of finalize saved" in shown
+    assert main(["resume", "lost-1", "-c", str(demo)]) == 0
+    assert "succeeded" in capsys.readouterr().out
+    assert main(["show", "lost-1", "-c", str(demo)]) == 0
+    assert "pending: none (finished)" in capsys.readouterr().out

@@ -134,3 +134,22 @@ def _reviewer() -> Any:
         return json.dumps({"approved": True, "concerns": []})
 
     return ScriptedChatModel(responder=respond)
+
+
+async def test_a_second_runner_on_postgres_is_refused_naming_the_holder(cluster: Cluster) -> None:
+    from faults import held_elsewhere
+
+    from atlas_graph.errors import ThreadBusyError
+
+    await arun("Add 1200 and 340.", config=config(cluster), mode="paired", thread_id="pg-busy",
+               agent=agent())  # fmt: skip
+    with held_elsewhere("postgres", cluster.url, "pg-busy") as holder:
+        with pytest.raises(ThreadBusyError, match=f"pid {holder.pid} on host") as refused:
+            await arun(None, config=config(cluster), thread_id="pg-busy", agent=agent())
+        assert "\n" not in str(refused.value)
+        # another thread runs meanwhile: the claim is per thread
+        other = await arun("Add 1200 and 340.", config=config(cluster), mode="paired",
+                           thread_id="pg-free", agent=agent())  # fmt: skip
+        assert other.status == "succeeded"
+    with pytest.raises(Exception, match="already finished"):  # released: the thread is free
+        await arun(None, config=config(cluster), thread_id="pg-busy", agent=agent())
