@@ -55,7 +55,7 @@ async def test_a_second_runner_in_the_process_is_refused() -> None:
 
 
 def test_a_second_runner_in_another_process_is_refused_with_its_pid(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], chaos_record: Any
 ) -> None:
     database = tmp_path / ".atlas_graph" / "atlas.sqlite"
     assert main(["run", "Add 1 and 2.", "-c", str(DEMO), "--thread-id", "t-1", "--no-stream",
@@ -69,9 +69,13 @@ def test_a_second_runner_in_another_process_is_refused_with_its_pid(
             assert len(err.splitlines()) == 1
     assert main(["resume", "t-1", "-c", str(DEMO)]) == 2  # free again: now simply finished
     assert "already finished" in capsys.readouterr().err
+    claim_files = list((database.parent / "atlas.sqlite.claims").glob("*.lock"))
+    assert claim_files == []
+    chaos_record("second runner on a SQLite thread held by another process", 2,
+                 "exit 2, one line naming pid and host", leaked=len(claim_files))  # fmt: skip
 
 
-async def test_prune_racing_forks_never_deletes_an_acknowledged_fork() -> None:
+async def test_prune_racing_forks_never_deletes_an_acknowledged_fork(chaos_record: Any) -> None:
     trials = 16
     storage = StorageConfig()
     async with aopen_persistence(storage) as opened:
@@ -102,3 +106,6 @@ async def test_prune_racing_forks_never_deletes_an_acknowledged_fork() -> None:
             assert view["ledger"]["status"] == "running"
             assert thread not in report.threads and thread not in report.ledger_records
         assert len(acknowledged) + len(report.threads) >= trials
+    chaos_record("prune --ledger racing fork (SQLite)", trials,
+                 f"{len(acknowledged)} forks acknowledged and kept, {len(report.threads)} pruned",
+                 lost=0)  # fmt: skip

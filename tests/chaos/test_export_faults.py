@@ -24,7 +24,7 @@ def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_export_refuses_the_storage_file_and_keeps_every_session(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], chaos_record: Any
 ) -> None:
     assert main(["demo", "--no-stream"]) == 0
     database = tmp_path / ".atlas_graph" / "atlas.sqlite"
@@ -35,6 +35,8 @@ def test_export_refuses_the_storage_file_and_keeps_every_session(
         err = capsys.readouterr().err
         assert "session storage" in err and len(err.strip().splitlines()) == 1
     assert database.read_bytes() == before
+    chaos_record("export -o the storage file (main, absolute, -wal)", 3,
+                 "exit 2, one line, database unchanged")  # fmt: skip
     assert main(["export", "-o", "traces.jsonl"]) == 0
     assert len((tmp_path / "traces.jsonl").read_text().splitlines()) == 4
 
@@ -62,7 +64,7 @@ class BrokenStore(InMemoryStore):
 
 
 async def test_a_failed_export_leaves_the_previous_file_and_no_partial_file(
-    tmp_path: Path,
+    tmp_path: Path, chaos_record: Any
 ) -> None:
     store = BrokenStore()
     for index in range(5):
@@ -75,4 +77,7 @@ async def test_a_failed_export_leaves_the_previous_file_and_no_partial_file(
         await aexport_sessions(store, target, batch_size=2)
     await asyncio.sleep(0)
     assert target.read_text() == "previous export\n"
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["traces.jsonl"]
+    leftovers = [path.name for path in tmp_path.iterdir() if path.name != "traces.jsonl"]
+    assert target.read_text() == "previous export\n" and leftovers == []
+    chaos_record("store fails mid-export", 1, "error raised, previous export kept",
+                 lost=0, leaked=len(leftovers))  # fmt: skip

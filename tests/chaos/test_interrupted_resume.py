@@ -48,7 +48,9 @@ async def complete_puts() -> int:
 
 
 @pytest.mark.parametrize("where", [0.3, 0.5, 0.8])
-async def test_a_run_that_lost_its_next_checkpoint_resumes_to_the_end(where: float) -> None:
+async def test_a_run_that_lost_its_next_checkpoint_resumes_to_the_end(
+    where: float, chaos_record: Any
+) -> None:
     total = await complete_puts()
     saver = FailingPutSaver(fail_at=max(3, round(total * where)))
     persistence = Persistence(saver, InMemoryStore(), "memory")
@@ -69,10 +71,12 @@ async def test_a_run_that_lost_its_next_checkpoint_resumes_to_the_end(where: flo
     assert result.final_answer
     view = await ashow_session("cut", persistence=persistence)
     assert view["finished"] and view["ledger"]["status"] == "succeeded"
+    chaos_record(f"checkpoint write fails after the task writes ({where:.0%} in)", 1,
+                 "exit 3, thread interrupted, resume ran it to succeeded")  # fmt: skip
 
 
 async def test_show_and_sessions_say_interrupted_resumable(
-    capsys: pytest.CaptureFixture[str],
+    capsys: pytest.CaptureFixture[str], chaos_record: Any
 ) -> None:
     total = await complete_puts()
     for fail_at in range(3, total):  # find a cut that leaves only saved results behind
@@ -91,6 +95,8 @@ async def test_show_and_sessions_say_interrupted_resumable(
     rows = {row["session_id"]: row for row in await alist_sessions(persistence=persistence)}
     if "cut" in rows:  # the ledger record exists once the probe ran
         assert rows["cut"]["status"] == "interrupted"
+    chaos_record("checkpoint write fails at each step until one leaves saved results", fail_at,
+                 "show: interrupted, resumable; sessions: interrupted")  # fmt: skip
 
 
 def test_cli_show_and_resume_of_a_thread_whose_last_checkpoint_was_lost(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -50,8 +51,20 @@ def agent(on_call: Any = None) -> ScriptedAgent:
     return ScriptedAgent(plan=PLAN, outputs=outputs, synthesis="1540 and 108")
 
 
+def claim_connections(cluster: Cluster) -> int:
+    """Connections still open from this process's claims (none once storage is closed)."""
+    import psycopg
+
+    with psycopg.connect(cluster.url, autocommit=True) as connection:
+        row = connection.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE %s",
+            (f"atlas-graph claims pid {os.getpid()} %",),
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
 async def test_an_outage_longer_than_the_pool_timeout_is_a_one_line_exit_3(
-    cluster: Cluster, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    cluster: Cluster, tmp_path: Path, capsys: pytest.CaptureFixture[str], chaos_record: Any
 ) -> None:
     calls: list[int] = []
 
@@ -77,10 +90,17 @@ async def test_an_outage_longer_than_the_pool_timeout_is_a_one_line_exit_3(
         cluster.start()
     result = await arun(None, config=config(cluster), thread_id="outage-1", agent=agent())
     assert result.status == "succeeded", result.model_dump_json()[:1500]
+    leaked = claim_connections(cluster)
+    assert leaked == 0
+    chaos_record("PostgreSQL stopped mid-step, longer than the pool timeout", 1,
+                 "StorageFaultError, one line, exit 3; resumed to succeeded",
+                 leaked=leaked)  # fmt: skip
 
 
-async def test_sessions_running_through_a_restart_all_resume(cluster: Cluster) -> None:
-    trials = 6
+async def test_sessions_running_through_a_restart_all_resume(
+    cluster: Cluster, chaos_record: Any
+) -> None:
+    trials = 9
     restarted = asyncio.Event()
     calls: list[int] = []
 
@@ -119,10 +139,9 @@ async def test_sessions_running_through_a_restart_all_resume(cluster: Cluster) -
         rows = await alist_sessions(config(cluster), persistence=db)
     assert sorted(row["status"] for row in rows if row["session_id"].startswith("r-")) == [
         "succeeded"] * trials  # fmt: skip
-    RESULTS["restart"] = (trials, len(stopped))
-
-
-RESULTS: dict[str, tuple[int, int]] = {}
+    chaos_record("PostgreSQL restarted (1 s) under 9 concurrent sessions", trials,
+                 f"{len(stopped)} stopped with StorageFaultError, all resumed to succeeded",
+                 lost=0, leaked=claim_connections(cluster))  # fmt: skip
 
 
 def _reviewer() -> Any:
@@ -136,7 +155,9 @@ def _reviewer() -> Any:
     return ScriptedChatModel(responder=respond)
 
 
-async def test_a_second_runner_on_postgres_is_refused_naming_the_holder(cluster: Cluster) -> None:
+async def test_a_second_runner_on_postgres_is_refused_naming_the_holder(
+    cluster: Cluster, chaos_record: Any
+) -> None:
     from faults import held_elsewhere
 
     from atlas_graph.errors import ThreadBusyError
@@ -153,3 +174,24 @@ async def test_a_second_runner_on_postgres_is_refused_naming_the_holder(cluster:
         assert other.status == "succeeded"
     with pytest.raises(Exception, match="already finished"):  # released: the thread is free
         await arun(None, config=config(cluster), thread_id="pg-busy", agent=agent())
+    chaos_record("second runner on a PostgreSQL thread held by another process", 1,
+                 "ThreadBusyError naming pid and host; other threads ran",
+                 leaked=claim_connections(cluster))  # fmt: skip
+
+
+async def test_nan_metadata_on_postgres_is_refused_and_the_thread_stays_usable(
+    cluster: Cluster, chaos_record: Any
+) -> None:
+    from atlas_graph.errors import AtlasInputError
+
+    for bad in (float("nan"), float("inf"), float("-inf")):
+        with pytest.raises(AtlasInputError, match=r"session_metadata\.score"):
+            await arun("Add 1200 and 340.", config=config(cluster), mode="paired",
+                       thread_id="pg-nan", agent=agent(),
+                       session_metadata={"score": bad})  # fmt: skip
+    result = await arun("Add 1200 and 340.", config=config(cluster), mode="paired",
+                        thread_id="pg-nan", agent=agent(),
+                        session_metadata={"score": 1.0})  # fmt: skip
+    assert result.status == "succeeded"
+    chaos_record("NaN / Infinity in session metadata on PostgreSQL", 3,
+                 "AtlasInputError naming the key; the thread then ran")  # fmt: skip
