@@ -25,9 +25,10 @@ class FailingPutSaver(InMemorySaver):
     full disk, at the worst moment.
     """
 
-    def __init__(self, fail_at: int) -> None:
+    def __init__(self, fail_at: int, error: Exception | None = None) -> None:
         super().__init__()
         self.fail_at = fail_at
+        self.error = error
         self.puts = 0
         self.failed = False
 
@@ -35,7 +36,7 @@ class FailingPutSaver(InMemorySaver):
         self.puts += 1
         if self.puts == self.fail_at and not self.failed:
             self.failed = True
-            raise SaverFault("could not write the checkpoint: server closed the connection")
+            raise self.error or SaverFault("could not write: server closed the connection")
         return await super().aput(config, checkpoint, metadata, new_versions)
 
 

@@ -87,7 +87,8 @@ async def test_prune_racing_forks_never_deletes_an_acknowledged_fork(chaos_recor
             history = await asession_history(thread, persistence=opened)
             forks_at[thread] = next(r for r in history if r["node"] == ["probe"])["checkpoint_id"]
 
-        async def fork(thread: str) -> str | None:
+        async def fork(thread: str, delay: float) -> str | None:
+            await asyncio.sleep(delay)  # some forks before the prune reaches them, some after
             try:
                 return await afork_session(thread, forks_at[thread], persistence=opened,
                                            values={"session_metadata": {"f": 1}})  # fmt: skip
@@ -95,7 +96,9 @@ async def test_prune_racing_forks_never_deletes_an_acknowledged_fork(chaos_recor
                 return None  # pruned first, or prune held it: not acknowledged
 
         prune = asyncio.create_task(aprune_sessions(0, ledger=True, persistence=opened))
-        forked = await asyncio.gather(*(fork(thread) for thread in forks_at))
+        forked = await asyncio.gather(
+            *(fork(thread, 0.06 * index) for index, thread in enumerate(forks_at))
+        )
         report = await prune
         acknowledged = [t for t, c in zip(forks_at, forked, strict=True) if c is not None]
         for thread, checkpoint in zip(forks_at, forked, strict=True):

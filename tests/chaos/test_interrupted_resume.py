@@ -13,7 +13,7 @@ from langchain_core.messages import BaseMessage
 from langgraph.store.memory import InMemoryStore
 
 from atlas_graph.cli import main
-from atlas_graph.errors import AtlasRunError
+from atlas_graph.errors import AtlasRunError, StorageFaultError
 from atlas_graph.runner import arun
 from atlas_graph.sessions import alist_sessions, ashow_session
 from atlas_graph.storage.persistence import Persistence
@@ -47,14 +47,19 @@ async def complete_puts() -> int:
     return saver.puts
 
 
-@pytest.mark.parametrize("where", [0.3, 0.5, 0.8])
+@pytest.mark.parametrize(
+    ("where", "fault"),
+    [(0.3, "connection lost"), (0.5, "connection lost"), (0.8, "connection lost"),
+     (0.5, "disk full")],
+)  # fmt: skip
 async def test_a_run_that_lost_its_next_checkpoint_resumes_to_the_end(
-    where: float, chaos_record: Any
+    where: float, fault: str, chaos_record: Any
 ) -> None:
     total = await complete_puts()
-    saver = FailingPutSaver(fail_at=max(3, round(total * where)))
+    error = sqlite3.OperationalError("database or disk is full") if fault == "disk full" else None
+    saver = FailingPutSaver(fail_at=max(3, round(total * where)), error=error)
     persistence = Persistence(saver, InMemoryStore(), "memory")
-    with pytest.raises(AtlasRunError, match="again to continue"):
+    with pytest.raises(AtlasRunError, match="again to continue") as stopped:
         await arun("Do the sums.", config=CONFIG, mode="escalate", thread_id="cut",
                    agent=agent(), models={"teacher": reviewer()},
                    persistence=persistence)  # fmt: skip
@@ -71,7 +76,9 @@ async def test_a_run_that_lost_its_next_checkpoint_resumes_to_the_end(
     assert result.final_answer
     view = await ashow_session("cut", persistence=persistence)
     assert view["finished"] and view["ledger"]["status"] == "succeeded"
-    chaos_record(f"checkpoint write fails after the task writes ({where:.0%} in)", 1,
+    if error is not None:  # a storage fault: the exit-3 error says so in one line
+        assert stopped.type is StorageFaultError
+    chaos_record(f"checkpoint write fails after the task writes: {fault}, {where:.0%} in", 1,
                  "exit 3, thread interrupted, resume ran it to succeeded")  # fmt: skip
 
 
