@@ -34,7 +34,7 @@ Provider = Literal[
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(allow_inf_nan=False, extra="forbid", frozen=True)  # JSON numbers
 
 
 class RetrySettings(_Strict):
@@ -726,6 +726,11 @@ class StorageConfig(_Strict):
         default=10, ge=1, validation_alias=AliasChoices("max_size", "max_connections")
     )
     statement_timeout_seconds: float | None = Field(default=None, gt=0)
+    pool_timeout_seconds: float = Field(
+        default=30.0, gt=0,
+        description="how long a query waits for a pool connection (a database outage longer "
+        "than this stops the session with exit 3; it resumes once the database is back)",
+    )  # fmt: skip
     apply_schema_on_connect: bool = Field(
         default=True, description="create or migrate the saver and store tables when opening"
     )

@@ -175,6 +175,22 @@ class SessionStateError(AtlasUserError):
         )
 
 
+class ThreadBusyError(SessionStateError):
+    """Another runner holds the session's thread (``holder`` names it: pid and host).
+
+    One runner per thread: a second ``run``/``resume``/``approve``/``fork`` of a thread that
+    is being run refuses before anything runs.
+    """
+
+    holder: str
+
+    def __init__(self, session_id: str, holder: str) -> None:
+        super().__init__(
+            session_id, f"is being run by {holder}; wait for it to end, or stop that process"
+        )
+        self.holder = holder
+
+
 class StorageError(AtlasUserError, RuntimeError):
     """Storage cannot be opened; the message has any password redacted.
 
@@ -236,6 +252,12 @@ class AtlasInputError(AtlasUserError):
 
 
 # --------------------------------------------------------------------------- run errors
+
+
+class StorageFaultError(AtlasRunError):
+    """The storage failed while in use: connection lost, pool timed out, database locked,
+    disk full or file corrupted. Checkpoints already written stay, so the session resumes
+    from its last one once the storage is back (CLI exit 3). Passwords are redacted."""
 
 
 class AgentError(AtlasRunError):

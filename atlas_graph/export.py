@@ -23,7 +23,9 @@ import asyncio
 import contextlib
 import itertools
 import json
+import os
 import sys
+import tempfile
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -296,11 +298,12 @@ def export_sessions(
 ) -> ExportCounts:
     """Write matching sessions as JSON lines to a path or an open text file.
 
-    A path is created or replaced; an open file is written to and left open. Filters as in
-    ``iter_session_traces``.
+    A path is created or replaced, atomically (a temporary file beside it, renamed at the
+    end); an open file is written to and left open. Filters as in ``iter_session_traces``.
 
     Raises:
-        ExportError: A filter is malformed (the destination is not touched).
+        ExportError: A filter is malformed, or the path is a SQLite database (the destination
+            is not touched).
     """
     query = ExportQuery.build(**filters)
     with _output(destination) as out:
@@ -314,19 +317,58 @@ def export_sessions(
     return ExportCounts(sessions=sessions, steps=steps)
 
 
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+
 @contextlib.contextmanager
 def _output(destination: str | Path | IO[str]) -> Iterator[IO[str]]:
-    """Open a path for writing (``-`` is stdout), or borrow an open file without closing it."""
+    """Open a path for writing (``-`` is stdout), or borrow an open file without closing it.
+
+    A path is written as a temporary file beside it and renamed over it at the end, so a
+    failed export leaves the old file as it was; a SQLite database is never replaced (the
+    session storage itself, named by mistake).
+    """
     if isinstance(destination, str | Path):
         if str(destination) == "-":
             yield sys.stdout
             return
-        with open(destination, "w", encoding="utf-8") as owned:
-            yield owned
+        target = Path(destination)
+        refuse_database(target)
+        fd, temporary = tempfile.mkstemp(
+            dir=target.parent, prefix=f".{target.name}.", suffix=".partial"
+        )
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as owned:
+                yield owned
+                owned.flush()
+                os.fsync(owned.fileno())
+            os.replace(temporary, target)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temporary)
         return
     if not hasattr(destination, "write"):
         raise ExportError("destination must be a path, '-' or an open text file")
     yield destination
+
+
+def refuse_database(target: Path) -> None:
+    """Refuse an output path that is a SQLite database (the session storage, most likely).
+
+    Raises:
+        ExportError: ``target`` (or the file it links to) starts with the SQLite header.
+    """
+    try:
+        with open(target, "rb") as existing:
+            header = existing.read(len(_SQLITE_HEADER))
+    except OSError:
+        return  # nothing there yet, or a path the write will report on
+    if header == _SQLITE_HEADER:
+        raise ExportError(
+            f"--output {target} is a SQLite database (the session storage?); refusing to "
+            "replace it with an export",
+            output=str(target),
+        )
 
 
 # --------------------------------------------------------------------------- async

@@ -28,19 +28,23 @@ from atlas_graph.agents.http import HttpAgent
 from atlas_graph.config import AtlasConfig, load_config
 from atlas_graph.deprecation import renamed
 from atlas_graph.errors import (
+    AtlasError,
     AtlasRunError,
     AtlasUserError,
     SessionNotFoundError,
     SessionStateError,
+    StorageFaultError,
     one_line_error,
 )
 from atlas_graph.graph import GRAPH_NAME, create_atlas_graph
 from atlas_graph.lanes import LANES
 from atlas_graph.result import Result
 from atlas_graph.services import AtlasContext
-from atlas_graph.state import AtlasState
+from atlas_graph.state import AtlasState, check_input
+from atlas_graph.storage.claims import claims_for
 from atlas_graph.storage.ledger import arecord_final_checkpoint
-from atlas_graph.storage.persistence import Persistence, aopen_persistence
+from atlas_graph.storage.persistence import Persistence, aopen_persistence, storage_fault
+from atlas_graph.storage.threads import finished, unfinished
 from atlas_graph.telemetry.events import AtlasEvent
 from atlas_graph.telemetry.fanout import SessionTelemetry
 from atlas_graph.telemetry.publishers import AnyPublisher
@@ -95,7 +99,8 @@ async def arun(
     Raises:
         AtlasRunError: The session stopped; the message says where and how to resume.
         SessionStateError: Nothing ran: the thread is finished, or a decision was given to a
-            thread that waits for none.
+            thread that waits for none, or another runner holds the thread
+            (``ThreadBusyError``, naming its pid and host).
         SessionNotFoundError: Nothing ran: no task, and no session ``thread_id`` to continue.
         ConfigError: The config is invalid.
         ModelConfigError: A model named in config cannot be built (e.g. its key is unset).
@@ -113,7 +118,42 @@ async def arun(
     atlas_config = load_config(config if config is not None else {})
     thread_id = thread_id or uuid.uuid4().hex
     telemetry = _session_telemetry(thread_id, stream_progress, on_event, publishers)
+    try:
+        return await _arun(
+            task, atlas_config, mode=mode, thread_id=thread_id, session_metadata=session_metadata,
+            models=models, agent=agent, checkpointer=checkpointer, telemetry=telemetry,
+            store=store, persistence=persistence, resume=resume, graph=graph,
+        )  # fmt: skip
+    except AtlasError:
+        raise
+    except Exception as error:  # reading or writing state before or after the run
+        fault = storage_fault(error)
+        if fault is None:
+            raise
+        raise StorageFaultError(
+            f"session {thread_id}: storage failed ({fault}); run thread {thread_id} again "
+            "once the storage is back",
+            session_id=thread_id,
+        ) from error
 
+
+async def _arun(
+    task: str | None,
+    atlas_config: AtlasConfig,
+    *,
+    mode: str | None,
+    thread_id: str,
+    session_metadata: Mapping[str, Any] | None,
+    models: Mapping[str, BaseChatModel] | None,
+    agent: Any,
+    checkpointer: BaseCheckpointSaver[Any] | None,
+    telemetry: SessionTelemetry,
+    store: BaseStore | None,
+    persistence: Persistence | None,
+    resume: Any,
+    graph: CompiledStateGraph[Any, Any, Any, Any] | None,
+) -> Result:
+    """``arun`` after its arguments are checked; storage faults leave it as they are."""
     async with AsyncExitStack() as stack:
         if graph is None:
             graph = await stack.enter_async_context(
@@ -131,9 +171,11 @@ async def arun(
             "configurable": {"thread_id": thread_id},
             **_trace_labels(thread_id, mode, None),
         }
+        # one runner per thread: refused here, before the state is read, if another holds it
+        await stack.enter_async_context(claims_for(graph.checkpointer).aclaim(thread_id))
         existing = await graph.aget_state(run_config)
         graph_input: dict[str, Any] | Command[Any] | None
-        resumed = bool(existing.values and existing.next)
+        resumed = unfinished(existing)  # tasks to run, or saved results to apply
         if resumed:
             graph_input = None  # an unfinished session continues from its last checkpoint
             run_config.update(_trace_labels(thread_id, *_known_labels(existing.values)))
@@ -149,6 +191,7 @@ async def arun(
             graph_input = {"task": task, "session_metadata": dict(session_metadata or {})}
             if mode is not None:
                 graph_input["mode"] = mode
+            check_input(graph_input)  # before the input checkpoint is written
         telemetry.start(task=task, mode=mode, resumed=resumed)
         try:
             async for stream_mode, chunk in graph.astream(
@@ -160,17 +203,23 @@ async def arun(
             ):
                 telemetry.feed(stream_mode, chunk)
         except Exception as error:
-            snapshot = await graph.aget_state(run_config)
-            where = ", ".join(task.name for task in snapshot.tasks) or "start"
+            fault = storage_fault(error)
+            # the storage may be what failed: reading where the session stopped must not fail
+            stopped = None if fault else await _astate_or_none(graph, run_config)
+            where = ", ".join(task.name for task in stopped.tasks) if stopped else ""
+            where = where or ("its last checkpoint" if fault else "start")
             hint = (
                 f"run thread {thread_id} again to continue from its last checkpoint"
                 if kept
                 else "nothing was kept (storage.backend is memory)"
             )
-            telemetry.failed(one_line_error(error), where=where)
-            telemetry.finish("failed", error=one_line_error(error))
-            raise AtlasRunError(
-                f"session {thread_id} stopped in {where}: {one_line_error(error)}; {hint}",
+            detail = f"storage failed ({fault})" if fault else one_line_error(error)
+            telemetry.failed(detail, where=where)
+            telemetry.finish("failed", error=detail)
+            kind = StorageFaultError if fault else AtlasRunError
+            raise kind(
+                f"session {thread_id} stopped in {where}: {detail}; {hint}"
+                + (" once the storage is back" if fault and kept else ""),
                 session_id=thread_id,
             ) from error
         except BaseException:  # cancelled or interrupted: publishers still hear the end
@@ -178,7 +227,7 @@ async def arun(
             raise
         snapshot = await graph.aget_state(run_config)
         checkpoint_id = snapshot.config.get("configurable", {}).get("checkpoint_id")
-        if graph.store is not None and snapshot.values and not snapshot.next:
+        if graph.store is not None and finished(snapshot):
             # finalize cannot know the id of the checkpoint its own write creates
             final = cast(AtlasState, snapshot.values)  # the state of an Atlas graph
             await arecord_final_checkpoint(graph.store, final, checkpoint_id)
@@ -216,6 +265,16 @@ async def aopen_graph(
             stack.push_async_callback(built_agent.aclose)
         opened = await _storage(stack, atlas_config, persistence, checkpointer, store)
         yield builder.compile(checkpointer=opened.checkpointer, store=opened.store, name=GRAPH_NAME)
+
+
+async def _astate_or_none(graph: CompiledStateGraph[Any, Any, Any, Any], config: Any) -> Any:
+    """The thread's state, or ``None`` when it cannot be read (the storage is what failed)."""
+    try:
+        return await graph.aget_state(config)
+    except Exception as error:
+        if storage_fault(error) is None:
+            raise
+        return None
 
 
 def _check_reusable(graph: CompiledStateGraph[Any, Any, Any, Any], **held: Any) -> None:

@@ -11,7 +11,6 @@ async (``alist_sessions``, ...) and has a synchronous twin without the ``a`` (``
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -41,7 +40,8 @@ from atlas_graph.nodes.approval import check_decision
 from atlas_graph.result import Result
 from atlas_graph.routes import route_of
 from atlas_graph.runner import ConfigSource, arun, run_sync
-from atlas_graph.state import AtlasState
+from atlas_graph.state import AtlasState, check_update
+from atlas_graph.storage.claims import claims_for
 from atlas_graph.storage.ledger import (
     adelete_record,
     afinished_records,
@@ -50,6 +50,7 @@ from atlas_graph.storage.ledger import (
     arecord_reopened,
 )
 from atlas_graph.storage.persistence import Persistence, aopen_persistence, resolve_backend
+from atlas_graph.storage.threads import finished, task_names, thread_status
 from atlas_graph.telemetry.events import AtlasEvent
 from atlas_graph.telemetry.publishers import AnyPublisher
 
@@ -149,7 +150,9 @@ async def alist_sessions(
     """Sessions from the ledger, newest first: id, status, lane, reward, task and age.
 
     A ledger ``running`` record is shown as ``waiting`` when its thread waits for a
-    decision (plan approval), else as ``running`` (live, or stopped and resumable).
+    decision (plan approval), as ``interrupted`` when its last tasks saved their results but
+    the checkpoint after them is missing (resumable), else as ``running`` (live, or stopped
+    and resumable).
     """
     now = datetime.now(UTC)
     async with _opened(config, persistence) as (_, opened, graph):
@@ -162,6 +165,8 @@ async def alist_sessions(
                 snapshot = await graph.aget_state(_thread(record["session_id"]))
                 if snapshot.interrupts:
                     status = "waiting"
+                elif thread_status(snapshot) == "interrupted":
+                    status = "interrupted"
             summary = record.get("reward_summary") or {}
             rows.append({
                 "session_id": record["session_id"], "status": status, "lane": record.get("lane"),
@@ -197,7 +202,9 @@ async def ashow_session(
         "session_id": thread_id,
         "checkpoint_id": _checkpoint_id(snapshot),
         "next": list(snapshot.next),
-        "finished": bool(snapshot.values) and not snapshot.next,
+        "finished": finished(snapshot),
+        "thread_status": thread_status(snapshot),
+        "tasks": task_names(snapshot),
         "errors": [
             {"node": task.name, "error": task.error} for task in snapshot.tasks if task.error
         ],
@@ -216,6 +223,8 @@ def _from_ledger(thread_id: str, record: dict[str, Any]) -> dict[str, Any]:
         "checkpoint_id": record.get("checkpoint_id"),
         "next": [],
         "finished": record.get("status") in ("succeeded", "failed"),
+        "thread_status": "finished" if record.get("status") in ("succeeded", "failed") else "new",
+        "tasks": [],
         "errors": [],
         "interrupts": [],
         "values": values,
@@ -282,23 +291,17 @@ async def afork_session(
     Raises:
         SessionNotFoundError: No such thread or checkpoint.
         SessionStateError: The checkpoint was written inside a step branch.
-        AtlasUserError: ``values`` names keys the state does not have, or is not plain JSON.
+        AtlasInputError: ``values`` names keys the state does not have or identity keys
+            (``session_id``), or a value is not finite JSON of its key's type.
     """
     update: dict[str, Any] = dict(values or {})
-    unknown = sorted(set(update) - set(AtlasState.__annotations__))
-    if unknown:
-        raise AtlasUserError(
-            f"unknown state key(s) {', '.join(unknown)}; the session state has "
-            + ", ".join(sorted(AtlasState.__annotations__)),
-            keys=unknown,
-        )
-    try:
-        json.dumps(update)
-    except (TypeError, ValueError) as error:
-        raise AtlasUserError(f"fork values must be plain JSON: {error}") from None
+    check_update(update)  # state keys, not identity keys, finite JSON of each key's type
     if guidance:
         update = {**guidance_update(guidance), **update}
-    async with _opened(config, persistence) as (_, opened, graph):
+    async with (
+        _opened(config, persistence) as (_, opened, graph),
+        claims_for(opened.checkpointer).aclaim(thread_id),  # not while it runs or is pruned
+    ):
         history = [item async for item in graph.aget_state_history(_thread(thread_id))]
         ids = [_checkpoint_id(item) for item in history]
         if checkpoint_id not in ids:
@@ -407,7 +410,9 @@ async def aprune_sessions(
     The ledger names the candidates: records of finished sessions whose ``completed_at`` is
     past the cutoff (the Store filters by status, so running sessions are not read). Each
     candidate's latest checkpoint is checked before deleting, so a finished session forked
-    back into an unfinished one is kept. Ledger records stay (exports read them) unless
+    back into an unfinished one is kept; so is its ledger record. A thread that is being run,
+    resumed or forked is claimed (see ``storage/claims.py``) and skipped, so a fork is never
+    deleted half-written. Ledger records stay (exports read them) unless
     ``ledger`` is true.
 
     ``unrecorded`` also scans every checkpoint for threads that have no ledger record (graphs
@@ -427,11 +432,15 @@ async def aprune_sessions(
                 if _ended_before(record.get("completed_at"), cutoff)
             ]
             for thread_id in expired:
-                if await _delete_if_finished(graph, opened, thread_id, cutoff=None):
-                    report.threads.append(thread_id)
-                if ledger:
-                    await adelete_record(opened.store, thread_id)
-                    report.ledger_records.append(thread_id)
+                async with claims_for(opened.checkpointer).atry_claim(thread_id) as free:
+                    if not free:
+                        continue  # being run, resumed or forked right now
+                    deleted = await _delete_if_finished(graph, opened, thread_id, cutoff=None)
+                    if deleted:
+                        report.threads.append(thread_id)
+                    if ledger and (deleted or await _no_checkpoints(graph, thread_id)):
+                        await adelete_record(opened.store, thread_id)
+                        report.ledger_records.append(thread_id)
         if unrecorded:
             recorded = set(report.threads)
             threads: dict[str, None] = {}
@@ -442,9 +451,15 @@ async def aprune_sessions(
                     continue
                 if opened.store is not None and await aget_record(opened.store, thread_id):
                     continue  # the ledger decided about this one
-                if await _delete_if_finished(graph, opened, thread_id, cutoff=cutoff):
-                    report.threads.append(thread_id)
+                async with claims_for(opened.checkpointer).atry_claim(thread_id) as free:
+                    if free and await _delete_if_finished(graph, opened, thread_id, cutoff=cutoff):
+                        report.threads.append(thread_id)
     return report
+
+
+async def _no_checkpoints(graph: Any, thread_id: str) -> bool:
+    """Whether the thread has no checkpoints (pruned before): its record can go too."""
+    return _checkpoint_id(await graph.aget_state(_thread(thread_id))) is None
 
 
 def _ended_before(timestamp: str | None, cutoff: datetime) -> bool:
@@ -457,7 +472,7 @@ async def _delete_if_finished(
 ) -> bool:
     """Delete a thread whose latest checkpoint is finished (and ended before ``cutoff``)."""
     snapshot = await graph.aget_state(_thread(thread_id))
-    if _checkpoint_id(snapshot) is None or not snapshot.values or snapshot.next:
+    if _checkpoint_id(snapshot) is None or not finished(snapshot):
         return False  # nothing left, or unfinished (e.g. forked after it finished)
     ended = snapshot.values.get("completed_at") or snapshot.created_at
     if cutoff is not None and not _ended_before(ended, cutoff):

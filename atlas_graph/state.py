@@ -10,6 +10,7 @@ parallel step branches never overwrite each other.
 # with ``get_type_hints`` for every node while a graph is built (``run`` builds one per
 # session), and evaluating string annotations each time was a quarter of that cost.
 
+import math
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal, NotRequired
 
@@ -201,6 +202,82 @@ def check_input(values: Mapping[str, Any]) -> None:
             "or no mode to let the probe decide",
             field="mode",
         )
+    if metadata is not None:
+        check_finite_json(metadata, "session_metadata")
+
+
+def check_finite_json(value: Any, field: str) -> None:
+    """Refuse a value that is not finite JSON: NaN, Infinity, or a non-JSON type.
+
+    PostgreSQL's ``json`` refuses ``NaN`` (``invalid input syntax for type json``), so such a
+    value in a checkpoint stops the session for good; it is refused where it enters instead.
+
+    Raises:
+        AtlasInputError: Names the offending key path (``session_metadata.scores[2]``).
+    """
+    stack: list[tuple[str, Any]] = [(field, value)]
+    while stack:  # iterative: deep values cannot exhaust the recursion limit
+        path, item = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            raise AtlasInputError(
+                f"{path} is {item}: values must be finite JSON numbers (NaN and Infinity "
+                "are not JSON)",
+                field=path,
+            )
+        if isinstance(item, Mapping):
+            for key, child in item.items():
+                if not isinstance(key, str):
+                    raise AtlasInputError(f"{path} has a non-string key {key!r}", field=path)
+                stack.append((f"{path}.{key}", child))
+        elif isinstance(item, list | tuple):
+            stack.extend((f"{path}[{index}]", child) for index, child in enumerate(item))
+        elif item is not None and not isinstance(item, str | int | float | bool):
+            raise AtlasInputError(
+                f"{path} is a {type(item).__name__}, not a JSON value", field=path
+            )
+
+
+# Keys that say which session this is: never changed by a fork.
+IDENTITY_KEYS = frozenset({"session_id", "graph_namespace"})
+
+
+def check_update(values: Mapping[str, Any]) -> None:
+    """Refuse a state update (a fork's ``--set``) that the session could not run with.
+
+    Every key must be a state key other than the identity keys, and every value finite JSON
+    of that key's type (``steps`` a mapping of step records, ``lane`` a lane, ``task`` a
+    string, ...).
+
+    Raises:
+        AtlasInputError: Names the first bad key and what it must be.
+    """
+    unknown = sorted(set(values) - set(AtlasState.__annotations__))
+    if unknown:
+        raise AtlasInputError(
+            f"unknown state key(s) {', '.join(unknown)}; the session state has "
+            + ", ".join(sorted(AtlasState.__annotations__)),
+            field=unknown[0],
+            keys=unknown,
+        )
+    identity = sorted(set(values) & IDENTITY_KEYS)
+    if identity:
+        raise AtlasInputError(
+            f"{identity[0]} says which session this is and cannot be changed; start a new "
+            "session instead",
+            field=identity[0],
+        )
+    for key, value in values.items():
+        check_finite_json(value, key)
+    from pydantic import TypeAdapter, ValidationError
+
+    try:
+        TypeAdapter(AtlasState).validate_python(dict(values), strict=True)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise AtlasInputError(
+            f"{where}: {first['msg']} (got {first['input']!r:.60})", field=str(first["loc"][0])
+        ) from None
 
 
 class AtlasOutput(TypedDict, total=False):

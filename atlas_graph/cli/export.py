@@ -136,6 +136,7 @@ def _export(args: argparse.Namespace) -> int:
         "trajectory_event_limit": args.trajectory_event_limit,
     }  # fmt: skip
     ExportQuery.build(**filters)  # a bad filter fails before the storage opens or a file is made
+    _refuse_storage_files(config, args.output)
     target = "stdout" if args.output == "-" else args.output
 
     async def export() -> Any:
@@ -165,6 +166,23 @@ def _print_grouped(groups: dict[str, list[dict[str, Any]]]) -> None:
             flag = "DRIFT" if row["drift_alert"] else ""
             z_text = f"z={z:+.2f}" if isinstance(z, int | float) else ""
             print(f"  {row['session_id']:<34} {row['status']:<10} {reward:>6} {z_text:>8} {flag}")
+
+
+def _refuse_storage_files(config: Any, output: str) -> None:
+    """Refuse ``--output`` naming the SQLite storage file (or its journal) itself."""
+    from pathlib import Path
+
+    from atlas_graph.errors import ExportError
+    from atlas_graph.storage.persistence import sqlite_files
+
+    if output == "-":
+        return
+    target = Path(output).resolve()
+    if target in sqlite_files(config.storage):
+        raise ExportError(
+            f"--output {output} is the session storage itself; write the export elsewhere",
+            output=output,
+        )
 
 
 def _review(args: argparse.Namespace) -> int:

@@ -171,6 +171,9 @@ def _show(args: argparse.Namespace) -> int:
         print("checkpoints: pruned (shown from the session ledger)")
     elif view["finished"]:
         print("pending: none (finished)")
+    elif view.get("thread_status") == "interrupted":
+        print(f"pending: interrupted, resumable (results of {', '.join(view['tasks'])} saved; "
+              f"atlas-graph resume {view['session_id']})")  # fmt: skip
     else:
         print(f"pending: {', '.join(view['next']) or 'nothing (never started)'}")
     for step in (values.get("plan") or {}).get("steps", []):

@@ -62,8 +62,16 @@ RECORD_FIELDS = (
 
 
 def _plain(value: Any) -> Any:
-    """A JSON-only deep copy: what the Store keeps never aliases live state."""
-    return json.loads(json.dumps(value, default=str))
+    """A JSON-only deep copy: what the Store keeps never aliases live state.
+
+    NaN and Infinity (a score computed from nothing, say) become null: they are not JSON,
+    and PostgreSQL refuses them. Values from outside are refused before they enter state.
+    """
+    return json.loads(json.dumps(value, default=str), parse_constant=_no_constant)
+
+
+def _no_constant(_name: str) -> None:
+    return None
 
 
 def reward_summary(reward: dict[str, Any] | None) -> dict[str, Any] | None:

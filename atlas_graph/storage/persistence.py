@@ -18,6 +18,8 @@ passwords, so every message that could show one goes through ``redact_dsn``.
 from __future__ import annotations
 
 import asyncio
+import errno
+import fcntl
 import json
 import os
 import re
@@ -28,6 +30,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import (
     AbstractAsyncContextManager,
     AbstractContextManager,
+    AsyncExitStack,
     asynccontextmanager,
     contextmanager,
 )
@@ -43,7 +46,8 @@ from langgraph.store.memory import InMemoryStore
 
 from atlas_graph.config import StorageConfig
 from atlas_graph.deprecation import renamed
-from atlas_graph.errors import StorageError
+from atlas_graph.errors import AtlasError, StorageError, StorageFaultError
+from atlas_graph.storage.claims import FileClaims, PostgresClaims, register_claims
 
 if TYPE_CHECKING:
     import psycopg
@@ -84,6 +88,66 @@ class Persistence:
     backend: Backend
 
 
+def storage_fault(error: BaseException) -> str | None:
+    """One redacted line describing ``error`` if it (or its cause) is a storage fault.
+
+    Storage faults are what a database or a file does under it: psycopg's operational and
+    interface errors (a lost connection, a pool timeout, a server shutting down), SQLite's
+    operational and database errors (locked, read-only, not a database), and the file system
+    refusing to write (disk full, read-only, I/O error). ``None`` for anything else.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if _is_fault(current):
+            detail = " ".join(str(current).split()) or type(current).__name__
+            return redact_dsn(f"{type(current).__name__}: {detail}")[:300]
+        current = current.__cause__ or current.__context__
+    return None
+
+
+_FAULT_ERRNOS = frozenset({errno.ENOSPC, errno.EROFS, errno.EIO, errno.EDQUOT, errno.EACCES})
+
+
+def _is_fault(error: BaseException) -> bool:
+    if isinstance(error, sqlite3.OperationalError | sqlite3.DatabaseError):
+        return True
+    if isinstance(error, OSError) and error.errno in _FAULT_ERRNOS:
+        return True
+    if type(error).__module__.split(".")[0] in ("psycopg", "psycopg_pool"):
+        import psycopg
+
+        return isinstance(error, psycopg.OperationalError | psycopg.InterfaceError)
+    return False
+
+
+@asynccontextmanager
+async def _faults_as_errors(what: str) -> AsyncIterator[None]:
+    """Turn a storage fault while opening ``what`` into a one-line ``StorageError``."""
+    try:
+        yield
+    except StorageError:
+        raise
+    except Exception as error:
+        detail = storage_fault(error)
+        if detail is None:
+            raise
+        raise StorageError(f"cannot open {what}: {detail}") from None
+
+
+@contextmanager
+def _sqlite_setup_lock(path: Path) -> Iterator[None]:
+    """Serialise first use of one SQLite file across processes: its setup creates tables,
+    and processes starting together would race on those migrations."""
+    with open(path.with_name(path.name + ".setup-lock"), "a+b") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def resolve_backend(
     storage: StorageConfig, environ: Mapping[str, str] | None = None
 ) -> tuple[Backend, str | None]:
@@ -111,9 +175,27 @@ def resolve_backend(
 
 
 def _sqlite_path(storage: StorageConfig) -> Path:
+    """The SQLite file, its folder created; refused when it is a folder or cannot be made."""
     path = Path(storage.path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise StorageError(
+            f"cannot create the folder of storage.path {path}: {error.strerror}"
+        ) from None
+    if path.is_dir():
+        raise StorageError(f"storage.path {path} is a folder, not a SQLite file")
     return path
+
+
+def sqlite_files(storage: StorageConfig) -> frozenset[Path]:
+    """The files of the SQLite storage ``storage`` names (none for other backends)."""
+    backend, _url = resolve_backend(storage)
+    if backend != "sqlite":
+        return frozenset()
+    path = Path(storage.path).resolve()
+    suffixes = ("", "-wal", "-shm", "-journal")
+    return frozenset(path.with_name(path.name + suffix) for suffix in suffixes)
 
 
 def _connection_kwargs(storage: StorageConfig) -> dict[str, Any]:
@@ -159,9 +241,29 @@ async def aopen_persistence(
 ) -> AsyncIterator[Persistence]:
     """Open what ``storage`` names (async savers and stores); closes them on exit.
 
+    A storage fault inside the block (a lost connection, a pool timeout, a locked or full
+    SQLite file) leaves it as a one-line ``StorageFaultError``.
+
     Raises:
         StorageError: The database cannot be reached or the storage config is unusable.
+        StorageFaultError: The storage failed while in use (from inside the block).
     """
+    async with _aopen(storage, environ) as opened:
+        try:
+            yield opened
+        except AtlasError:
+            raise
+        except Exception as error:
+            detail = storage_fault(error)
+            if detail is None:
+                raise
+            raise StorageFaultError(f"storage failed: {detail}") from error
+
+
+@asynccontextmanager
+async def _aopen(
+    storage: StorageConfig, environ: Mapping[str, str] | None
+) -> AsyncIterator[Persistence]:
     backend, url = resolve_backend(storage, environ)
     if backend == "memory":
         yield Persistence(InMemorySaver(), InMemoryStore(), backend)
@@ -174,12 +276,21 @@ async def aopen_persistence(
         # One connection and one lock for saver and store: with two connections, concurrent
         # sessions make SQLite refuse a write ("database is locked") whenever one connection
         # upgrades a read transaction while the other writes.
-        async with aiosqlite.connect(str(_sqlite_path(storage)), isolation_level=None) as conn:
-            saver, store = AsyncSqliteSaver(conn), AsyncSqliteStore(conn)
-            store.lock = saver.lock
-            if storage.apply_schema_on_connect:
-                await saver.setup()
-                await store.setup()
+        path = _sqlite_path(storage)
+        async with AsyncExitStack() as stack:
+            async with _faults_as_errors(f"the SQLite storage at {path}"):
+                conn = await stack.enter_async_context(
+                    aiosqlite.connect(str(path), isolation_level=None)
+                )
+                saver, store = AsyncSqliteSaver(conn), AsyncSqliteStore(conn)
+                store.lock = saver.lock
+                register_claims(saver, FileClaims(path))
+                if storage.apply_schema_on_connect:
+                    with _sqlite_setup_lock(path):
+                        await saver.setup()
+                        await store.setup()
+                else:  # still read the file once: a corrupted one fails here, not later
+                    await (await conn.execute("SELECT count(*) FROM sqlite_master")).fetchone()
             yield Persistence(saver, store, backend)
         return
     assert url is not None
@@ -189,8 +300,14 @@ async def aopen_persistence(
 
         pg_saver, pg_store = AsyncPostgresSaver(pool), AsyncPostgresStore(pool)
         if storage.apply_schema_on_connect:
-            await _setup_postgres(url, pg_saver, pg_store)
-        yield Persistence(pg_saver, pg_store, backend)
+            async with _faults_as_errors(f"PostgreSQL at {redact_dsn(url)}"):
+                await _setup_postgres(url, pg_saver, pg_store)
+        claims = PostgresClaims(url)  # its connection opens with the first claim
+        register_claims(pg_saver, claims)
+        try:
+            yield Persistence(pg_saver, pg_store, backend)
+        finally:
+            await claims.aclose()
 
 
 @asynccontextmanager
@@ -208,7 +325,7 @@ async def _postgres_pool(storage: StorageConfig, url: str) -> AsyncIterator[Any]
     pool = AsyncConnectionPool(
         url, min_size=storage.min_size, max_size=storage.max_size,
         kwargs=_connection_kwargs(storage), open=False, name="atlas-graph",
-        configure=_aconfigure,
+        configure=_aconfigure, timeout=storage.pool_timeout_seconds,
     )  # fmt: skip
     await pool.open(wait=storage.min_size > 0, timeout=_CONNECT_TIMEOUT_SECONDS)
     try:
@@ -301,13 +418,22 @@ def _open_sync(
         from langgraph.store.sqlite import SqliteStore
 
         path = _sqlite_path(storage)
-        saver_conn = sqlite3.connect(str(path), check_same_thread=False)
-        store_conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        try:
+            saver_conn = sqlite3.connect(str(path), check_same_thread=False)
+            store_conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        except sqlite3.Error as error:
+            raise StorageError(f"cannot open the SQLite storage at {path}: {error}") from None
         try:
             saver, store = SqliteSaver(saver_conn), SqliteStore(store_conn)
             if storage.apply_schema_on_connect:
-                saver.setup()
-                store.setup()
+                try:
+                    with _sqlite_setup_lock(path):
+                        saver.setup()
+                        store.setup()
+                except sqlite3.Error as error:
+                    raise StorageError(
+                        f"cannot open the SQLite storage at {path}: {error}"
+                    ) from None
             yield Persistence(saver, store, backend)
         finally:
             saver_conn.close()
@@ -326,7 +452,7 @@ def _open_sync(
     with ConnectionPool(
         url, min_size=storage.min_size, max_size=storage.max_size,
         kwargs=_connection_kwargs(storage), open=True, name="atlas-graph",
-        configure=_configure,
+        configure=_configure, timeout=storage.pool_timeout_seconds,
     ) as pool:  # fmt: skip
         if storage.min_size > 0:  # as the async pool: ready before the first session
             pool.wait(timeout=_CONNECT_TIMEOUT_SECONDS)
