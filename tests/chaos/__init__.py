@@ -1,0 +1,1 @@
+"""Fault tests: storage failures, races and outages, each bounded in time."""
