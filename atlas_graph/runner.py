@@ -36,6 +36,7 @@ from atlas_graph.errors import (
 )
 from atlas_graph.graph import GRAPH_NAME, create_atlas_graph
 from atlas_graph.lanes import LANES
+from atlas_graph.redaction import langsmith_client, scrub, scrub_error
 from atlas_graph.result import Result
 from atlas_graph.services import AtlasContext
 from atlas_graph.state import AtlasState
@@ -130,6 +131,11 @@ async def arun(
             "configurable": {"thread_id": thread_id},
             **_trace_labels(thread_id, mode, None),
         }
+        tracing_client = langsmith_client()
+        if tracing_client is not None:  # tracing on, through a client that scrubs
+            from langchain_core.tracers.langchain import LangChainTracer
+
+            run_config["callbacks"] = [LangChainTracer(client=tracing_client)]
         existing = await graph.aget_state(run_config)
         graph_input: dict[str, Any] | Command[Any] | None
         resumed = bool(existing.values and existing.next)
@@ -145,7 +151,8 @@ async def arun(
         elif task is None:
             raise SessionNotFoundError(thread_id, where="to resume")
         else:
-            graph_input = {"task": task, "session_metadata": dict(session_metadata or {})}
+            # scrubbed before it enters state: checkpoints, the ledger and traces never hold it
+            graph_input = {"task": task, "session_metadata": scrub(dict(session_metadata or {}))}
             if mode is not None:
                 graph_input["mode"] = mode
         telemetry.start(task=task, mode=mode, resumed=resumed)
@@ -159,6 +166,7 @@ async def arun(
             ):
                 telemetry.feed(stream_mode, chunk)
         except Exception as error:
+            scrub_error(error)  # its text reaches events, the console and the caller
             snapshot = await graph.aget_state(run_config)
             where = ", ".join(task.name for task in snapshot.tasks) or "start"
             hint = (

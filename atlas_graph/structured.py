@@ -37,7 +37,7 @@ from pydantic import BaseModel, ValidationError
 
 from atlas_graph.errors import ModelOutputError, one_line
 from atlas_graph.models import extract_json, usage_of
-from atlas_graph.redaction import scrub_text
+from atlas_graph.redaction import scrub_error, scrub_text
 from atlas_graph.usage import Usage, sum_usage
 
 StructuredMethod = Literal["function_calling", "json_schema", "json_mode"]
@@ -220,6 +220,9 @@ class Structured(Generic[SchemaT]):
                 role=self.role,
                 schema=self.schema.__name__,
             ) from None
+        except Exception as error:
+            scrub_error(error)  # a 401 body quotes the key it was sent
+            raise
         usages.append(usage_of(reply))
         return reply
 

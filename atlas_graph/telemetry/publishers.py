@@ -13,6 +13,7 @@ import threading
 from pathlib import Path
 from typing import IO, Protocol, runtime_checkable
 
+from atlas_graph.redaction import may_hold_secrets, scrub
 from atlas_graph.telemetry.events import AtlasEvent, ControlEvent
 
 
@@ -54,6 +55,8 @@ class JsonlFilePublisher:
     def publish(self, event: AtlasEvent | ControlEvent) -> None:
         """Write one line and flush it, so a reader tailing the file sees it at once."""
         line = json.dumps(event, default=str, ensure_ascii=False)
+        if may_hold_secrets(line):  # a provider error quoting its key, echoed metadata
+            line = json.dumps(scrub(json.loads(line)), ensure_ascii=False)
         with self._lock:
             if self._file is None:
                 raise RuntimeError(f"JsonlFilePublisher({self.path}) is not attached")
