@@ -39,7 +39,7 @@ from atlas_graph.lanes import LANES
 from atlas_graph.redaction import langsmith_client, scrub, scrub_error
 from atlas_graph.result import Result
 from atlas_graph.services import AtlasContext
-from atlas_graph.state import AtlasState
+from atlas_graph.state import AtlasState, check_input, check_thread_id
 from atlas_graph.storage.ledger import arecord_final_checkpoint
 from atlas_graph.storage.persistence import Persistence, aopen_persistence
 from atlas_graph.telemetry.events import AtlasEvent
@@ -111,7 +111,7 @@ async def arun(
         _check_reusable(graph, models=models, agent=agent, checkpointer=checkpointer,
                         store=store, persistence=persistence)  # fmt: skip
     atlas_config = load_config(config if config is not None else {})
-    thread_id = thread_id or uuid.uuid4().hex
+    thread_id = check_thread_id(thread_id) if thread_id else uuid.uuid4().hex
     telemetry = _session_telemetry(thread_id, stream_progress, on_event, publishers)
 
     async with AsyncExitStack() as stack:
@@ -153,6 +153,7 @@ async def arun(
         else:
             # scrubbed before it enters state: checkpoints, the ledger and traces never hold it
             graph_input = {"task": task, "session_metadata": scrub(dict(session_metadata or {}))}
+            check_input(graph_input)  # before the input checkpoint holds a task over the limit
             if mode is not None:
                 graph_input["mode"] = mode
         telemetry.start(task=task, mode=mode, resumed=resumed)
