@@ -90,3 +90,17 @@ async def test_a_dripping_teacher_stops_the_session_within_its_deadline(tmp_path
         }
         with pytest.raises(AtlasRunError, match="stopped in validate"):
             await arun("question", config=config, mode="paired")
+
+
+async def test_a_dripping_student_model_times_out_as_a_whole_call() -> None:
+    from atlas_graph.agents import agent_from_config
+    from atlas_graph.config import load_config
+
+    with FaultServer(lambda body: Raw(200, b" " * 10_000, chunk=1, pause=0.1)) as server:
+        llm = {"provider": "openai", "api_base": server.base_url, "api_key_env": None,
+               "timeout_seconds": 0.5, "max_retries": 1, "model": "student"}  # fmt: skip
+        config = load_config({"agent": {"type": "openai", "name": "wire", "llm": llm}})
+        assert config.agent is not None
+        agent = agent_from_config(config.agent, config.student)
+        with pytest.raises(TimeoutError):
+            await agent.ainvoke(request())  # 2 × 0.5 s at most, not 1,000 s of drip
