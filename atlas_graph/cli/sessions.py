@@ -133,7 +133,7 @@ def _resume(args: argparse.Namespace) -> int:
 def _sessions(args: argparse.Namespace) -> int:
     from atlas_graph.sessions import list_sessions
 
-    rows = list_sessions(args.config, limit=args.limit)
+    rows = scrub(list_sessions(args.config, limit=args.limit))  # tasks may quote a key
     if args.json:
         print(json.dumps(rows, default=str))
         return EXIT_OK
