@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal, get_args
@@ -349,7 +350,10 @@ class OrchestrationConfig(_Strict):
         default=True, description="emit per-attempt events; off leaves only session-level ones"
     )
     trajectory_event_limit: int = Field(
-        default=500, ge=0, description="events kept in state for the export (0 keeps none)"
+        default=500,
+        ge=0,
+        le=1_000_000,
+        description="events kept in state for the export (0 keeps none)",
     )
     forced_mode: Lane | None = None
     lanes: dict[Lane, LaneOverride] = Field(default_factory=dict)
@@ -803,12 +807,32 @@ _AGENT_MODELS: dict[str, type[BaseModel]] = {
 _AGENT_TAGS = tuple(_AGENT_MODELS)
 
 
+MAX_CONFIG_BYTES = 1024 * 1024
+"""A config file larger than this is refused before it is parsed."""
+MAX_CONFIG_VALUES = 100_000
+"""A config that expands (through YAML aliases) to more values than this is refused."""
+MAX_CONFIG_DEPTH = 64
+"""A config nested deeper than this is refused."""
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """A YAML loader that refuses duplicate keys instead of keeping the last one silently."""
+    """A YAML loader that refuses duplicate keys instead of keeping the last one silently.
+
+    Keys are scalars (a list or mapping as a key is refused); merge keys (``<<: *base``) work,
+    and the keys written out beside them override the merged ones, as YAML says.
+    """
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
         for key_node, _ in node.value:
+            if key_node.tag == _MERGE_TAG:
+                continue
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise yaml.constructor.ConstructorError(
+                    None, None, "a key must be plain text, not a list or mapping",
+                    key_node.start_mark,
+                )  # fmt: skip
             key = self.construct_object(key_node, deep=deep)
             if key in seen:
                 raise yaml.constructor.ConstructorError(
@@ -818,11 +842,47 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+def _check_size(data: Any, source: str) -> None:
+    """Refuse a tree that nests too deeply, refers to itself, or expands past the limit.
+
+    Aliases make the loaded tree share nodes, so a small file can stand for billions of
+    values (billion laughs): sizes are counted once per shared node, in linear time.
+    """
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+
+    def size(value: Any, depth: int) -> int:
+        if not isinstance(value, dict | list):
+            return 1
+        if depth > MAX_CONFIG_DEPTH:
+            raise ConfigError(f"nested deeper than {MAX_CONFIG_DEPTH} levels", source=source)
+        known = sizes.get(id(value))
+        if known is not None:
+            return known
+        if id(value) in open_nodes:
+            raise ConfigError("a YAML alias refers to itself (recursive anchor)", source=source)
+        open_nodes.add(id(value))
+        items = value.values() if isinstance(value, dict) else value
+        total = 1 + sum(size(item, depth + 1) for item in items)
+        open_nodes.discard(id(value))
+        if total > MAX_CONFIG_VALUES:
+            raise ConfigError(
+                f"expands to more than {MAX_CONFIG_VALUES} values (YAML aliases)", source=source
+            )
+        sizes[id(value)] = total
+        return total
+
+    size(data, 0)
+
+
 _ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
 def _interpolate(value: Any, path: str, environ: Mapping[str, str]) -> Any:
-    """Replace ``${VAR}`` and ``${VAR:-default}`` in every string of the tree."""
+    """Replace ``${VAR}`` and ``${VAR:-default}`` in every string of the tree.
+
+    Call after ``_check_size``: the copy it makes is as large as the expanded tree.
+    """
     if isinstance(value, dict):
         return {
             key: _interpolate(item, f"{path}.{key}" if path else str(key), environ)
@@ -928,6 +988,7 @@ def parse_config(
             f"expected a mapping at the top level, got {type(data).__name__}", source=source
         )
     try:
+        _check_size(data, source)
         resolved = _interpolate(dict(data), "", os.environ if environ is None else environ)
     except ConfigError as error:
         raise ConfigError(error.problem, source=source, key=error.key) from None
@@ -957,16 +1018,11 @@ def load_config(
     if isinstance(source, Mapping):
         return parse_config(source, environ=environ)
     path = Path(source)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError("file not found", source=str(path)) from None
-    except OSError as error:
-        raise ConfigError(f"cannot read: {error.strerror}", source=str(path)) from None
-    except UnicodeDecodeError:
-        raise ConfigError("not UTF-8 text", source=str(path)) from None
+    text = _read_text(path)
     try:
         data = yaml.load(text, Loader=_UniqueKeyLoader)
+    except RecursionError:
+        raise ConfigError("nested too deeply to read", source=str(path)) from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -975,3 +1031,30 @@ def load_config(
     if data is None:
         data = {}
     return parse_config(data, source=str(path), environ=environ)
+
+
+def _read_text(path: Path) -> str:
+    """The file's text: a regular file of at most ``MAX_CONFIG_BYTES`` in UTF-8.
+
+    A FIFO or a device (``/dev/zero``) would block or never end, so only regular files are
+    read, and never more than the limit.
+    """
+    try:
+        # O_NONBLOCK: opening a FIFO must not wait for a writer (regular files ignore it)
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(descriptor, "rb") as file:
+            if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+                raise ConfigError("not a regular file", source=str(path))
+            raw = file.read(MAX_CONFIG_BYTES + 1)
+    except FileNotFoundError:
+        raise ConfigError("file not found", source=str(path)) from None
+    except OSError as error:
+        raise ConfigError(f"cannot read: {error.strerror}", source=str(path)) from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"larger than {MAX_CONFIG_BYTES} bytes", source=str(path))
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise ConfigError("UTF-16 text; save the file as UTF-8", source=str(path))
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError("not UTF-8 text", source=str(path)) from None

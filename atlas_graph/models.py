@@ -156,24 +156,76 @@ def with_max_tokens(model: BaseChatModel, max_tokens: int | None) -> BaseChatMod
 
 _FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)
 
+MAX_JSON_CHARS = 200_000
+"""Longer replies are not searched for JSON: no structured reply here needs a tenth of that."""
+MAX_JSON_DEPTH = 64
+"""Deeper nesting is refused before parsing (the parser recurses once per level)."""
+_MAX_SPANS = 16  # balanced spans tried before giving up: bounds the work on hostile text
+_STRUCTURAL = re.compile(r'[][{}"\\]')
+
 
 def extract_json(text: str) -> Any:
-    """Find JSON in a reply: whole text, a fenced block, or the first balanced object/array."""
+    """Find JSON in a reply: whole text, a fenced block, or the first balanced object/array.
+
+    Bounded work on any input: replies over ``MAX_JSON_CHARS`` and nesting deeper than
+    ``MAX_JSON_DEPTH`` are refused, and the search for a balanced span is one linear scan.
+
+    Raises:
+        ValueError: no JSON found, the reply is too long, or it nests too deeply.
+    """
+    if len(text) > MAX_JSON_CHARS:
+        raise ValueError(f"reply of {len(text)} characters is too long to read as JSON")
+    spans = _balanced_spans(text)
     candidates = [text.strip(), *(m.strip() for m in _FENCE.findall(text))]
     for candidate in candidates:
         try:
             return json.loads(candidate)
-        except (json.JSONDecodeError, ValueError):
+        except (json.JSONDecodeError, ValueError, RecursionError):
             continue
-    decoder = json.JSONDecoder()
-    for index, char in enumerate(text):
-        if char in "{[":
-            try:
-                value, _ = decoder.raw_decode(text[index:])
-            except json.JSONDecodeError:
-                continue
-            return value
+    for start, end in spans[:_MAX_SPANS]:
+        try:
+            return json.loads(text[start:end])
+        except (json.JSONDecodeError, ValueError, RecursionError):
+            continue
     raise ValueError("no JSON object found")
+
+
+def _balanced_spans(text: str) -> list[tuple[int, int]]:
+    """``(start, end)`` of every balanced ``{...}``/``[...]``, by start, in one linear scan.
+
+    Quotes count only inside brackets (prose around JSON has apostrophes and stray quotes).
+
+    Raises:
+        ValueError: brackets nest deeper than ``MAX_JSON_DEPTH``.
+    """
+    spans: list[tuple[int, int]] = []
+    stack: list[tuple[str, int]] = []
+    in_string = False
+    escaped_at = -2  # where the last backslash inside a string was
+    for match in _STRUCTURAL.finditer(text):
+        char, index = match.group(), match.start()
+        if in_string:
+            if index == escaped_at + 1:  # this character is escaped
+                escaped_at = -2
+            elif char == "\\":
+                escaped_at = index
+            elif char == '"':
+                in_string = False
+            continue
+        if char == '"':
+            in_string = bool(stack)
+        elif char in "{[":
+            stack.append((char, index))
+            if len(stack) > MAX_JSON_DEPTH:
+                raise ValueError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+        elif char in "}]" and stack:
+            opener, start = stack.pop()
+            if (opener, char) in (("{", "}"), ("[", "]")):
+                spans.append((start, index + 1))
+            else:
+                stack.clear()  # mismatched: whatever was open is not JSON
+    spans.sort()
+    return spans
 
 
 def usage_of(message: BaseMessage | None) -> Usage:

@@ -14,6 +14,8 @@ their values.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import re
 from typing import Any
 
@@ -98,3 +100,53 @@ def scrub(value: Any) -> Any:
 def _is_set(value: Any) -> bool:
     """Empty values (``None``, ``""``) stay as they are: there is nothing to hide."""
     return value is not None and value != ""
+
+
+def scrub_error(error: BaseException) -> BaseException:
+    """``error`` with secrets scrubbed from its text, in place (type and cause kept).
+
+    A provider's 401 body quotes the key it was sent; the exception's message is what reaches
+    error events, the console, checkpoint error writes and traces.
+    """
+    error.args = tuple(scrub_text(arg) if isinstance(arg, str) else arg for arg in error.args)
+    for attribute in ("message", "body"):
+        value = getattr(error, attribute, None)
+        if isinstance(value, str | dict | list):
+            with contextlib.suppress(AttributeError):  # read-only on some classes
+                setattr(error, attribute, scrub(value))
+    return error
+
+
+def langsmith_client() -> Any:
+    """A LangSmith client whose every upload is scrubbed, or ``None`` (tracing off, or the
+    process's shared client already scrubs).
+
+    The hooks (``anonymizer`` covers run errors, ``hide_*`` inputs, outputs and metadata) are
+    installed on the process's shared client when this runs before anything traced; a shared
+    client created earlier by the host is left alone and a scrubbing one of our own is returned
+    for the session's tracer instead.
+    """
+    from langsmith.run_trees import get_cached_client
+    from langsmith.utils import tracing_is_enabled
+
+    if not tracing_is_enabled():
+        return None
+    client = get_cached_client(**_HOOKS)
+    if getattr(client, "_anonymizer", None) is scrub:
+        return None
+    return _own_client()
+
+
+_HOOKS: dict[str, Any] = {
+    "anonymizer": scrub,
+    "hide_inputs": scrub,
+    "hide_outputs": scrub,
+    "hide_metadata": scrub,
+}
+
+
+@functools.cache
+def _own_client() -> Any:
+    from langsmith import Client
+
+    return Client(**_HOOKS)

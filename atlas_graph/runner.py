@@ -38,9 +38,10 @@ from atlas_graph.errors import (
 )
 from atlas_graph.graph import GRAPH_NAME, create_atlas_graph
 from atlas_graph.lanes import LANES
+from atlas_graph.redaction import langsmith_client, scrub, scrub_error
 from atlas_graph.result import Result
 from atlas_graph.services import AtlasContext
-from atlas_graph.state import AtlasState, check_input
+from atlas_graph.state import AtlasState, check_input, check_thread_id
 from atlas_graph.storage.claims import claims_for
 from atlas_graph.storage.ledger import arecord_final_checkpoint
 from atlas_graph.storage.persistence import Persistence, aopen_persistence, storage_fault
@@ -116,7 +117,7 @@ async def arun(
         _check_reusable(graph, models=models, agent=agent, checkpointer=checkpointer,
                         store=store, persistence=persistence)  # fmt: skip
     atlas_config = load_config(config if config is not None else {})
-    thread_id = thread_id or uuid.uuid4().hex
+    thread_id = check_thread_id(thread_id) if thread_id else uuid.uuid4().hex
     telemetry = _session_telemetry(thread_id, stream_progress, on_event, publishers)
     try:
         return await _arun(
@@ -173,6 +174,11 @@ async def _arun(
         }
         # one runner per thread: refused here, before the state is read, if another holds it
         await stack.enter_async_context(claims_for(graph.checkpointer).aclaim(thread_id))
+        tracing_client = langsmith_client()
+        if tracing_client is not None:  # tracing on, through a client that scrubs
+            from langchain_core.tracers.langchain import LangChainTracer
+
+            run_config["callbacks"] = [LangChainTracer(client=tracing_client)]
         existing = await graph.aget_state(run_config)
         graph_input: dict[str, Any] | Command[Any] | None
         resumed = unfinished(existing)  # tasks to run, or saved results to apply
@@ -188,7 +194,9 @@ async def _arun(
         elif task is None:
             raise SessionNotFoundError(thread_id, where="to resume")
         else:
-            graph_input = {"task": task, "session_metadata": dict(session_metadata or {})}
+            # scrubbed before it enters state: checkpoints, the ledger and traces never hold it
+            graph_input = {"task": task, "session_metadata": scrub(dict(session_metadata or {}))}
+            check_input(graph_input)  # before the input checkpoint holds a task over the limit
             if mode is not None:
                 graph_input["mode"] = mode
             check_input(graph_input)  # before the input checkpoint is written
@@ -203,6 +211,7 @@ async def _arun(
             ):
                 telemetry.feed(stream_mode, chunk)
         except Exception as error:
+            scrub_error(error)  # its text reaches events, the console and the caller
             fault = storage_fault(error)
             # the storage may be what failed: reading where the session stopped must not fail
             stopped = None if fault else await _astate_or_none(graph, run_config)

@@ -40,7 +40,7 @@ from atlas_graph.nodes.approval import check_decision
 from atlas_graph.result import Result
 from atlas_graph.routes import route_of
 from atlas_graph.runner import ConfigSource, arun, run_sync
-from atlas_graph.state import AtlasState, check_update
+from atlas_graph.state import AtlasState, check_thread_id, check_update
 from atlas_graph.storage.claims import claims_for
 from atlas_graph.storage.ledger import (
     adelete_record,
@@ -112,7 +112,7 @@ def _compile(
 
 
 def _thread(thread_id: str, checkpoint_id: str | None = None) -> RunnableConfig:
-    configurable = {"thread_id": thread_id}
+    configurable = {"thread_id": check_thread_id(thread_id)}
     if checkpoint_id:
         configurable["checkpoint_id"] = checkpoint_id
     return {"configurable": configurable}

@@ -11,6 +11,7 @@ parallel step branches never overwrite each other.
 # session), and evaluating string annotations each time was a quarter of that cost.
 
 import math
+import unicodedata
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal, NotRequired
 
@@ -176,6 +177,35 @@ class AtlasInput(TypedDict):
     mode: NotRequired[LaneName | None]
 
 
+MAX_TASK_CHARS = 200_000
+"""The longest task a session takes: state, and so every checkpoint, holds the task."""
+MAX_THREAD_ID_CHARS = 200
+_THREAD_ID_REFUSED = frozenset("/\\")
+
+
+def check_thread_id(thread_id: str) -> str:
+    """``thread_id`` if it is fit to store, print and name files with; else ``AtlasInputError``.
+
+    Thread ids reach logs, the console, exports and file names: control characters (newlines
+    included), path separators and a leading dot (``..``) are refused where they enter.
+    """
+    problem = None
+    if not isinstance(thread_id, str) or not thread_id:
+        problem = "must be a non-empty string"
+    elif len(thread_id) > MAX_THREAD_ID_CHARS:
+        problem = f"is longer than {MAX_THREAD_ID_CHARS} characters"
+    elif any(unicodedata.category(char)[0] in "CZ" and char != " " for char in thread_id):
+        problem = "holds control or separator characters"
+    elif thread_id != thread_id.strip() or thread_id.startswith("."):
+        problem = "starts with a dot or space, or ends with a space"
+    elif _THREAD_ID_REFUSED & set(thread_id):
+        problem = "holds a path separator"
+    if problem is not None:
+        shown = ascii(thread_id)[:60] if isinstance(thread_id, str) else type(thread_id).__name__
+        raise AtlasInputError(f"thread id {shown} {problem}", field="thread_id")
+    return thread_id
+
+
 def check_input(values: Mapping[str, Any]) -> None:
     """Refuse input without a task, or with metadata or a mode of the wrong kind.
 
@@ -187,6 +217,12 @@ def check_input(values: Mapping[str, Any]) -> None:
         raise AtlasInputError(
             "the graph's input needs 'task', a non-empty string: invoke it with {'task': ...} "
             "(as a parent graph's node, the parent's state needs a 'task' key)",
+            field="task",
+        )
+    if len(task) > MAX_TASK_CHARS:
+        raise AtlasInputError(
+            f"the task is {len(task)} characters; the limit is {MAX_TASK_CHARS} (every "
+            "checkpoint of the session holds it): pass a reference to a large document instead",
             field="task",
         )
     metadata = values.get("session_metadata")

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
@@ -37,6 +38,7 @@ from pydantic import BaseModel, ValidationError
 
 from atlas_graph.errors import ModelOutputError, one_line
 from atlas_graph.models import extract_json, usage_of
+from atlas_graph.redaction import scrub_error, scrub_text
 from atlas_graph.usage import Usage, sum_usage
 
 StructuredMethod = Literal["function_calling", "json_schema", "json_mode"]
@@ -206,14 +208,28 @@ class Structured(Generic[SchemaT]):
     ) -> BaseMessage:
         # a whole-call deadline: client timeouts bound each read, so a server that drips a
         # byte a second would otherwise hold the session for ever
-        async with asyncio.timeout(self.deadline):
-            try:
-                reply = await self.bound(method, **kwargs).ainvoke(messages, config=config)
-            except Exception as error:
-                cut = _cut_off(error)
-                if cut is None:
-                    raise
-                reply = cut
+        try:
+            async with asyncio.timeout(self.deadline):
+                try:
+                    reply = await self.bound(method, **kwargs).ainvoke(messages, config=config)
+                except Exception as error:
+                    cut = _cut_off(error)
+                    if cut is None:
+                        raise
+                    reply = cut
+        except (ValueError, TypeError, LookupError, AttributeError, RecursionError) as error:
+            # a 200 answer the client cannot read (HTML, another API's JSON, no choices, tool
+            # arguments that are not an object): the server will not answer better if asked
+            # the same again, so it is an unreadable reply (not judged), never a crash loop
+            raise ModelOutputError(
+                f"{self.role} model's answer is malformed: {scrub_text(one_line(error))[:200]}",
+                sum_usage(usages),
+                role=self.role,
+                schema=self.schema.__name__,
+            ) from None
+        except Exception as error:
+            scrub_error(error)  # a 401 body quotes the key it was sent
+            raise
         usages.append(usage_of(reply))
         return reply
 
@@ -274,6 +290,28 @@ def _cut_off(error: Exception) -> AIMessage | None:
         response_metadata={"finish_reason": reason},
         usage_metadata=usage,
     )
+
+
+def finite_number(value: Any) -> float:
+    """``value`` as a finite float; anything else (None, a list, NaN, a bool) is a ValueError.
+
+    Validators call this so that a bad value in a reply is a validation error (pydantic turns
+    only ``ValueError`` into one), never a ``TypeError`` that stops the session.
+    """
+    if isinstance(value, bool) or value is None:
+        raise ValueError(f"expected a number, got {value!r}")
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"expected a number, got {str(value)[:40]!r}") from None
+    if not math.isfinite(number):
+        raise ValueError(f"expected a finite number, got {value!r}")
+    return number
+
+
+def clamp_unit(value: Any) -> float:
+    """A number forced into [0, 1]; anything that is not a finite number is a ValueError."""
+    return min(1.0, max(0.0, finite_number(value)))
 
 
 def _tool_calls(reply: BaseMessage) -> list[dict[str, Any]]:

@@ -121,4 +121,5 @@ def agent_from_config(agent: AgentConfig, student: StudentConfig) -> Agent:
         chat_model_from_params(agent.llm, role="student"),
         tool_choice=student.tool_choice,
         response_format=agent.response_format,
+        deadline=agent.llm.timeout_seconds * (agent.llm.retries + 1),
     )

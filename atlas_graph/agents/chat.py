@@ -6,6 +6,7 @@ This is the ``openai`` adapter of the config (Atlas also calls it ``litellm``): 
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
@@ -25,6 +26,8 @@ class ChatModelAgent:
     model can answer once it has results.
     ``response_format`` (an OpenAI ``response_format`` such as a JSON schema) applies to
     execute and synthesize requests; plans keep their own format.
+    ``deadline`` bounds a whole call in seconds (client timeouts bound each read only, so a
+    server that drips a byte a second would otherwise hold the session for ever).
     """
 
     def __init__(
@@ -33,10 +36,12 @@ class ChatModelAgent:
         *,
         tool_choice: str = "auto",
         response_format: dict[str, Any] | None = None,
+        deadline: float | None = None,
     ) -> None:
         self.model = model
         self.tool_choice = tool_choice
         self.response_format = response_format
+        self.deadline = deadline
         self.name = getattr(model, "model_name", None) or type(model).__name__
 
     def _runnable(self, request: AgentRequest) -> Any:
@@ -65,7 +70,8 @@ class ChatModelAgent:
             )
             system = f"{request.system_prompt}\n\nTools the steps can use:\n{listing}".strip()
             request = request.model_copy(update={"system_prompt": system})
-        reply = await self._runnable(request).ainvoke(request_messages(request))
+        async with asyncio.timeout(self.deadline):
+            reply = await self._runnable(request).ainvoke(request_messages(request))
         return AgentResponse(
             content=text_of(reply),
             tool_calls=[dict(call) for call in getattr(reply, "tool_calls", []) or []],

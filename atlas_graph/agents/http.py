@@ -37,6 +37,10 @@ def _scrub(text: str, headers: Mapping[str, str]) -> str:
     return text
 
 
+MAX_RESPONSE_BYTES = 8 * 1024 * 1024
+"""Default cap on an agent's reply body: a bigger one is refused (one line, not retried)."""
+
+
 class HttpAgent:
     """POST each request to ``url`` and read the answer from the JSON reply.
 
@@ -51,6 +55,10 @@ class HttpAgent:
     exponential backoff (``backoff_seconds``, doubling); 4xx replies are not retried. The
     final failure is an ``AgentError``, which the step records as a failed attempt. Header
     values never appear in errors.
+
+    Each attempt has a whole-call deadline of ``timeout_seconds`` (connect, send and read the
+    whole body: a server that drips a byte a second cannot hold a session), and the body is
+    streamed and refused past ``max_response_bytes`` instead of being held in memory.
     """
 
     def __init__(
@@ -65,6 +73,7 @@ class HttpAgent:
         payload_template: Mapping[str, Any] | None = None,
         result_path: Sequence[str] | None = None,
         name: str = "http",
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
     ) -> None:
         if attempts < 1:
             raise ValueError("attempts must be at least 1")
@@ -75,6 +84,7 @@ class HttpAgent:
         self.timeout_seconds = timeout_seconds
         self.attempts = attempts
         self.backoff_seconds = backoff_seconds
+        self.max_response_bytes = max_response_bytes
         self.payload_template = dict(payload_template or {})
         self.result_path = list(result_path) if result_path else []
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient]
@@ -163,28 +173,59 @@ class HttpAgent:
             if attempt > 1:
                 await asyncio.sleep(self.backoff_seconds * 2 ** (attempt - 2))
             try:
-                response = await self._client().post(self.url, json=body, headers=headers)
-            except httpx.TimeoutException:
+                status, raw = await self._post(body, headers, where)
+            except (httpx.TimeoutException, TimeoutError):
                 problem = f"timed out after {self.timeout_seconds:g}s"
                 continue
+
             except httpx.TransportError as error:
                 problem = f"connection failed ({type(error).__name__})"
                 continue
-            if response.status_code >= 500:
-                problem = f"answered HTTP {response.status_code}"
+            text = raw.decode("utf-8", errors="replace")
+            if status >= 500:
+                problem = f"answered HTTP {status}"
                 continue
-            if response.status_code >= 400:
-                detail = " ".join(_scrub(response.text, headers).split())  # the message is one line
-                raise AgentError(
-                    f"{where} answered HTTP {response.status_code} (not retried): {detail[:200]}"
-                )
+            if status >= 400:
+                detail = " ".join(_scrub(text, headers).split())  # the message is one line
+                raise AgentError(f"{where} answered HTTP {status} (not retried): {detail[:200]}")
             try:
-                data = response.json()
-            except ValueError:
+                data = json.loads(raw)
+            except (ValueError, RecursionError):
                 raise AgentError(
-                    f"{where} answered HTTP {response.status_code} with a body that is not "
-                    f"JSON: {_scrub(response.text, headers)[:120]!r}"
+                    f"{where} answered HTTP {status} with a body that is not "
+                    f"JSON: {_scrub(text, headers)[:120]!r}"
                 ) from None
             return self._answer(data)
         tries = "1 attempt" if self.attempts == 1 else f"{self.attempts} attempts"
         raise AgentError(f"{where} {problem}; gave up after {tries}")
+
+    async def _post(
+        self, body: dict[str, Any], headers: dict[str, str], where: str
+    ) -> tuple[int, bytes]:
+        """One POST within the whole-call deadline; the body streamed up to the size cap.
+
+        Raises:
+            TimeoutError: the whole call took longer than ``timeout_seconds``.
+            AgentError: the body is (or says it is) over ``max_response_bytes``; not retried.
+        """
+        async with (
+            asyncio.timeout(self.timeout_seconds),
+            self._client().stream("POST", self.url, json=body, headers=headers) as response,
+        ):
+            declared = response.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > self.max_response_bytes:
+                raise self._too_large(where)
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > self.max_response_bytes:
+                    raise self._too_large(where)
+                chunks.append(chunk)
+            return response.status_code, b"".join(chunks)
+
+    def _too_large(self, where: str) -> AgentError:
+        return AgentError(
+            f"{where} answered with a body over {self.max_response_bytes} bytes "
+            "(max_response_bytes; not retried)"
+        )

@@ -16,3 +16,12 @@ def run_sync(coroutine: Any) -> Any:
     from atlas_graph.runner import run_sync as run_to_end  # imported late: fast CLI start
 
     return run_to_end(coroutine)
+
+
+def scrubbed_json(result: Any) -> str:
+    """A ``Result`` as one JSON line, secrets scrubbed (``redaction.scrub``)."""
+    import json
+
+    from atlas_graph.redaction import scrub
+
+    return json.dumps(scrub(result.model_dump(mode="json")), ensure_ascii=False)

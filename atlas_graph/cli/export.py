@@ -138,6 +138,8 @@ def _export(args: argparse.Namespace) -> int:
     ExportQuery.build(**filters)  # a bad filter fails before the storage opens or a file is made
     _refuse_storage_files(config, args.output)
     target = "stdout" if args.output == "-" else args.output
+    if args.output == "-" and (sys.stdout is None or sys.stdout.closed):
+        raise AtlasUserError("--output -: standard output is closed; write to a file with -o FILE")
 
     async def export() -> Any:
         async with _ledger(config) as store:

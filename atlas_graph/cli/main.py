@@ -13,12 +13,19 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from atlas_graph.cli.common import EXIT_FAILED, EXIT_OK, EXIT_STOPPED, EXIT_USAGE
+from atlas_graph.cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_STOPPED,
+    EXIT_USAGE,
+    scrubbed_json,
+)
 from atlas_graph.cli.eval import EVAL_COMMANDS, add_eval_command
 from atlas_graph.cli.export import EXPORT_COMMANDS, add_export_commands
 from atlas_graph.cli.learning import LEARNING_COMMANDS, add_learning_commands
 from atlas_graph.cli.sessions import SESSION_COMMANDS, add_session_commands, progress, report_result
 from atlas_graph.errors import AtlasRunError, AtlasUserError, one_line
+from atlas_graph.redaction import scrub_text
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -87,7 +94,7 @@ def _flush_traces() -> None:
 
 
 def _fail(message: str, code: int) -> int:
-    print(f"atlas-graph: {message}", file=sys.stderr)
+    print(f"atlas-graph: {scrub_text(message)}", file=sys.stderr)
     return code
 
 
@@ -102,7 +109,7 @@ def _summary(result: Any) -> str:
 
 def _print_result(result: Any, as_json: bool, streamed: bool) -> None:
     if as_json:
-        print(result.model_dump_json())
+        print(scrubbed_json(result))
         return
     if not streamed and result.final_answer:
         print(result.final_answer)

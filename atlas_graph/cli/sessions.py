@@ -12,8 +12,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from atlas_graph.cli.common import EXIT_FAILED, EXIT_OK, EXIT_STOPPED
+from atlas_graph.cli.common import EXIT_FAILED, EXIT_OK, EXIT_STOPPED, scrubbed_json
 from atlas_graph.errors import AtlasUserError
+from atlas_graph.redaction import scrub
 
 
 def add_session_commands(commands: Any) -> None:
@@ -94,7 +95,7 @@ def _on_event(args: argparse.Namespace) -> Callable[[Any], None] | None:
 def report_result(result: Any, as_json: bool) -> int:
     """Print a Result (or the decision it waits for); the exit code it stands for."""
     if as_json:
-        print(result.model_dump_json())
+        print(scrubbed_json(result))
     elif result.waiting:
         print(f"session {result.session_id} waits for plan approval:")
         for step in (result.waiting_for.get("plan") or {}).get("steps", []):
@@ -132,7 +133,7 @@ def _resume(args: argparse.Namespace) -> int:
 def _sessions(args: argparse.Namespace) -> int:
     from atlas_graph.sessions import list_sessions
 
-    rows = list_sessions(args.config, limit=args.limit)
+    rows = scrub(list_sessions(args.config, limit=args.limit))  # tasks may quote a key
     if args.json:
         print(json.dumps(rows, default=str))
         return EXIT_OK
@@ -152,7 +153,7 @@ def _sessions(args: argparse.Namespace) -> int:
 def _show(args: argparse.Namespace) -> int:
     from atlas_graph.sessions import show_session
 
-    view = show_session(args.thread, args.config)
+    view = scrub(show_session(args.thread, args.config))  # old checkpoints, error text
     if args.json:
         print(json.dumps(view, default=str, indent=2))  # timestamps and the like as text
         return EXIT_OK

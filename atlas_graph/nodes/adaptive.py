@@ -20,6 +20,7 @@ from atlas_graph.nodes.personas import persona_prompts
 from atlas_graph.nodes.probe import Routing, adaptive_summary, override, route
 from atlas_graph.nodes.triage import build_dossier
 from atlas_graph.plans import single_step_plan
+from atlas_graph.redaction import scrub
 from atlas_graph.services import AtlasContext, Node, Services
 from atlas_graph.state import AtlasState, PersonaContext, check_input
 from atlas_graph.storage import history
@@ -46,7 +47,8 @@ def make_triage_node(services: Services) -> Node:
             session_id, namespace = str(uuid.uuid4()), ""  # no checkpoints to point at
         else:
             session_id = session_key(str(thread_id), namespace)
-        metadata = {**services.config.metadata, **state.get("session_metadata", {})}
+        # config metadata joins the session's here: scrubbed before it enters state
+        metadata = scrub({**services.config.metadata, **state.get("session_metadata", {})})
         dossier = await build_dossier(
             state["task"], metadata, adaptive.default_tags, adaptive.triage_adapter
         )

@@ -24,7 +24,6 @@ from atlas_graph.nodes.judges import (
     Call,
     ScoredReply,
     audit_entry,
-    clamp_unit,
     model_label,
     normalized_principles,
 )
@@ -37,6 +36,7 @@ from atlas_graph.nodes.reward import (
 )
 from atlas_graph.services import AtlasContext, Node, Services
 from atlas_graph.state import AtlasState
+from atlas_graph.structured import clamp_unit
 from atlas_graph.usage import sum_usage
 
 ARBITER_PROMPT = """You are the arbiter of a reward system. One judge scored the same work

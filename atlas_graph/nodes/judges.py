@@ -10,7 +10,6 @@ judge to the arbiter. A reply that cannot be read is an invalid sample, never a 
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from statistics import fmean, pstdev
@@ -23,7 +22,7 @@ from atlas_graph.config import JudgeConfig, RimConfig
 from atlas_graph.errors import ModelOutputError, one_line
 from atlas_graph.models import extract_json
 from atlas_graph.prompts import tool_calls_section
-from atlas_graph.structured import Structured
+from atlas_graph.structured import Structured, clamp_unit, finite_number
 from atlas_graph.usage import Usage
 
 OUTPUT_CONTRACT = """First state 2 or 3 principles that matter most for judging this work, each
@@ -56,7 +55,7 @@ class Principle(BaseModel):
     @field_validator("weight", mode="before")
     @classmethod
     def _weight(cls, value: Any) -> float:
-        number = _finite(value)
+        number = finite_number(value)
         return max(0.0, number)
 
     @field_validator("description", mode="before")
@@ -101,28 +100,11 @@ class JudgeReply(ScoredReply):
         return clamp_unit(value)
 
 
-def _finite(value: Any) -> float:
-    if isinstance(value, bool) or value is None:
-        raise ValueError(f"expected a number, got {value!r}")
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"expected a number, got {value!r}") from None
-    if not math.isfinite(number):
-        raise ValueError(f"expected a finite number, got {value!r}")
-    return number
-
-
 def principle_items(value: Any) -> Any:
     """Accept a bare list of names, a common shorthand for equally weighted principles."""
     if isinstance(value, list):
         return [{"name": item} if isinstance(item, str) else item for item in value]
     return value
-
-
-def clamp_unit(value: Any) -> float:
-    """A number forced into [0, 1]; anything that is not a finite number is an error."""
-    return min(1.0, max(0.0, _finite(value)))
 
 
 class JudgeRequest(BaseModel):

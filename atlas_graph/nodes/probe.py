@@ -32,6 +32,7 @@ from atlas_graph.errors import ModelOutputError
 from atlas_graph.lanes import LANES, Lane
 from atlas_graph.services import AtlasContext, Services
 from atlas_graph.state import LaneDecision
+from atlas_graph.structured import clamp_unit
 from atlas_graph.usage import Usage
 
 
@@ -47,7 +48,7 @@ class ProbeReply(BaseModel):
     @field_validator("confidence", mode="before")
     @classmethod
     def _clamp(cls, value: Any) -> float:
-        return min(1.0, max(0.0, float(value)))
+        return clamp_unit(value)
 
     @field_validator("evidence", mode="before")
     @classmethod

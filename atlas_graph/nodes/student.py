@@ -15,6 +15,7 @@ from atlas_graph.agents.tool_loop import ToolLoop
 from atlas_graph.agents.tools import Toolbox
 from atlas_graph.config import StudentMode
 from atlas_graph.plans import parse_plan, plan_issues, single_step_plan
+from atlas_graph.redaction import scrub_text
 from atlas_graph.routes import step_answer
 from atlas_graph.services import AtlasContext, Node, Services
 from atlas_graph.state import AtlasState, AttemptRecord, PersonaContext, StepRecord, StepTask
@@ -91,7 +92,8 @@ def make_plan_node(services: Services) -> Node:
         except Exception as error:
             # the note is for the session record only: no prompt of the student carries it
             notes.append(
-                f"plan draft unusable, falling back to one step: {type(error).__name__}: {error}"
+                f"plan draft unusable, falling back to one step: {type(error).__name__}: "
+                f"{scrub_text(str(error))}"
             )
             steps = single_step_plan(task)["steps"]
         issues = plan_issues(steps)
@@ -166,7 +168,7 @@ def make_execute_node(services: Services) -> Node:
         except TimeoutError:
             error = f"attempt timed out after {timeout:g}s (orchestration.step_timeout_seconds)"
         except Exception as exc:
-            error = f"agent failed: {type(exc).__name__}: {exc}"
+            error = f"agent failed: {type(exc).__name__}: {scrub_text(str(exc))}"
         error = error or loop.error
         response = loop.response
         elapsed_ms = (time.perf_counter() - started) * 1000
@@ -248,7 +250,7 @@ def make_synthesize_node(services: Services) -> Node:
             reason = (
                 f"timed out after {timeout:g}s (orchestration.step_timeout_seconds)"
                 if isinstance(exc, TimeoutError)
-                else f"{type(exc).__name__}: {exc}"
+                else f"{type(exc).__name__}: {scrub_text(str(exc))}"
             )
             return {
                 "final_answer": joined,

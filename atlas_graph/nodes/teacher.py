@@ -42,6 +42,7 @@ from atlas_graph.state import (
     Verdict,
 )
 from atlas_graph.storage.review_cache import cached_review, remember_review, review_cache_key
+from atlas_graph.structured import clamp_unit
 from atlas_graph.telemetry.events import utc_now
 from atlas_graph.usage import merge_usage
 
@@ -59,7 +60,7 @@ class TeacherVerdict(BaseModel):
     @field_validator("score", mode="before")
     @classmethod
     def _clamp(cls, value: Any) -> float:
-        return min(1.0, max(0.0, float(value)))
+        return clamp_unit(value)
 
     @field_validator("rationale", "guidance", mode="before")
     @classmethod

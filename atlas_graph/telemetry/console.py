@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from atlas_graph.nodes.triage import SEVERITIES
+from atlas_graph.redaction import scrub_text
 from atlas_graph.telemetry.events import AtlasEvent, is_event
 
 _COLORS = {"ok": "\033[32m", "bad": "\033[31m", "note": "\033[36m", "dim": "\033[2m"}
@@ -58,6 +59,7 @@ class ConsoleRenderer:
         return f"{_COLORS[tone]}{text}{_RESET}" if self.color else text
 
     def _line(self, text: str, tone: str | None = None) -> None:
+        text = scrub_text(text)  # error text and echoed metadata may quote a key
         print(self._paint(text, tone) if tone else text, file=self.stream, flush=True)
 
     def _session(self, session_id: str) -> _Session:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Protocol, runtime_checkable
 
+from atlas_graph.redaction import may_hold_secrets, scrub
 from atlas_graph.telemetry.events import AtlasEvent, ControlEvent
 
 
@@ -61,6 +62,8 @@ class JsonlFilePublisher:
     def publish(self, event: AtlasEvent | ControlEvent) -> None:
         """Write one line and flush it, so a reader tailing the file sees it at once."""
         line = json.dumps(event, default=str, ensure_ascii=False)
+        if may_hold_secrets(line):  # a provider error quoting its key, echoed metadata
+            line = json.dumps(scrub(json.loads(line)), ensure_ascii=False)
         with self._lock:
             if self._file is None:
                 raise RuntimeError(f"JsonlFilePublisher({self.path}) is not attached")
