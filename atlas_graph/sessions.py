@@ -342,15 +342,18 @@ async def aresume_session(
     stream_progress: bool | None = None,
     on_event: Callable[[AtlasEvent], None] | None = None,
     publishers: Sequence[TelemetryPublisher] = (),
+    resume: Any = None,
 ) -> Result:
     """Continue an unfinished session from its latest checkpoint (``arun(None, ...)``).
 
-    The keyword arguments are those of ``arun``.
+    The keyword arguments are those of ``arun``: ``resume`` answers the ``interrupt()`` the
+    session waits on (one raised by the agent, a tool or the plan approval).
     """
     return await arun(
         None, config=config, thread_id=thread_id, models=models, agent=agent,
         persistence=persistence, checkpointer=checkpointer, store=store, graph=graph,
         stream_progress=stream_progress, on_event=on_event, publishers=publishers,
+        resume=resume,
     )  # fmt: skip
 
 
@@ -530,13 +533,14 @@ def resume_session(
     stream_progress: bool | None = None,
     on_event: Callable[[AtlasEvent], None] | None = None,
     publishers: Sequence[TelemetryPublisher] = (),
+    resume: Any = None,
 ) -> Result:
     """Synchronous ``aresume_session``."""
     _no_persistence("resume_session", persistence)
     return run_sync(aresume_session(
         thread_id, config=config, models=models, agent=agent, checkpointer=checkpointer,
         store=store, graph=graph, stream_progress=stream_progress, on_event=on_event,
-        publishers=publishers,
+        publishers=publishers, resume=resume,
     ))  # fmt: skip
 
 

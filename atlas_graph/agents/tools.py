@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from langchain_core.tools import BaseTool
+from langgraph.errors import GraphBubbleUp
 
 from atlas_graph.agents.base import ToolResult
 from atlas_graph.callables import load_object
@@ -96,6 +97,8 @@ class Toolbox:
         if problem is None:
             try:
                 output = await self._invoke(self.functions[name], args)
+            except GraphBubbleUp:  # an interrupt() pauses the session
+                raise
             except Exception as error:
                 problem = f"tool '{name}' failed: {type(error).__name__}: {error}"
             else:

@@ -6,6 +6,7 @@ import asyncio
 import time
 from typing import Any
 
+from langgraph.errors import GraphBubbleUp
 from langgraph.runtime import Runtime
 from langgraph.types import Command
 
@@ -77,6 +78,8 @@ def make_plan_node(services: Services) -> Node:
             response = coerce_response(await services.agent(runtime).ainvoke(request))
             update["usage"] = _usage(response)
             steps = parse_plan(response.content)
+        except GraphBubbleUp:  # an interrupt() pauses the session
+            raise
         except Exception as error:
             notes.append(
                 f"plan draft unusable, falling back to one step: {type(error).__name__}: {error}"
@@ -153,6 +156,8 @@ def make_execute_node(services: Services) -> Node:
                 await loop.run(services.agent(runtime), request)
         except TimeoutError:
             error = f"attempt timed out after {timeout:g}s (orchestration.step_timeout_seconds)"
+        except GraphBubbleUp:  # an interrupt() pauses the session
+            raise
         except Exception as exc:
             error = f"agent failed: {type(exc).__name__}: {exc}"
         error = error or loop.error
@@ -221,6 +226,8 @@ def make_synthesize_node(services: Services) -> Node:
         )
         try:
             response = coerce_response(await services.agent(runtime).ainvoke(request))
+        except GraphBubbleUp:  # an interrupt() pauses the session
+            raise
         except Exception as exc:
             joined = "\n\n".join(output for output in results.values() if output)
             return {
