@@ -6,7 +6,7 @@ or hands it to ``langgraph dev``, or adds it to a parent graph as a subgraph.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,7 @@ def create_atlas_graph(
     *,
     models: Mapping[str, BaseChatModel] | None = None,
     agent: Any = None,
+    tools: Sequence[Any] = (),
 ) -> StateGraph[AtlasState, AtlasContext, AtlasInput, AtlasOutput]:
     """Build the supervised loop for one agent.
 
@@ -51,11 +52,14 @@ def create_atlas_graph(
             LLM settings; scripted models from ``atlas_graph.testing`` fit.
         agent: The student's agent: an object with ``async ainvoke(request)``, a chat model or
             a function. Defaults to the config's ``agent`` section.
+        tools: Tools the student may call, in addition to ``agent.tools``: LangChain
+            ``BaseTool``s (``@tool``, MCP tools from ``langchain-mcp-adapters``) or plain
+            functions (typed, with a docstring). Each keeps its own argument schema.
 
     Returns:
         An uncompiled graph; compile it with the checkpointer and store you want.
     """
-    services = Services(load_config(config), models=models, agent=agent)
+    services = Services(load_config(config), models=models, agent=agent, tools=tools)
     routes = services.routes
     llm = RetryPolicy(max_attempts=3, initial_interval=0.5, retry_on=is_transient)  # model calls
     builder = StateGraph(

@@ -58,6 +58,7 @@ async def arun(
     session_metadata: Mapping[str, Any] | None = None,
     models: Mapping[str, BaseChatModel] | None = None,
     agent: Any = None,
+    tools: Sequence[Any] = (),
     checkpointer: BaseCheckpointSaver[Any] | None = None,
     stream_progress: bool | None = None,
     on_event: Callable[[AtlasEvent], None] | None = None,
@@ -77,6 +78,9 @@ async def arun(
         session_metadata: Caller metadata kept with the session.
         models: Chat models by role, in place of the config's LLM settings.
         agent: The student's agent, in place of the config's ``agent`` section.
+        tools: Tools the student may call besides ``agent.tools``: LangChain ``BaseTool``s
+            (MCP tools from ``langchain-mcp-adapters`` too) or plain functions; each is
+            offered with its own argument schema and run as ``ToolNode`` runs it.
         checkpointer: A LangGraph checkpointer; default: the one ``storage`` names.
         stream_progress: Print live progress (``None``: only when stdout is a terminal).
         on_event: Called with every event as it happens.
@@ -108,7 +112,8 @@ async def arun(
         )
     if graph is not None:
         _check_reusable(graph, models=models, agent=agent, checkpointer=checkpointer,
-                        store=store, persistence=persistence)  # fmt: skip
+                        store=store, persistence=persistence,
+                        tools=list(tools) or None)  # fmt: skip
     atlas_config = load_config(config if config is not None else {})
     thread_id = thread_id or uuid.uuid4().hex
     telemetry = _session_telemetry(thread_id, stream_progress, on_event, publishers)
@@ -116,8 +121,8 @@ async def arun(
     async with AsyncExitStack() as stack:
         if graph is None:
             graph = await stack.enter_async_context(
-                aopen_graph(atlas_config, models=models, agent=agent, checkpointer=checkpointer,
-                            store=store, persistence=persistence)
+                aopen_graph(atlas_config, models=models, agent=agent, tools=tools,
+                            checkpointer=checkpointer, store=store, persistence=persistence)
             )  # fmt: skip
             kept = (
                 checkpointer is not None
@@ -192,6 +197,7 @@ async def aopen_graph(
     *,
     models: Mapping[str, BaseChatModel] | None = None,
     agent: Any = None,
+    tools: Sequence[Any] = (),
     checkpointer: BaseCheckpointSaver[Any] | None = None,
     store: BaseStore | None = None,
     persistence: Persistence | None = None,
@@ -209,7 +215,9 @@ async def aopen_graph(
     """
     atlas_config = load_config(config if config is not None else {})
     built_agent = _agent_from_config(atlas_config, agent)
-    builder = create_atlas_graph(atlas_config, models=models, agent=built_agent or agent)
+    builder = create_atlas_graph(
+        atlas_config, models=models, agent=built_agent or agent, tools=tools
+    )
     async with AsyncExitStack() as stack:
         if isinstance(built_agent, HttpAgent):
             stack.push_async_callback(built_agent.aclose)
@@ -325,6 +333,7 @@ def run(
     session_metadata: Mapping[str, Any] | None = None,
     models: Mapping[str, BaseChatModel] | None = None,
     agent: Any = None,
+    tools: Sequence[Any] = (),
     checkpointer: BaseCheckpointSaver[Any] | None = None,
     stream_progress: bool | None = None,
     on_event: Callable[[AtlasEvent], None] | None = None,
@@ -341,7 +350,8 @@ def run(
     """
     return run_sync(arun(
         task, config=config, mode=mode, thread_id=thread_id, session_metadata=session_metadata,
-        models=models, agent=agent, checkpointer=checkpointer, stream_progress=stream_progress,
+        models=models, agent=agent, tools=tools, checkpointer=checkpointer,
+        stream_progress=stream_progress,
         on_event=on_event, publishers=publishers, store=store, persistence=persistence,
         resume=resume, graph=graph,
     ))  # fmt: skip

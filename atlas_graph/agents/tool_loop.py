@@ -9,9 +9,10 @@ happens, so a timeout or an agent error part-way still leaves the calls and toke
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,6 +61,8 @@ class ToolLoop:
     max_rounds: int
     on_call: ToolCallHook | None = None
     on_result: ToolResultHook | None = None
+    state: Mapping[str, Any] | None = None
+    """What tools with ``InjectedState``/``ToolRuntime`` arguments see (the step task)."""
     rounds: list[ToolRound] = field(default_factory=list)
     response: AgentResponse | None = None
     error: str | None = None
@@ -96,9 +99,10 @@ class ToolLoop:
             )
 
     async def _round(self, response: AgentResponse) -> ToolRound:
+        """Run one round's calls concurrently; hooks and results keep the calls' order."""
         number = len(self.rounds) + 1
         calls: list[dict[str, Any]] = []
-        results: list[ToolResult] = []
+        bad: dict[int, ToolResult] = {}
         for index, raw in enumerate(response.tool_calls):
             fallback_id = f"call_{number}_{index}"
             try:
@@ -106,18 +110,24 @@ class ToolLoop:
             except ValueError as error:
                 name = str(raw.get("name") or (raw.get("function") or {}).get("name") or "?")
                 call = {"id": str(raw.get("id") or fallback_id), "name": name, "args": {}}
-                result = ToolResult(
+                bad[index] = ToolResult(
                     tool_call_id=call["id"], name=name, content=f"bad tool call: {error}",
                     is_error=True,
                 )  # fmt: skip
             else:
                 if self.on_call:
                     self.on_call(number, call)
-                result = await self.toolbox.call(call)
-            if self.on_result:
-                self.on_result(number, result)
             calls.append(call)
-            results.append(result)
+        ran = iter(
+            await asyncio.gather(*(
+                self.toolbox.call(call, self.state)
+                for index, call in enumerate(calls) if index not in bad
+            ))
+        )  # fmt: skip
+        results = [bad[index] if index in bad else next(ran) for index in range(len(calls))]
+        if self.on_result:
+            for result in results:
+                self.on_result(number, result)
         return ToolRound(content=response.content, tool_calls=calls, results=results)
 
     def records(self) -> list[ToolCallRecord]:

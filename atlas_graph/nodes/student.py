@@ -13,7 +13,6 @@ from langgraph.types import Command
 from atlas_graph import prompts
 from atlas_graph.agents import AgentRequest, AgentResponse, coerce_response
 from atlas_graph.agents.tool_loop import ToolLoop
-from atlas_graph.agents.tools import Toolbox
 from atlas_graph.config import StudentMode
 from atlas_graph.plans import parse_plan, plan_issues, single_step_plan
 from atlas_graph.routes import step_answer
@@ -43,8 +42,7 @@ def _student_system_prompt(
 
 
 def _tools(services: Services) -> list[dict[str, Any]]:
-    agent = services.config.agent
-    return [tool.as_openai_tool() for tool in agent.tools] if agent else []
+    return services.toolbox.schemas()
 
 
 def _usage(response: AgentResponse) -> dict[str, Usage]:
@@ -105,7 +103,7 @@ def make_execute_node(services: Services) -> Node:
     """
     timeout = services.config.orchestration.step_timeout_seconds
     agent_config = services.config.agent
-    toolbox = Toolbox(agent_config.tools if agent_config else ())
+    toolbox = services.toolbox
     max_rounds = agent_config.max_tool_rounds if agent_config else 8
 
     async def execute(task: StepTask, runtime: Runtime[AtlasContext]) -> Command[Any]:
@@ -137,7 +135,7 @@ def make_execute_node(services: Services) -> Node:
         started_at = utc_now()
         started = time.perf_counter()
         loop = ToolLoop(
-            toolbox, max_rounds,
+            toolbox, max_rounds, state=task,
             on_call=lambda number, call: services.emit(
                 runtime, "tool_call", session_id=session_id, actor="student",
                 step_id=step["id"], attempt=attempt, intermediate=True,
