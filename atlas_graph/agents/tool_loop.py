@@ -64,6 +64,8 @@ class ToolLoop:
     state: Mapping[str, Any] | None = None
     """What tools with ``InjectedState``/``ToolRuntime`` arguments see (the step task)."""
     rounds: list[ToolRound] = field(default_factory=list)
+    used: list[tuple[int, ToolResult]] = field(default_factory=list)
+    """Calls the agent ran itself (``AgentResponse.tools_used``), by round."""
     response: AgentResponse | None = None
     error: str | None = None
     usage: Usage = field(default_factory=lambda: sum_usage([]))
@@ -82,6 +84,7 @@ class ToolLoop:
             response = await ask(agent, request)
             self._count(response)
             self.response = response
+            self._keep_used(response)
             if not response.tool_calls or not self.toolbox:
                 return response
             if len(self.rounds) >= self.max_rounds:
@@ -97,6 +100,23 @@ class ToolLoop:
                     "prompt": f"{base_prompt}\n\n{results_text(self.rounds)}",
                 }
             )
+
+    def _keep_used(self, response: AgentResponse) -> None:
+        """Record (and announce) the tool calls the agent already ran inside itself."""
+        number = len(self.rounds) + 1
+        for index, entry in enumerate(response.tools_used):
+            call_id = str(entry.get("id") or f"used_{number}_{index}")
+            name, args = str(entry.get("name", "?")), dict(entry.get("args") or {})
+            call: dict[str, Any] = {"id": call_id, "name": name, "args": args}
+            result = ToolResult(
+                tool_call_id=call_id, name=name, args=args,
+                content=str(entry.get("output", "")), is_error=bool(entry.get("is_error")),
+            )  # fmt: skip
+            if self.on_call:
+                self.on_call(number, call)
+            if self.on_result:
+                self.on_result(number, result)
+            self.used.append((number, result))
 
     async def _round(self, response: AgentResponse) -> ToolRound:
         """Run one round's calls concurrently; hooks and results keep the calls' order."""
@@ -132,6 +152,10 @@ class ToolLoop:
 
     def records(self) -> list[ToolCallRecord]:
         """Every call with its result, JSON-shaped for the attempt record."""
+        run = [(number, result) for number, entry in enumerate(self.rounds, 1)
+               for result in entry.results]  # fmt: skip
+        # the agent's own calls of a round came before the calls it asked the loop to run
+        ordered = sorted(self.used + run, key=lambda pair: pair[0])
         return [
             {
                 "round": number,
@@ -141,8 +165,7 @@ class ToolLoop:
                 "output": result.content,
                 "is_error": result.is_error,
             }
-            for number, entry in enumerate(self.rounds, 1)
-            for result in entry.results
+            for number, result in ordered
         ]
 
     def trace(self) -> str:
