@@ -17,7 +17,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.runnables import RunnableConfig
@@ -26,7 +26,6 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph.state import CompiledStateGraph, StateGraph
 from langgraph.store.base import BaseStore
 from langgraph.store.memory import InMemoryStore
-from langgraph.types import Command
 
 from atlas_graph.config import AtlasConfig, load_config
 from atlas_graph.deprecation import renamed
@@ -39,7 +38,6 @@ from atlas_graph.errors import (
 from atlas_graph.graph import GRAPH_NAME, create_atlas_graph
 from atlas_graph.nodes.approval import check_decision
 from atlas_graph.result import Result
-from atlas_graph.routes import route_of
 from atlas_graph.runner import ConfigSource, arun, run_sync
 from atlas_graph.state import AtlasState
 from atlas_graph.storage.ledger import (
@@ -317,13 +315,8 @@ async def afork_session(
             )
         branch_point = _thread(thread_id, checkpoint_id)
         branch_point["configurable"]["checkpoint_ns"] = ""
-        # a node that routes the session decides again, on the forked values, where it goes
-        route = route_of(graph, writer)
-        written: dict[str, Any] | Command[Any] = update
-        if route is not None:
-            forked = cast(AtlasState, {**history[position].values, **update})  # keys checked
-            written = Command(update=update, goto=route(forked))
-        new_config = await graph.aupdate_state(branch_point, written, as_node=writer)
+        # a node that routes the session has a conditional edge: it routes the forked values
+        new_config = await graph.aupdate_state(branch_point, update, as_node=writer)
         if opened.store is not None:
             await arecord_reopened(opened.store, thread_id)  # the thread is unfinished again
     return str(new_config["configurable"]["checkpoint_id"])
