@@ -346,3 +346,27 @@ async def test_served_runs_with_unusable_input_or_context_say_what_is_wrong(
         context={"models": {"teacher": "gpt-4o"}},
     )
     assert "context models['teacher'] is a str, not a chat model" in named_model
+
+
+async def test_served_fork_with_plain_update_state_continues(server: DevServer) -> None:
+    """Studio's fork: ``client.threads.update_state`` at a checkpoint the probe wrote."""
+    from langgraph_sdk import get_client
+
+    client = get_client(url=server.url)
+    thread_id = (await client.threads.create())["thread_id"]
+    await _stream(client, thread_id, input={"task": "Multiply 17 by 23.", "mode": "paired"})
+    history = await client.threads.get_history(thread_id, limit=50)
+    after_probe = next(
+        entry for entry in history
+        if entry["next"] == ["execute"] and entry["values"].get("lane") == "paired"
+    )  # fmt: skip
+    forked = await client.threads.update_state(
+        thread_id, {"lane": "escalate"},
+        checkpoint_id=after_probe["checkpoint"]["checkpoint_id"],
+    )  # fmt: skip
+    state = await client.threads.get_state(thread_id)
+    assert state["checkpoint"]["checkpoint_id"] == forked["checkpoint"]["checkpoint_id"]
+    assert state["next"] == ["plan"]  # the new lane plans first: the fork goes on
+    events, nodes = await _stream(client, thread_id, input=None)
+    assert nodes[:2] == ["plan", "review"]
+    assert events[-1]["atlas_event"] == "plan_approval_requested"  # this server asks a person
