@@ -46,6 +46,10 @@ from atlas_graph.telemetry.fanout import SessionTelemetry
 from atlas_graph.telemetry.publishers import TelemetryPublisher
 
 ConfigSource = AtlasConfig | Mapping[str, Any] | str | Path
+SESSION_RECURSION_LIMIT = 10_000
+"""Supersteps one run may take. A session's count grows with its plan (each step's execute,
+validate and guide, per retry), which is unknown when the run starts; LangGraph 1.0.1–1.0.5
+default to 25, which a 12-step escalate session exceeds, so runs set it themselves."""
 T = TypeVar("T")
 
 
@@ -133,6 +137,7 @@ async def arun(
             kept = True  # the caller's saver outlives this call
         run_config: RunnableConfig = {
             "configurable": {"thread_id": thread_id},
+            "recursion_limit": SESSION_RECURSION_LIMIT,
             **_trace_labels(thread_id, mode, None),
         }
         existing = await graph.aget_state(run_config)
