@@ -129,7 +129,10 @@ async def test_interrupt_in_a_langchain_tool_pauses_and_resumes() -> None:
 
 
 async def test_mcp_tools_from_a_stdio_server() -> None:
-    adapters = pytest.importorskip("langchain_mcp_adapters.client")
+    try:
+        from langchain_mcp_adapters import client as adapters
+    except ImportError as error:  # not installed, or not importable with this mcp version
+        pytest.skip(f"langchain-mcp-adapters unavailable: {error}")
     client = adapters.MultiServerMCPClient({
         "arithmetic": {"command": sys.executable, "args": [str(HERE / "mcp_server.py")],
                        "transport": "stdio"},
