@@ -254,6 +254,13 @@ _HOMES = {
 
 
 def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return version("atlas-graph")
+        except PackageNotFoundError:  # a source tree that was never installed
+            return "0+unknown"
     home = _HOMES.get(name)
     if home is None:
         raise AttributeError(f"module 'atlas_graph' has no attribute {name!r}")

@@ -6,7 +6,7 @@ or hands it to ``langgraph dev``, or adds it to a parent graph as a subgraph.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from atlas_graph.nodes.reward import make_reward_node
 from atlas_graph.nodes.scheduler import dispatch
 from atlas_graph.nodes.student import make_execute_node, make_plan_node, make_synthesize_node
 from atlas_graph.nodes.teacher import make_guide_node, make_review_node, make_validate_node
-from atlas_graph.routes import destinations, routed
+from atlas_graph.routes import destinations
 from atlas_graph.services import AtlasContext, Services
 from atlas_graph.state import AtlasInput, AtlasOutput, AtlasState
 from atlas_graph.telemetry.instrument import instrument_nodes
@@ -41,6 +41,7 @@ def create_atlas_graph(
     *,
     models: Mapping[str, BaseChatModel] | None = None,
     agent: Any = None,
+    tools: Sequence[Any] = (),
 ) -> StateGraph[AtlasState, AtlasContext, AtlasInput, AtlasOutput]:
     """Build the supervised loop for one agent.
 
@@ -51,11 +52,14 @@ def create_atlas_graph(
             LLM settings; scripted models from ``atlas_graph.testing`` fit.
         agent: The student's agent: an object with ``async ainvoke(request)``, a chat model or
             a function. Defaults to the config's ``agent`` section.
+        tools: Tools the student may call, in addition to ``agent.tools``: LangChain
+            ``BaseTool``s (``@tool``, MCP tools from ``langchain-mcp-adapters``) or plain
+            functions (typed, with a docstring). Each keeps its own argument schema.
 
     Returns:
         An uncompiled graph; compile it with the checkpointer and store you want.
     """
-    services = Services(load_config(config), models=models, agent=agent)
+    services = Services(load_config(config), models=models, agent=agent, tools=tools)
     routes = services.routes
     llm = RetryPolicy(max_attempts=3, initial_interval=0.5, retry_on=is_transient)  # model calls
     builder = StateGraph(
@@ -65,23 +69,10 @@ def create_atlas_graph(
 
     # the session: each stage's node decides where the session goes next (routes.py)
     add("triage", make_triage_node(services))
-    add(
-        "probe",
-        routed(make_probe_node(services), routes.after_probe),
-        destinations=destinations(routes.after_probe),
-    )
+    add("probe", make_probe_node(services))
     add("plan", make_plan_node(services), retry_policy=llm)
-    add(
-        "review",
-        routed(make_review_node(services), routes.after_review),
-        retry_policy=llm,
-        destinations=destinations(routes.after_review),
-    )
-    add(
-        "dispatch",
-        routed(dispatch, routes.after_dispatch),
-        destinations=destinations(routes.after_dispatch),
-    )
+    add("review", make_review_node(services), retry_policy=llm)
+    add("dispatch", dispatch)
     # the step loop, one branch per step (Send): execute → validate → guide → execute
     add("execute", make_execute_node(services), destinations=destinations(routes.after_execute))
     add(
@@ -97,22 +88,21 @@ def create_atlas_graph(
         destinations=destinations(routes.after_guide),
     )
     # the answer, its reward and what is learnt from it
-    add(
-        "synthesize",
-        routed(make_synthesize_node(services), routes.after_synthesize),
-        retry_policy=llm,
-        destinations=destinations(routes.after_synthesize),
-    )
-    add(
-        "reward",
-        routed(make_reward_node(services), routes.after_reward),
-        retry_policy=llm,
-        destinations=destinations(routes.after_reward),
-    )
+    add("synthesize", make_synthesize_node(services), retry_policy=llm)
+    add("reward", make_reward_node(services), retry_policy=llm)
     add("arbiter", make_arbiter_node(services), retry_policy=llm)
     add("learn", make_learn_node(services))
     add("finalize", make_finalize_node(services))
 
+    # the session's routes are conditional edges: update_state (a fork, Studio) routes again
+    for node, route in (
+        ("probe", routes.after_probe),
+        ("review", routes.after_review),
+        ("dispatch", routes.after_dispatch),
+        ("synthesize", routes.after_synthesize),
+        ("reward", routes.after_reward),
+    ):
+        builder.add_conditional_edges(node, route, list(destinations(route)))
     builder.add_edge(START, "triage")
     builder.add_edge("triage", "probe")
     builder.add_edge("plan", "review")

@@ -5,14 +5,12 @@ every place it can go: ``Literal`` node names, and ``Annotated[Send, To(node)]``
 started with ``Send``. ``destinations()`` reads those types, so the ``destinations=`` that
 ``graph.py`` gives each node (what LangGraph draws and checks) cannot disagree with the code.
 
-The session routes run inside the node that ends each stage (``routed``): a conditional edge
-shows its router the state after the node's writes by copying every channel of the graph, about
-0.4 ms per route on ``AtlasState``, a tenth of a paired session's framework time. These routers
-read only keys their node replaces outright (``lane``, ``plan``, ``plan_approval``, ``reward``)
-or does not write, and ``usage`` (added up here as its reducer would), so the node's update
-laid over the state it was given is exactly what such a router would see, at no copy.
-``update_state`` (a fork) runs no node: ``route_of`` gives the fork the node's route, and the
-fork writes ``Command(update, goto)`` as that node.
+The session routes (after probe, review, dispatch, synthesize and reward) are conditional
+edges, so a plain ``update_state`` at a checkpoint those nodes wrote (a fork, Studio's
+``client.threads.update_state``) routes the changed state again and the session continues.
+Routing inside the node with ``Command(goto)`` is cheaper (a conditional edge copies the
+graph's channels to show its router the state after the writes) but leaves such a fork with
+nothing to run; ``bench/`` measures the difference.
 
 The step loop (execute → validate → guide → execute) is a ``Send`` payload, ``StepTask``; its
 ``then`` is the baton a branch carries: where it goes when its step is done.
@@ -20,20 +18,18 @@ The step loop (execute → validate → guide → execute) is a ``Send`` payload
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin, get_type_hints
 
-from langgraph.graph.state import CompiledStateGraph
-from langgraph.types import Command, Send
+from langgraph.types import Send
 
 from atlas_graph.lanes import Lane, LanePolicy
 from atlas_graph.plans import ancestors, ready_step_ids
 from atlas_graph.pricing import Budget
-from atlas_graph.state import AtlasState, StepExit, StepTask, Verdict
-from atlas_graph.telemetry.instrument import posing_as
-from atlas_graph.usage import Usage, merge_usage
+from atlas_graph.state import AtlasState, RouteView, StepExit, StepTask, Verdict
+from atlas_graph.usage import Usage
 
 
 @dataclass(frozen=True)
@@ -68,7 +64,7 @@ def should_retry(verdict: Verdict, attempt: int, max_retries: int, retry_thresho
     return not passes(verdict, retry_threshold) and attempt <= max_retries
 
 
-def awaiting_approval(state: AtlasState) -> bool:
+def awaiting_approval(state: RouteView) -> bool:
     """Whether the session holds a plan that waits for a person's decision."""
     return (state.get("plan_approval") or {}).get("status") == "requested"
 
@@ -114,19 +110,19 @@ class Routes:
 
     # ---- the session
 
-    def after_probe(self, state: AtlasState) -> Literal["plan"] | Branches:
+    def after_probe(self, state: RouteView) -> Literal["plan"] | Branches:
         """Lanes that plan go to the student's plan; the others start their one step."""
         if self.policies[state["lane"]].plan:
             return "plan"
         return self.ready_sends(state)[0]
 
-    def after_review(self, state: AtlasState) -> Literal["plan", "review"] | Branches:
+    def after_review(self, state: RouteView) -> Literal["plan", "review"] | Branches:
         """An approved plan starts; a rejected one is redrafted; a person's turn pauses."""
         if awaiting_approval(state):
             return "review"  # the review pauses for a person's decision on its second pass
         return self.ready_sends(state)[0] if state.get("plan") else "plan"
 
-    def after_dispatch(self, state: AtlasState) -> Literal["synthesize"] | Branches:
+    def after_dispatch(self, state: RouteView) -> Literal["synthesize"] | Branches:
         """Start steps that became ready; synthesize once every step has finished."""
         sends, running = self.ready_sends(state)
         if sends and self.over_budget(state.get("usage")):
@@ -135,11 +131,11 @@ class Routes:
             return sends
         return "synthesize"
 
-    def after_synthesize(self, state: AtlasState) -> AfterAnswer:
+    def after_synthesize(self, state: RouteView) -> AfterAnswer:
         """The answer of a stepwise plan goes on to the reward, if its lane scores."""
         return self.after_answer(state["lane"], state.get("usage"))
 
-    def after_reward(self, state: AtlasState) -> Literal["arbiter"] | AfterReward:
+    def after_reward(self, state: RouteView) -> Literal["arbiter"] | AfterReward:
         """The arbiter when a judge escalated, else learning (or finalize)."""
         reward = state.get("reward") or {}
         return "arbiter" if reward.get("raw", {}).get("pending_arbiter") else self.after_arbiter()
@@ -190,7 +186,7 @@ class Routes:
         """The guided retry runs as the step's next attempt."""
         return Send("execute", retry)
 
-    def ready_sends(self, state: AtlasState) -> tuple[list[Send], int]:
+    def ready_sends(self, state: RouteView) -> tuple[list[Send], int]:
         """Branches for the steps that can start now, and how many steps are still running.
 
         Each branch writes its own step record when it starts (see ``execute``), so starting
@@ -236,8 +232,6 @@ class Routes:
 # --------------------------------------------------------------------------- wiring
 
 Route = Callable[[AtlasState], str | list[Send]]
-# The attribute that carries a routed node's route; node wrappers copy a function's attributes.
-_ROUTE = "atlas_route"
 
 
 def destinations(route: Callable[..., Any]) -> tuple[str, ...]:
@@ -254,30 +248,3 @@ def _targets(annotation: Any) -> Iterator[str]:
     elif origin is Union or origin is UnionType:
         for argument in get_args(annotation):
             yield from _targets(argument)
-
-
-def routed(
-    node: Callable[..., Awaitable[AtlasState | None]], route: Route
-) -> Callable[..., Awaitable[Any]]:
-    """``node`` that also goes where ``route`` says for the state after its update.
-
-    The wrapper keeps the node's name and signature, so LangGraph injects the same arguments.
-    """
-
-    async def routing(state: AtlasState, *args: Any, **kwargs: Any) -> Command[Any]:
-        update: AtlasState = await node(state, *args, **kwargs) or {}
-        after: AtlasState = {**state, **update}
-        if "usage" in update:  # a reducer channel: the budget routes read its sum
-            after["usage"] = merge_usage(state.get("usage"), update["usage"])
-        return Command(update=update, goto=route(after))
-
-    wrapper = posing_as(routing, node)
-    setattr(wrapper, _ROUTE, route)
-    return wrapper
-
-
-def route_of(graph: CompiledStateGraph[Any, Any, Any, Any], node: str) -> Route | None:
-    """The route of ``node`` in ``graph`` (None when its edges are static)."""
-    spec = graph.builder.nodes.get(node)
-    function = getattr(spec.runnable, "afunc", None) if spec is not None else None
-    return getattr(function, _ROUTE, None)

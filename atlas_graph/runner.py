@@ -51,6 +51,10 @@ from atlas_graph.telemetry.fanout import SessionTelemetry
 from atlas_graph.telemetry.publishers import AnyPublisher
 
 ConfigSource = AtlasConfig | Mapping[str, Any] | str | Path
+SESSION_RECURSION_LIMIT = 10_000
+"""Supersteps one run may take. A session's count grows with its plan (each step's execute,
+validate and guide, per retry), which is unknown when the run starts; LangGraph 1.0.1–1.0.5
+default to 25, which a 12-step escalate session exceeds, so runs set it themselves."""
 T = TypeVar("T")
 
 
@@ -63,6 +67,7 @@ async def arun(
     session_metadata: Mapping[str, Any] | None = None,
     models: Mapping[str, BaseChatModel] | None = None,
     agent: Any = None,
+    tools: Sequence[Any] = (),
     checkpointer: BaseCheckpointSaver[Any] | None = None,
     stream_progress: bool | None = None,
     on_event: Callable[[AtlasEvent], None] | None = None,
@@ -82,6 +87,9 @@ async def arun(
         session_metadata: Caller metadata kept with the session.
         models: Chat models by role, in place of the config's LLM settings.
         agent: The student's agent, in place of the config's ``agent`` section.
+        tools: Tools the student may call besides ``agent.tools``: LangChain ``BaseTool``s
+            (MCP tools from ``langchain-mcp-adapters`` too) or plain functions; each is
+            offered with its own argument schema and run as ``ToolNode`` runs it.
         checkpointer: A LangGraph checkpointer; default: the one ``storage`` names.
         stream_progress: Print live progress (``None``: only when stdout is a terminal).
         on_event: Called with every event as it happens.
@@ -115,15 +123,16 @@ async def arun(
         )
     if graph is not None:
         _check_reusable(graph, models=models, agent=agent, checkpointer=checkpointer,
-                        store=store, persistence=persistence)  # fmt: skip
+                        store=store, persistence=persistence,
+                        tools=list(tools) or None)  # fmt: skip
     atlas_config = load_config(config if config is not None else {})
     thread_id = check_thread_id(thread_id) if thread_id else uuid.uuid4().hex
     telemetry = _session_telemetry(thread_id, stream_progress, on_event, publishers)
     try:
         return await _arun(
             task, atlas_config, mode=mode, thread_id=thread_id, session_metadata=session_metadata,
-            models=models, agent=agent, checkpointer=checkpointer, telemetry=telemetry,
-            store=store, persistence=persistence, resume=resume, graph=graph,
+            models=models, agent=agent, tools=tools, checkpointer=checkpointer,
+            telemetry=telemetry, store=store, persistence=persistence, resume=resume, graph=graph,
         )  # fmt: skip
     except AtlasError:
         raise
@@ -147,6 +156,7 @@ async def _arun(
     session_metadata: Mapping[str, Any] | None,
     models: Mapping[str, BaseChatModel] | None,
     agent: Any,
+    tools: Sequence[Any],
     checkpointer: BaseCheckpointSaver[Any] | None,
     telemetry: SessionTelemetry,
     store: BaseStore | None,
@@ -158,8 +168,8 @@ async def _arun(
     async with AsyncExitStack() as stack:
         if graph is None:
             graph = await stack.enter_async_context(
-                aopen_graph(atlas_config, models=models, agent=agent, checkpointer=checkpointer,
-                            store=store, persistence=persistence)
+                aopen_graph(atlas_config, models=models, agent=agent, tools=tools,
+                            checkpointer=checkpointer, store=store, persistence=persistence)
             )  # fmt: skip
             kept = (
                 checkpointer is not None
@@ -170,6 +180,7 @@ async def _arun(
             kept = True  # the caller's saver outlives this call
         run_config: RunnableConfig = {
             "configurable": {"thread_id": thread_id},
+            "recursion_limit": SESSION_RECURSION_LIMIT,
             **_trace_labels(thread_id, mode, None),
         }
         # one runner per thread: refused here, before the state is read, if another holds it
@@ -251,6 +262,7 @@ async def aopen_graph(
     *,
     models: Mapping[str, BaseChatModel] | None = None,
     agent: Any = None,
+    tools: Sequence[Any] = (),
     checkpointer: BaseCheckpointSaver[Any] | None = None,
     store: BaseStore | None = None,
     persistence: Persistence | None = None,
@@ -268,7 +280,9 @@ async def aopen_graph(
     """
     atlas_config = load_config(config if config is not None else {})
     built_agent = _agent_from_config(atlas_config, agent)
-    builder = create_atlas_graph(atlas_config, models=models, agent=built_agent or agent)
+    builder = create_atlas_graph(
+        atlas_config, models=models, agent=built_agent or agent, tools=tools
+    )
     async with AsyncExitStack() as stack:
         if isinstance(built_agent, HttpAgent):
             stack.push_async_callback(built_agent.aclose)
@@ -394,6 +408,7 @@ def run(
     session_metadata: Mapping[str, Any] | None = None,
     models: Mapping[str, BaseChatModel] | None = None,
     agent: Any = None,
+    tools: Sequence[Any] = (),
     checkpointer: BaseCheckpointSaver[Any] | None = None,
     stream_progress: bool | None = None,
     on_event: Callable[[AtlasEvent], None] | None = None,
@@ -410,7 +425,8 @@ def run(
     """
     return run_sync(arun(
         task, config=config, mode=mode, thread_id=thread_id, session_metadata=session_metadata,
-        models=models, agent=agent, checkpointer=checkpointer, stream_progress=stream_progress,
+        models=models, agent=agent, tools=tools, checkpointer=checkpointer,
+        stream_progress=stream_progress,
         on_event=on_event, publishers=publishers, store=store, persistence=persistence,
         resume=resume, graph=graph,
     ))  # fmt: skip

@@ -8,7 +8,7 @@ reuse one compiled graph with different models.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, assert_never
 
@@ -17,6 +17,7 @@ from langgraph.runtime import Runtime
 from pydantic.json_schema import SkipJsonSchema
 
 from atlas_graph.agents import Agent, agent_from_config, as_agent
+from atlas_graph.agents.tools import Toolbox
 from atlas_graph.callables import load_object
 from atlas_graph.config import AtlasConfig, ChatAgentConfig, LLMParameters
 from atlas_graph.lanes import Lane, LanePolicy, default_policies
@@ -84,8 +85,11 @@ class Services:
         *,
         models: Mapping[str, BaseChatModel] | None = None,
         agent: Any = None,
+        tools: Sequence[Any] = (),
     ) -> None:
         self.config = config
+        self.toolbox = Toolbox(config.agent.tools if config.agent else (), tools=tools)
+        """The student's tools: ``agent.tools`` from config and the ``tools`` given here."""
         self.policies: dict[Lane, LanePolicy] = lane_policies(config)
         self._models: dict[str, BaseChatModel] = dict(models or {})
         self._built: dict[tuple[str, int | None], BaseChatModel] = {}  # by role/params, cap

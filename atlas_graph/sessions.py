@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.runnables import RunnableConfig
@@ -25,7 +25,6 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph.state import CompiledStateGraph, StateGraph
 from langgraph.store.base import BaseStore
 from langgraph.store.memory import InMemoryStore
-from langgraph.types import Command
 
 from atlas_graph.config import AtlasConfig, load_config
 from atlas_graph.deprecation import renamed
@@ -38,7 +37,6 @@ from atlas_graph.errors import (
 from atlas_graph.graph import GRAPH_NAME, create_atlas_graph
 from atlas_graph.nodes.approval import check_decision
 from atlas_graph.result import Result
-from atlas_graph.routes import route_of
 from atlas_graph.runner import ConfigSource, arun, run_sync
 from atlas_graph.state import AtlasState, check_thread_id, check_update
 from atlas_graph.storage.claims import claims_for
@@ -320,13 +318,8 @@ async def afork_session(
             )
         branch_point = _thread(thread_id, checkpoint_id)
         branch_point["configurable"]["checkpoint_ns"] = ""
-        # a node that routes the session decides again, on the forked values, where it goes
-        route = route_of(graph, writer)
-        written: dict[str, Any] | Command[Any] = update
-        if route is not None:
-            forked = cast(AtlasState, {**history[position].values, **update})  # keys checked
-            written = Command(update=update, goto=route(forked))
-        new_config = await graph.aupdate_state(branch_point, written, as_node=writer)
+        # a node that routes the session has a conditional edge: it routes the forked values
+        new_config = await graph.aupdate_state(branch_point, update, as_node=writer)
         if opened.store is not None:
             await arecord_reopened(opened.store, thread_id)  # the thread is unfinished again
     return str(new_config["configurable"]["checkpoint_id"])
@@ -345,15 +338,18 @@ async def aresume_session(
     stream_progress: bool | None = None,
     on_event: Callable[[AtlasEvent], None] | None = None,
     publishers: Sequence[AnyPublisher] = (),
+    resume: Any = None,
 ) -> Result:
     """Continue an unfinished session from its latest checkpoint (``arun(None, ...)``).
 
-    The keyword arguments are those of ``arun``.
+    The keyword arguments are those of ``arun``: ``resume`` answers the ``interrupt()`` the
+    session waits on (one raised by the agent, a tool or the plan approval).
     """
     return await arun(
         None, config=config, thread_id=thread_id, models=models, agent=agent,
         persistence=persistence, checkpointer=checkpointer, store=store, graph=graph,
         stream_progress=stream_progress, on_event=on_event, publishers=publishers,
+        resume=resume,
     )  # fmt: skip
 
 
@@ -545,13 +541,14 @@ def resume_session(
     stream_progress: bool | None = None,
     on_event: Callable[[AtlasEvent], None] | None = None,
     publishers: Sequence[AnyPublisher] = (),
+    resume: Any = None,
 ) -> Result:
     """Synchronous ``aresume_session``."""
     _no_persistence("resume_session", persistence)
     return run_sync(aresume_session(
         thread_id, config=config, models=models, agent=agent, checkpointer=checkpointer,
         store=store, graph=graph, stream_progress=stream_progress, on_event=on_event,
-        publishers=publishers,
+        publishers=publishers, resume=resume,
     ))  # fmt: skip
 
 

@@ -380,6 +380,25 @@ class AtlasState(TypedDict, total=False):
     trajectory_events: Annotated[list[TrajectoryEvent], keep_trajectory]
 
 
+class RouteView(TypedDict, total=False):
+    """What the session's routes read: a conditional edge copies only these channels.
+
+    Each route is a conditional edge (so ``update_state`` routes a fork); its input schema
+    decides how many channels LangGraph copies to show it the state after the node's writes.
+    """
+
+    task: str
+    session_metadata: dict[str, Any]
+    session_id: str
+    lane: LaneName
+    plan: Plan
+    steps: Annotated[dict[str, StepRecord], merge_steps]
+    reward: dict[str, Any] | None
+    persona_context: PersonaContext
+    plan_approval: dict[str, Any] | None
+    usage: Annotated[dict[str, Usage], merge_usage]  # the budget routes read what was spent
+
+
 class StepTask(TypedDict, total=False):
     """The payload a step branch carries through execute → validate → guide → execute."""
 

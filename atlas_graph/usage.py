@@ -47,12 +47,16 @@ def token_counts(usage: Usage) -> dict[str, int]:
 
 
 def reply_usage(usage: Mapping[str, Any]) -> Usage:
-    """One agent or model reply's usage as a ``Usage`` of one call (total defaults to the sum)."""
+    """One agent or model reply's usage as a ``Usage`` (total defaults to the sum).
+
+    A reply is one model call unless it says ``calls``: an agent that is itself a graph (a
+    LangChain/LangGraph agent) calls its model several times for one reply.
+    """
     prompt = int(usage.get("prompt_tokens", 0))
     completion = int(usage.get("completion_tokens", 0))
     total = int(usage.get("total_tokens", prompt + completion))
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": total,
-            "calls": 1}  # fmt: skip
+            "calls": int(usage.get("calls", 1))}  # fmt: skip
 
 
 def merge_usage(left: dict[str, Usage] | None, right: dict[str, Usage] | None) -> dict[str, Usage]:

@@ -517,3 +517,15 @@ def test_run_without_task_for_unknown_thread_is_an_error(
     _, err = capsys.readouterr()
     assert code == EXIT_USAGE
     assert "no session nope to resume" in err
+
+
+def test_version_flag_and_module_version(capsys: pytest.CaptureFixture[str]) -> None:
+    from importlib.metadata import version
+
+    import atlas_graph
+
+    with pytest.raises(SystemExit) as stopped:
+        main(["--version"])
+    assert stopped.value.code == 0
+    assert capsys.readouterr().out.strip() == f"atlas-graph {version('atlas-graph')}"
+    assert atlas_graph.__version__ == version("atlas-graph")

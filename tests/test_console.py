@@ -239,3 +239,24 @@ async def test_a_plan_collapsed_by_the_lane_says_so() -> None:
         )  # fmt: skip
     reviews = [line for line in out.getvalue().splitlines() if line.startswith("review: ")]
     assert reviews == ["review: approved (the 2 steps run as one)", "review: approved"]
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize(
+    ("variables", "colored"),
+    [({}, True), ({"NO_COLOR": "1"}, False), ({"TERM": "dumb"}, False)],
+)
+def test_color_follows_no_color_and_dumb_terminals(
+    monkeypatch: pytest.MonkeyPatch, variables: dict[str, str], colored: bool
+) -> None:
+    from atlas_graph.telemetry.console import ConsoleRenderer
+
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setenv("TERM", "xterm-256color")
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    assert ConsoleRenderer(_Terminal()).color is colored

@@ -91,11 +91,14 @@ async def test_langchain_agent_example(monkeypatch: pytest.MonkeyPatch) -> None:
     assert not server.errors
     assert result.status == "succeeded"
     assert result.final_answer == "17 multiplied by 23 is 391."
-    # the graph ran its own tool: no runtime tool loop, but both model calls' usage counted
-    assert tool_events(events) == []
+    # the graph ran its own tool: its call is kept in the attempt, and every model call counted
+    assert tool_events(events) == ["tool_call", "tool_result"]
+    [call] = result.steps[0].attempt_history[0].tool_calls
+    assert call["name"] == "calculate" and call["output"] == "391"
     graph_calls = [r for r in server.chat_requests if r.tool_names == ["calculate"]]
     assert len(graph_calls) >= 2
     assert result.usage["student"]["prompt_tokens"] == 11 * len(graph_calls)
+    assert result.usage["student"]["calls"] == len(graph_calls)
 
 
 async def test_http_agent_example(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from langchain_core.callbacks import AsyncCallbackHandler
 
 from atlas_graph.graph import NODES, create_atlas_graph
 from atlas_graph.nodes.reward import reward_stats
+from atlas_graph.state import RouteView
 from atlas_graph.testing import ScriptedAgent, ScriptedChatModel
 
 
@@ -50,7 +51,10 @@ def test_wrapped_nodes_keep_their_signatures_for_injection() -> None:
 
 def test_nodes_route_the_session_and_the_drawing_keeps_every_route() -> None:
     builder = create_atlas_graph({}, agent=ScriptedAgent())
-    assert not builder.branches  # no conditional edge: no per-route copy of every channel
+    # the session routes are conditional edges reading a narrow view: each copies few channels
+    assert set(builder.branches) == {"probe", "review", "dispatch", "synthesize", "reward"}
+    assert {spec.input_schema for specs in builder.branches.values()
+            for spec in specs.values()} == {RouteView}  # fmt: skip
     edges = {(edge.source, edge.target, edge.conditional) for edge in
              builder.compile().get_graph().edges}  # fmt: skip
     for source, targets in {
@@ -64,13 +68,14 @@ def test_nodes_route_the_session_and_the_drawing_keeps_every_route() -> None:
 
 
 @pytest.mark.parametrize("lane", ["paired", "coach"])
-async def test_routing_opens_no_trace_runs_of_its_own(lane: str) -> None:
+async def test_each_session_route_is_one_traced_conditional_edge(lane: str) -> None:
     handler = ChainNames()
     state = await _graph().ainvoke({"task": "x", "mode": lane}, config={"callbacks": [handler]})
     assert state["status"] == "succeeded"
-    visited = ["triage", "probe", "execute", "validate", "reward", "finalize"]
+    visited = ["triage", "probe", "after_probe", "execute", "validate", "reward", "after_reward",
+               "finalize"]  # fmt: skip
     if lane == "coach":
-        visited[2:2] = ["plan", "review"]
+        visited[3:3] = ["plan", "review", "after_review"]
     runs = [name for name in handler.names if name in NODES or name.startswith("after_")]
     assert runs == visited
 

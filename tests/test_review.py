@@ -169,3 +169,20 @@ def test_cli_review_refusals_exit_2(demo_folder: Path, capsys: pytest.CaptureFix
     assert main(["review", "quarantine", "live-1"]) == 2
     assert "session live-1 is running; review it once it has finished" in (
         capsys.readouterr().err)  # fmt: skip
+
+
+async def test_the_review_cache_gives_a_ttl_store_the_entry_lifetime(tmp_path: Any) -> None:
+    from langgraph.store.sqlite.aio import AsyncSqliteStore
+
+    from atlas_graph.storage.review_cache import NAMESPACE, cached_review, remember_review
+
+    async with AsyncSqliteStore.from_conn_string(str(tmp_path / "s.sqlite")) as store:
+        await store.setup()
+        await remember_review(store, "k", 120, {"approved": True})
+        assert await cached_review(store, "k", 120) == {"approved": True}
+        async with store.conn.execute(
+            "SELECT expires_at, ttl_minutes FROM store WHERE prefix = ? AND key = 'k'",
+            (".".join(NAMESPACE),),
+        ) as cursor:
+            expires_at, ttl_minutes = await cursor.fetchone()
+        assert expires_at is not None and ttl_minutes == 2

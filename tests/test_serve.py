@@ -423,3 +423,65 @@ def test_dockerignore_keeps_local_state_secrets_and_caches_out_of_the_image() ->
     assert "!.env.example" in patterns
     for needed in ("atlas_graph/", "graphs/", "configs/", "pyproject.toml", "README.md"):
         assert needed not in patterns
+
+
+async def test_served_fork_with_plain_update_state_continues(server: DevServer) -> None:
+    """Studio's fork: ``client.threads.update_state`` at a checkpoint the probe wrote."""
+    from langgraph_sdk import get_client
+
+    client = get_client(url=server.url)
+    thread_id = (await client.threads.create())["thread_id"]
+    await _stream(client, thread_id, input={"task": "Multiply 17 by 23.", "mode": "paired"})
+    history = await client.threads.get_history(thread_id, limit=50)
+    after_probe = next(
+        entry for entry in history
+        if entry["next"] == ["execute"] and entry["values"].get("lane") == "paired"
+    )  # fmt: skip
+    forked = await client.threads.update_state(
+        thread_id, {"lane": "escalate"},
+        checkpoint_id=after_probe["checkpoint"]["checkpoint_id"],
+    )  # fmt: skip
+    state = await client.threads.get_state(thread_id)
+    assert state["checkpoint"]["checkpoint_id"] == forked["checkpoint"]["checkpoint_id"]
+    assert state["next"] == ["plan"]  # the new lane plans first: the fork goes on
+    events, nodes = await _stream(client, thread_id, input=None)
+    assert nodes[:2] == ["plan", "review"]
+    assert events[-1]["atlas_event"] == "plan_approval_requested"  # this server asks a person
+
+
+@pytest.fixture(scope="module")
+def asking_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevServer]:
+    """A server whose student calls ``interrupt()`` (``test_interrupts.asking_agent``)."""
+    workdir = served_copy(tmp_path_factory.mktemp("serve-asking"))
+    config = workdir / "asking.yaml"
+    config.write_text(yaml.safe_dump({
+        "agent": {"type": "python", "import_path": "test_interrupts", "attribute": "asking_agent",
+                  "working_directory": str(ROOT / "tests")},
+        "teacher": {"validator": "atlas_graph.demo:validator"},
+    }), encoding="utf-8")  # fmt: skip
+    running = DevServer(workdir, config)
+    try:
+        running.wait_ready()
+        yield running
+    finally:
+        running.stop()
+
+
+async def test_served_interrupt_in_the_student_pauses_and_command_resume_continues(
+    asking_server: DevServer,
+) -> None:
+    from langgraph_sdk import get_client
+
+    client = get_client(url=asking_server.url)
+    thread_id = (await client.threads.create())["thread_id"]
+    await _stream(client, thread_id, input={"task": "Weather?", "mode": "paired"})
+    assert (await client.threads.get(thread_id))["status"] == "interrupted"
+    waiting = await client.threads.get_state(thread_id)
+    assert waiting["next"] == ["execute"]
+    assert waiting["tasks"][0]["interrupts"][0]["value"] == {"question": "Which city?"}
+
+    _, nodes = await _stream(client, thread_id, command={"resume": {"city": "Lisbon"}})
+    assert nodes[0] == "execute" and nodes[-1] == "finalize"
+    done = (await client.threads.get_state(thread_id))["values"]
+    assert done["final_answer"] == "Weather for Lisbon: sunny."
+    assert done["steps"]["1"]["attempts"][0]["error"] is None

@@ -421,3 +421,26 @@ def test_cli_storage_errors_hide_passwords(
     err = capsys.readouterr().err
     assert "cannot connect to PostgreSQL at postgresql://atlas:***@127.0.0.1:1/atlas" in err
     assert "hunter2" not in err
+
+
+async def test_plain_update_state_at_a_routing_checkpoint_continues() -> None:
+    """A fork as LangGraph users (and Studio) make it: ``update_state(config, values)``."""
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    from atlas_graph.graph import create_atlas_graph
+
+    student = agent()
+    config = {"storage": {"backend": "memory"},
+              "teacher": {"validator": "atlas_graph.demo:validator"}}  # fmt: skip
+    graph = create_atlas_graph(config, agent=student, models={"teacher": reviewer()}).compile(
+        checkpointer=InMemorySaver()
+    )
+    thread = {"configurable": {"thread_id": "plain-1"}}
+    await graph.ainvoke({"task": "Do the sums.", "mode": "paired"}, thread)
+    history = [item async for item in graph.aget_state_history(thread)]
+    after_probe = next(h for h in history if h.next == ("execute",) and h.values.get("lane"))
+    forked = await graph.aupdate_state(after_probe.config, {"lane": "escalate"})
+    assert (await graph.aget_state(forked)).next == ("plan",)
+    final = await graph.ainvoke(None, forked)
+    assert final["lane"] == "escalate" and final["status"] == "succeeded"
+    assert final.get("plan")

@@ -64,13 +64,17 @@ class AgentResponse(BaseModel):
 
     ``tool_calls`` are calls the agent asks the runtime to make (LangChain ``ToolCall`` dicts
     ``{"name", "args", "id"}`` or the OpenAI ``{"id", "function": {"name", "arguments"}}``
-    form); an answer with none is final.
+    form); an answer with none is final. ``tools_used`` are calls the agent already made and
+    ran itself (a LangGraph agent's own tool node), each ``{"id", "name", "args", "output",
+    "is_error"}``: they join the attempt's ``tool_calls``, trace and export, since that
+    trajectory is training data.
     """
 
     model_config = ConfigDict(extra="forbid")
 
     content: str
     tool_calls: list[dict[str, Any]] = Field(default_factory=list)
+    tools_used: list[dict[str, Any]] = Field(default_factory=list)
     usage: dict[str, int] = Field(default_factory=dict)
     deliverable: Any = None
     artifacts: dict[str, Any] = Field(default_factory=dict)
@@ -110,5 +114,6 @@ def coerce_response(value: Any) -> AgentResponse:
         known["usage"] = {k: int(v) for k, v in (known.get("usage") or {}).items()}
         known["artifacts"] = known.get("artifacts") or {}
         known["tool_calls"] = known.get("tool_calls") or []
+        known["tools_used"] = known.get("tools_used") or []
         return AgentResponse(**known)
     raise AgentError(f"agent returned {type(value).__name__}; expected str, dict or AgentResponse")

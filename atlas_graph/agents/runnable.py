@@ -1,15 +1,17 @@
 """Adapter for a LangChain ``Runnable`` or a compiled LangGraph graph as the agent.
 
 For example an agent built with ``langchain.agents.create_agent``: it gets the request as
-messages and its last AI message is the answer. Tools the graph runs itself stay inside it;
-tool calls left on the last AI message go to the step's tool loop like any agent's.
+messages and its last AI message is the answer. Tools the graph runs itself are reported as
+``tools_used`` (each AI tool call with its tool message), so they reach the attempt's
+``tool_calls``, trace and export; tool calls left on the last AI message go to the step's tool
+loop like any agent's. Usage counts every AI message as one model call.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 from langchain_core.runnables import Runnable
 
 from atlas_graph.agents.base import AgentError, AgentRequest, AgentResponse
@@ -71,10 +73,29 @@ class RunnableAgent:
         return AgentResponse(
             content=text_of(last),
             tool_calls=[dict(call) for call in last.tool_calls],
-            usage=token_counts(usage),
+            tools_used=_tools_used(new),
+            usage={**token_counts(usage), "calls": len(replies)},
             # an agent graph reasons across its turns: keep every turn's reasoning, in order
             reasoning="\n".join(filter(None, map(reasoning_of, replies))) or None,
         )
+
+
+def _tools_used(messages: list[BaseMessage]) -> list[dict[str, Any]]:
+    """The tool calls the runnable ran itself: each AI tool call with its tool message."""
+    answers = {m.tool_call_id: m for m in messages if isinstance(m, ToolMessage)}
+    used: list[dict[str, Any]] = []
+    for message in messages:
+        if not isinstance(message, AIMessage):
+            continue
+        for call in message.tool_calls:
+            answer = answers.get(call.get("id") or "")
+            if answer is None:
+                continue  # not run inside the runnable: the step's tool loop runs it
+            used.append({
+                "id": answer.tool_call_id, "name": call["name"], "args": dict(call["args"]),
+                "output": text_of(answer), "is_error": answer.status == "error",
+            })  # fmt: skip
+    return used
 
 
 def _output_messages(output: Any, input_key: str | None) -> list[BaseMessage]:

@@ -9,9 +9,10 @@ happens, so a timeout or an agent error part-way still leaves the calls and toke
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,7 +77,11 @@ class ToolLoop:
     max_rounds: int
     on_call: ToolCallHook | None = None
     on_result: ToolResultHook | None = None
+    state: Mapping[str, Any] | None = None
+    """What tools with ``InjectedState``/``ToolRuntime`` arguments see (the step task)."""
     rounds: list[ToolRound] = field(default_factory=list)
+    used: list[tuple[int, ToolResult]] = field(default_factory=list)
+    """Calls the agent ran itself (``AgentResponse.tools_used``), by round."""
     response: AgentResponse | None = None
     error: str | None = None
     usage: Usage = field(default_factory=lambda: sum_usage([]))
@@ -95,6 +100,7 @@ class ToolLoop:
             response = await ask(agent, request)
             self._count(response)
             self.response = response
+            self._keep_used(response)
             if not response.tool_calls or not self.toolbox:
                 return response
             if len(self.rounds) >= self.max_rounds:
@@ -111,10 +117,28 @@ class ToolLoop:
                 }
             )
 
+    def _keep_used(self, response: AgentResponse) -> None:
+        """Record (and announce) the tool calls the agent already ran inside itself."""
+        number = len(self.rounds) + 1
+        for index, entry in enumerate(response.tools_used):
+            call_id = str(entry.get("id") or f"used_{number}_{index}")
+            name, args = str(entry.get("name", "?")), dict(entry.get("args") or {})
+            call: dict[str, Any] = {"id": call_id, "name": name, "args": args}
+            result = ToolResult(
+                tool_call_id=call_id, name=name, args=args,
+                content=str(entry.get("output", "")), is_error=bool(entry.get("is_error")),
+            )  # fmt: skip
+            if self.on_call:
+                self.on_call(number, call)
+            if self.on_result:
+                self.on_result(number, result)
+            self.used.append((number, result))
+
     async def _round(self, response: AgentResponse, self_run: SelfRun | None) -> ToolRound:
+        """Run one round's calls concurrently; hooks and results keep the calls' order."""
         number = len(self.rounds) + 1
         calls: list[dict[str, Any]] = []
-        results: list[ToolResult] = []
+        bad: dict[int, ToolResult] = {}
         for index, raw in enumerate(response.tool_calls):
             fallback_id = f"call_{number}_{index}"
             try:
@@ -122,22 +146,32 @@ class ToolLoop:
             except ValueError as error:
                 name = str(raw.get("name") or (raw.get("function") or {}).get("name") or "?")
                 call = {"id": str(raw.get("id") or fallback_id), "name": name, "args": {}}
-                result = ToolResult(
+                bad[index] = ToolResult(
                     tool_call_id=call["id"], name=name, content=f"bad tool call: {error}",
                     is_error=True,
                 )  # fmt: skip
             else:
                 if self.on_call:
                     self.on_call(number, call)
-                result = await self.toolbox.call(call, self_run)
-            if self.on_result:
-                self.on_result(number, result)
             calls.append(call)
-            results.append(result)
+        ran = iter(
+            await asyncio.gather(*(
+                self.toolbox.call(call, self.state, self_run)
+                for index, call in enumerate(calls) if index not in bad
+            ))
+        )  # fmt: skip
+        results = [bad[index] if index in bad else next(ran) for index in range(len(calls))]
+        if self.on_result:
+            for result in results:
+                self.on_result(number, result)
         return ToolRound(content=response.content, tool_calls=calls, results=results)
 
     def records(self) -> list[ToolCallRecord]:
         """Every call with its result, JSON-shaped for the attempt record."""
+        run = [(number, result) for number, entry in enumerate(self.rounds, 1)
+               for result in entry.results]  # fmt: skip
+        # the agent's own calls of a round came before the calls it asked the loop to run
+        ordered = sorted(self.used + run, key=lambda pair: pair[0])
         return [
             {
                 "round": number,
@@ -147,8 +181,7 @@ class ToolLoop:
                 "output": result.content,
                 "is_error": result.is_error,
             }
-            for number, entry in enumerate(self.rounds, 1)
-            for result in entry.results
+            for number, result in ordered
         ]
 
     def trace(self) -> str:

@@ -1,8 +1,12 @@
-"""Tools declared in config and the Python functions that implement them.
+"""Tools declared in config, LangChain tools, and the Python functions that implement them.
 
-A ``Toolbox`` answers one tool call at a time and never raises for a bad call: an unknown
-tool, missing or unexpected arguments, a tool without an implementation or an exception in
-the tool all become an error result the agent reads and can recover from.
+A ``Toolbox`` answers tool calls and never raises for a bad call: an unknown tool, missing or
+unexpected arguments, a tool without an implementation or an exception in the tool all become
+an error result the agent reads and can recover from. LangChain tools (``@tool``, MCP tools
+from ``langchain-mcp-adapters``, plain functions given as ``tools=[...]``) keep their own
+argument schema and run through LangGraph's ``ToolNode`` inside a graph, so ``InjectedState``
+(the step task), ``InjectedToolCallId``, ``InjectedStore`` and ``ToolRuntime`` arguments are
+filled in as in any LangGraph agent. LangGraph's ``interrupt()`` in a tool pauses the session.
 """
 
 from __future__ import annotations
@@ -10,10 +14,16 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
+from langchain_core.messages import ToolMessage
 from langchain_core.tools import BaseTool
+from langchain_core.tools import tool as as_langchain_tool
+from langchain_core.utils.function_calling import convert_to_openai_tool
+from langgraph.config import get_config
+from langgraph.errors import GraphBubbleUp
+from langgraph.prebuilt import ToolNode
 
 from atlas_graph.agents.base import ToolResult
 from atlas_graph.callables import load_object
@@ -43,9 +53,13 @@ class Toolbox:
     """The tools of one agent: their OpenAI schemas and their implementations, if any.
 
     Args:
-        definitions: Tools from ``agent.tools``.
+        definitions: Tools from ``agent.tools``. One whose ``implementation`` is a LangChain
+            ``BaseTool`` and that declares no ``parameters`` is offered with the tool's own
+            argument schema.
         implementations: Functions (or LangChain tools) by name, added to (and over) the ones
             definitions name with ``implementation``.
+        tools: LangChain ``BaseTool``s (MCP tools included) or plain functions, offered with
+            their own schemas in addition to ``definitions``.
 
     Raises:
         ImportReferenceError: an ``implementation`` cannot be imported.
@@ -55,6 +69,7 @@ class Toolbox:
         self,
         definitions: Iterable[ToolDefinition] = (),
         implementations: dict[str, Callable[..., Any]] | None = None,
+        tools: Iterable[BaseTool | Callable[..., Any]] = (),
     ) -> None:
         self.definitions = {tool.name: tool for tool in definitions}
         self.functions: dict[str, Any] = {
@@ -63,22 +78,59 @@ class Toolbox:
             if tool.implementation
         }
         self.functions.update(implementations or {})
+        for item in tools:
+            extra = item if isinstance(item, BaseTool) else as_langchain_tool(item)
+            self.functions[extra.name] = extra
+        self.langchain_tools: dict[str, BaseTool] = {
+            name: function for name, function in self.functions.items()
+            if isinstance(function, BaseTool)
+        }  # fmt: skip
+        self._node = (
+            ToolNode(list({id(t): t for t in self.langchain_tools.values()}.values()),
+                     handle_tool_errors=True)
+            if self.langchain_tools
+            else None
+        )  # fmt: skip
 
     def __bool__(self) -> bool:
-        return bool(self.definitions)
+        return bool(self.definitions or self.langchain_tools)
+
+    def names(self) -> list[str]:
+        """Every tool the agent is offered."""
+        return list(dict.fromkeys([*self.definitions, *self.langchain_tools]))
+
+    def _own_schema(self, name: str) -> bool:
+        """The tool's schema comes from its LangChain tool, not from a hand-written one."""
+        definition = self.definitions.get(name)
+        return name in self.langchain_tools and (
+            definition is None or not definition.parameters.properties
+        )
 
     def schemas(self) -> list[dict[str, Any]]:
         """The OpenAI function-tool form of every tool, as ``bind_tools`` takes them."""
-        return [tool.as_openai_tool() for tool in self.definitions.values()]
+        schemas = []
+        for name in self.names():
+            definition = self.definitions.get(name)
+            if not self._own_schema(name):
+                schemas.append(definition.as_openai_tool() if definition else {})
+                continue
+            schema = convert_to_openai_tool(self.langchain_tools[name])
+            schema["function"]["name"] = name
+            if definition is not None:
+                schema["function"]["description"] = definition.description
+            schemas.append(schema)
+        return schemas
 
     def problem(self, name: str, args: dict[str, Any], *, self_run: bool = False) -> str | None:
         """Why a call cannot run, or ``None``: checks the tool, its arguments, its code.
 
         With ``self_run`` a tool without an implementation is fine: the agent runs it.
         """
+        if self._own_schema(name):
+            return None  # the LangChain tool validates its own arguments
         tool = self.definitions.get(name)
         if tool is None:
-            known = ", ".join(sorted(self.definitions)) or "none"
+            known = ", ".join(sorted(self.names())) or "none"
             return f"unknown tool '{name}'; available tools: {known}"
         parameters = tool.parameters
         missing = [key for key in parameters.required if key not in args]
@@ -95,14 +147,25 @@ class Toolbox:
             )
         return None
 
-    async def call(self, call: dict[str, Any], self_run: SelfRun | None = None) -> ToolResult:
+    async def call(
+        self,
+        call: dict[str, Any],
+        state: Mapping[str, Any] | None = None,
+        self_run: SelfRun | None = None,
+    ) -> ToolResult:
         """Run one normalised call (``{"id", "name", "args"}``); failures become error results.
 
-        A declared tool without an implementation goes to ``self_run`` when given (an Atlas
-        agent that runs its own tools), else it is an error result.
+        Args:
+            call: The call.
+            state: What ``InjectedState``/``ToolRuntime.state`` arguments receive (the step
+                task of the attempt).
+            self_run: Where a declared tool without an implementation goes (an Atlas agent
+                that runs its own tools); without it such a call is an error result.
         """
         name, args = call["name"], call["args"]
         problem = self.problem(name, args, self_run=self_run is not None)
+        if problem is None and name in self.langchain_tools and _in_graph():
+            return await self._run_tool_node(call, state)
         if problem is None:
             try:
                 if name in self.functions:
@@ -110,6 +173,8 @@ class Toolbox:
                 else:
                     assert self_run is not None  # problem() said the agent runs it
                     output = await self_run(name, args)
+            except GraphBubbleUp:  # an interrupt() pauses the session
+                raise
             except Exception as error:
                 problem = f"tool '{name}' failed: {type(error).__name__}: {error}"
             else:
@@ -134,3 +199,36 @@ class Toolbox:
         while inspect.isawaitable(result):
             result = await result
         return result
+
+    async def _run_tool_node(
+        self, call: dict[str, Any], state: Mapping[str, Any] | None
+    ) -> ToolResult:
+        """One call through ``ToolNode``: argument checks, injection, errors as messages."""
+        assert self._node is not None
+        tool = self.langchain_tools[call["name"]]
+        tool_call = {"type": "tool_call", "id": call["id"], "name": tool.name,
+                     "args": call["args"]}  # fmt: skip
+        output = await self._node.ainvoke(
+            {
+                "__type": "tool_call_with_context",
+                "tool_call": tool_call,
+                "state": {**(state or {}), "messages": []},
+            }
+        )
+        messages = output.get("messages", []) if isinstance(output, dict) else []
+        message = next((m for m in messages if isinstance(m, ToolMessage)), None)
+        content: Any = message.content if message is not None else output
+        return ToolResult(
+            tool_call_id=call["id"], name=call["name"], args=call["args"],
+            content=_as_text(content),
+            is_error=message is not None and message.status == "error",
+        )  # fmt: skip
+
+
+def _in_graph() -> bool:
+    """Inside a graph node, where ``ToolNode`` finds the runtime it injects."""
+    try:
+        get_config()
+    except RuntimeError:
+        return False
+    return True

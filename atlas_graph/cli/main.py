@@ -34,6 +34,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Supervise any agent with a teacher: plan review, step validation, "
         "guided retries and rewards, as a LangGraph state machine.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = commands.add_parser("run", help="run one task, or continue an unfinished session")
@@ -238,3 +239,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _version() -> str:
+    import atlas_graph
+
+    return str(atlas_graph.__version__)

@@ -27,6 +27,10 @@ def add_session_commands(commands: Any) -> None:
 
     resume = command("resume", "continue an unfinished session from its last checkpoint")
     resume.add_argument("thread", help="session (thread) id")
+    resume.add_argument(
+        "--answer", metavar="JSON",
+        help="answer to the interrupt() the session waits on (a JSON value)",
+    )  # fmt: skip
     resume.add_argument("--json", action="store_true", help="print the Result as JSON")
     _stream_flag(resume)
 
@@ -96,6 +100,10 @@ def report_result(result: Any, as_json: bool) -> int:
     """Print a Result (or the decision it waits for); the exit code it stands for."""
     if as_json:
         print(scrubbed_json(result))
+    elif result.waiting_for is not None and result.waiting_for.get("type") != "plan_approval":
+        question = json.dumps(result.waiting_for, default=str)
+        print(f"session {result.session_id} waits for an answer: {question}")
+        print(f"answer: atlas-graph resume {result.session_id} --answer JSON")
     elif result.waiting:
         print(f"session {result.session_id} waits for plan approval:")
         for step in (result.waiting_for.get("plan") or {}).get("steps", []):
@@ -126,7 +134,15 @@ def _age(seconds: float | None) -> str:
 def _resume(args: argparse.Namespace) -> int:
     from atlas_graph.sessions import resume_session
 
-    result = resume_session(args.thread, config=args.config, on_event=_on_event(args))
+    answer = None
+    if args.answer is not None:
+        try:
+            answer = json.loads(args.answer)
+        except json.JSONDecodeError as error:
+            raise AtlasUserError(f"--answer is not JSON: {error}") from error
+    result = resume_session(
+        args.thread, config=args.config, on_event=_on_event(args), resume=answer
+    )
     return report_result(result, args.json)
 
 

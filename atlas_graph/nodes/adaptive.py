@@ -55,7 +55,7 @@ def make_triage_node(services: Services) -> Node:
         fp = fingerprint(
             agent_name=agent.name if agent else "agent",
             tenant=tenant_of(metadata),
-            tool_names=[tool.name for tool in agent.tools] if agent else [],
+            tool_names=services.toolbox.names(),
             tags=dossier.get("tags", []),
             hint=dossier.get("fingerprint_hint"),
         )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
+from langgraph.errors import GraphBubbleUp
 from langgraph.runtime import Runtime
 from langgraph.store.base import BaseStore
 
@@ -115,6 +116,8 @@ async def learn_playbook(
         try:
             reply, usage = await asynthesize(services, state, runtime, entries=current,
                                             recent=sessions)  # fmt: skip
+        except GraphBubbleUp:  # an interrupt() pauses the session
+            raise
         except Exception as error:  # a session never fails because learning did
             update["plan_notes"] = [f"playbook not updated: {type(error).__name__}: {error}"]
             student, teacher = template_notes(state)

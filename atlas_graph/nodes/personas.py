@@ -14,6 +14,7 @@ import json
 from typing import Any
 
 from langchain_core.messages import HumanMessage, SystemMessage
+from langgraph.errors import GraphBubbleUp
 from langgraph.runtime import Runtime
 from langgraph.store.base import BaseStore
 from pydantic import BaseModel, ConfigDict
@@ -77,6 +78,8 @@ async def persona_prompts(
         )
         answer = await runnable.ainvoke(messages)
         reply, usage = answer.value, answer.usage
+    except GraphBubbleUp:  # an interrupt() pauses the session
+        raise
     except Exception as error:  # the templates still work; the session should not fail
         note = f"prompt rewrite failed, templates used: {type(error).__name__}: {error}"
         return None, _used("template"), None, note

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from langchain_core.messages import HumanMessage, SystemMessage
+from langgraph.errors import GraphBubbleUp
 from langgraph.runtime import Runtime
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -157,6 +158,8 @@ async def ask_probe(
         return None, f"probe timed out after {settings.timeout_seconds:g}s", None
     except ModelOutputError as error:
         return None, f"probe reply unreadable: {error}", error.usage
+    except GraphBubbleUp:  # an interrupt() pauses the session
+        raise
     except Exception as error:  # fail open: a broken probe must never stop the session
         return None, f"probe failed: {type(error).__name__}: {error}", None
     reply.evidence = [str(item) for item in reply.evidence][: settings.evidence_limit]

@@ -19,6 +19,7 @@ from statistics import fmean, pstdev
 from typing import Any, Literal
 
 from langchain_core.messages import HumanMessage, SystemMessage
+from langgraph.errors import GraphBubbleUp
 from langgraph.runtime import Runtime
 
 from atlas_graph.callables import call_maybe_async, load_object
@@ -260,6 +261,8 @@ def make_reward_node(services: Services) -> Node:
             try:
                 result = await call_maybe_async(python_judges[judge.identifier], request)
                 call.sample = python_sample(result, judge)
+            except GraphBubbleUp:  # an interrupt() pauses the session
+                raise
             except Exception as error:  # a broken judge is an invalid sample, not a crash
                 call.error = f"judge raised {type(error).__name__}: {error}"
         return call

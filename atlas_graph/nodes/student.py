@@ -6,13 +6,13 @@ import asyncio
 import time
 from typing import Any
 
+from langgraph.errors import GraphBubbleUp
 from langgraph.runtime import Runtime
 from langgraph.types import Command
 
 from atlas_graph import prompts
 from atlas_graph.agents import AgentRequest, AgentResponse, coerce_response
 from atlas_graph.agents.tool_loop import ToolLoop
-from atlas_graph.agents.tools import Toolbox
 from atlas_graph.config import StudentMode
 from atlas_graph.plans import parse_plan, plan_issues, single_step_plan
 from atlas_graph.redaction import scrub_text
@@ -43,8 +43,7 @@ def _student_system_prompt(
 
 
 def _tools(services: Services) -> list[dict[str, Any]]:
-    agent = services.config.agent
-    return [tool.as_openai_tool() for tool in agent.tools] if agent else []
+    return services.toolbox.schemas()
 
 
 def _usage(response: AgentResponse) -> dict[str, Usage]:
@@ -83,6 +82,8 @@ def make_plan_node(services: Services) -> Node:
                 response = coerce_response(await services.agent(runtime).ainvoke(request))
             update["usage"] = _usage(response)
             steps = parse_plan(response.content)
+        except GraphBubbleUp:  # an interrupt() pauses the session
+            raise
         except TimeoutError:
             notes.append(
                 f"planning timed out after {timeout:g}s (orchestration.step_timeout_seconds); "
@@ -116,7 +117,7 @@ def make_execute_node(services: Services) -> Node:
     """
     timeout = services.config.orchestration.step_timeout_seconds
     agent_config = services.config.agent
-    toolbox = Toolbox(agent_config.tools if agent_config else ())
+    toolbox = services.toolbox
     max_rounds = agent_config.max_tool_rounds if agent_config else 8
 
     async def execute(task: StepTask, runtime: Runtime[AtlasContext]) -> Command[Any]:
@@ -148,7 +149,7 @@ def make_execute_node(services: Services) -> Node:
         started_at = utc_now()
         started = time.perf_counter()
         loop = ToolLoop(
-            toolbox, max_rounds,
+            toolbox, max_rounds, state=task,
             on_call=lambda number, call: services.emit(
                 runtime, "tool_call", session_id=session_id, actor="student",
                 step_id=step["id"], attempt=attempt, intermediate=True,
@@ -167,6 +168,8 @@ def make_execute_node(services: Services) -> Node:
                 await loop.run(services.agent(runtime), request)
         except TimeoutError:
             error = f"attempt timed out after {timeout:g}s (orchestration.step_timeout_seconds)"
+        except GraphBubbleUp:  # an interrupt() pauses the session
+            raise
         except Exception as exc:
             error = f"agent failed: {type(exc).__name__}: {scrub_text(str(exc))}"
         error = error or loop.error
@@ -243,6 +246,8 @@ def make_synthesize_node(services: Services) -> Node:
         try:
             async with asyncio.timeout(timeout):
                 response = coerce_response(await services.agent(runtime).ainvoke(request))
+        except GraphBubbleUp:  # an interrupt() pauses the session
+            raise
         except Exception as exc:
             # the answer is the step outputs themselves, never the error; the note is for the
             # session record only

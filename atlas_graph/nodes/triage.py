@@ -19,6 +19,7 @@ import re
 from collections.abc import Awaitable
 from typing import Any, Literal, Protocol
 
+from langgraph.errors import GraphBubbleUp
 from typing_extensions import TypedDict
 
 from atlas_graph.callables import call_maybe_async, load_object
@@ -241,6 +242,8 @@ async def build_dossier(
         merged["max_severity"] = highest_severity(merged["risks"])
         merged["tags"] = list(dict.fromkeys([*dossier["tags"], *_as_list(custom.get("tags"))]))
         return merged
+    except GraphBubbleUp:  # an interrupt() pauses the session
+        raise
     except Exception as error:
         dossier["builder_error"] = f"{adapter}: {type(error).__name__}: {error}"
         return dossier

@@ -47,7 +47,7 @@ async def cached_review(store: BaseStore | None, key: str, ttl_seconds: int) -> 
     """The verdict stored under ``key`` if it is younger than ``ttl_seconds``, else None."""
     if store is None or ttl_seconds <= 0:
         return None
-    item = await store.aget(NAMESPACE, key)
+    item = await store.aget(NAMESPACE, key, refresh_ttl=False)
     if item is None:
         return None
     age = (datetime.now(UTC) - _aware(item.updated_at)).total_seconds()
@@ -57,10 +57,17 @@ async def cached_review(store: BaseStore | None, key: str, ttl_seconds: int) -> 
 async def remember_review(
     store: BaseStore | None, key: str, ttl_seconds: int, verdict: dict[str, Any]
 ) -> None:
-    """Keep a fresh teacher verdict for later sessions (a no-op without a store)."""
+    """Keep a fresh teacher verdict for later sessions (a no-op without a store).
+
+    A store that supports TTL (SQLite, PostgreSQL) gets the entry's lifetime, so its TTL
+    sweeper deletes expired reviews; others keep them, and ``cached_review`` ignores them.
+    """
     if store is None or ttl_seconds <= 0:
         return
-    await store.aput(NAMESPACE, key, {"verdict": verdict})
+    try:  # ``supports_ttl`` is not reliable: AsyncSqliteStore says False and supports it
+        await store.aput(NAMESPACE, key, {"verdict": verdict}, ttl=ttl_seconds / 60)
+    except NotImplementedError:
+        await store.aput(NAMESPACE, key, {"verdict": verdict})
 
 
 def _aware(moment: datetime) -> datetime:

@@ -8,6 +8,7 @@ one summary line per step and the reward judges' scores (``RIM scores | max | av
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -47,7 +48,7 @@ class ConsoleRenderer:
 
     def __init__(self, stream: TextIO | None = None, *, color: bool | None = None) -> None:
         self.stream = stream or sys.stdout
-        self.color = _isatty(self.stream) if color is None else color
+        self.color = _wants_color(self.stream) if color is None else color
         self._sessions: dict[str, _Session] = {}
 
     def feed(self, mode: str, chunk: Any) -> None:
@@ -247,6 +248,13 @@ class ConsoleRenderer:
         where = f" in {data['node']}" if data.get("node") else ""
         self._line(f"task failed after {took:.2f}s{where}: {_short(data.get('error', ''))}",
                    "bad")  # fmt: skip
+
+
+def _wants_color(stream: TextIO) -> bool:
+    """Colour on a terminal, unless ``NO_COLOR`` is set (no-color.org) or ``TERM=dumb``."""
+    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
+        return False
+    return _isatty(stream)
 
 
 def _isatty(stream: TextIO) -> bool:
