@@ -31,7 +31,7 @@ from atlas_graph.models import is_transient
 from atlas_graph.nodes.teacher import ERROR_GUIDANCE, TeacherVerdict
 from atlas_graph.runner import aopen_graph, arun
 from atlas_graph.services import Services
-from atlas_graph.structured import is_strict
+from atlas_graph.structured import MAX_LIST_ITEMS, MAX_TEXT_CHARS, bounded, is_strict
 from atlas_graph.testing import ScriptedAgent, ScriptedChatModel
 
 openai_server = wire.openai_server
@@ -110,7 +110,11 @@ async def test_json_schema_sends_the_pydantic_schema_in_response_format(
     fmt = body["response_format"]
     assert fmt["type"] == "json_schema"
     assert fmt["json_schema"]["name"] == "TeacherVerdict"
-    assert fmt["json_schema"]["schema"] == TeacherVerdict.model_json_schema()
+    sent = fmt["json_schema"]["schema"]
+    # the pydantic schema, with every string bounded so a grammar makes a looping model stop
+    assert sent == bounded(TeacherVerdict.model_json_schema())
+    assert sent["properties"]["rationale"]["maxLength"] == MAX_TEXT_CHARS
+    assert "maxLength" not in TeacherVerdict.model_json_schema()["properties"]["rationale"]
     # strict only where OpenAI's strict mode accepts the schema (defaults make it refuse)
     assert fmt["json_schema"]["strict"] is is_strict(TeacherVerdict.model_json_schema())
     assert fmt["json_schema"]["strict"] is False
@@ -570,3 +574,15 @@ async def test_synthesis_is_bounded_and_joins_the_step_outputs(make_run: Any) ->
     assert time.perf_counter() - started < 3
     assert state["final_answer"] == "output of 1\n\noutput of 2"
     assert any("synthesis failed (timed out after 0.2s" in note for note in state["plan_notes"])
+
+
+def test_bounded_limits_strings_and_lists_and_keeps_the_rest() -> None:
+    from atlas_graph.nodes.teacher import PlanReview
+
+    body = bounded(PlanReview.model_json_schema())
+    concerns = body["properties"]["concerns"]
+    assert concerns["maxItems"] == MAX_LIST_ITEMS
+    assert concerns["items"]["maxLength"] == MAX_TEXT_CHARS
+    assert bounded({"type": "string", "maxLength": 5}) == {"type": "string", "maxLength": 5}
+    assert bounded({"type": "string", "enum": ["a"]}) == {"type": "string", "enum": ["a"]}
+    assert bounded({"type": "integer"}) == {"type": "integer"}
