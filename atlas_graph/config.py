@@ -585,6 +585,13 @@ class PlaybookGates(_Strict):
         validation_alias=AliasChoices("generality_overflow_margin", "overflow_margin"),
         description="incident-specific tokens tolerated before the generality gate fails",
     )
+    allow_length_overflow_margin: int = Field(
+        default=20,
+        ge=0,
+        le=500,
+        description="characters an entry may run over max_text_length before the length gate "
+        "fails (Atlas's name and default)",
+    )
 
 
 class PruningConfig(_Strict):

@@ -209,6 +209,20 @@ def test_proper_nouns_and_overflow_margin() -> None:
     assert gates.generality_failures(entry, margin.learning) == []
 
 
+def test_atlas_length_overflow_margin_lets_an_entry_run_over_max_text_length() -> None:
+    entry = draft(expected_effect="x" * 300)
+    size = len(gates.entry_text(entry))
+    limit = size - 10
+
+    def failures(margin: int) -> list[str]:
+        settings = {"max_text_length": limit, "allow_length_overflow_margin": margin}
+        return gates.length_failures(entry, load_config({"learning": {"gates": settings}}).learning)
+
+    assert failures(10) == []  # ten characters over, inside Atlas's margin
+    assert failures(9) == [f"{size} characters, over max_text_length {limit}"]
+    assert load_config({}).learning.gates.allow_length_overflow_margin == 20  # Atlas's default
+
+
 def test_rubric_weights_change_the_total() -> None:
     bare = draft(action={"imperative": "Read the ledger before answering"})
     default = rubric.score(bare, load_config({}).learning)

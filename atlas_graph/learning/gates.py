@@ -90,10 +90,12 @@ def generality_failures(draft: EntryDraft, config: LearningConfig) -> list[str]:
 
 
 def length_failures(draft: EntryDraft, config: LearningConfig) -> list[str]:
-    """Entries longer than ``max_text_length`` crowd the pamphlet out."""
+    """Entries over ``max_text_length`` (plus Atlas's overflow margin) crowd the pamphlet out."""
     size = len(entry_text(draft))
     limit = config.gates.max_text_length
-    return [f"{size} characters, over max_text_length {limit}"] if size > limit else []
+    if size <= limit + config.gates.allow_length_overflow_margin:
+        return []
+    return [f"{size} characters, over max_text_length {limit}"]
 
 
 def gate(draft: EntryDraft, config: LearningConfig) -> dict[str, object]:
