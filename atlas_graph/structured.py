@@ -76,15 +76,20 @@ def resolve_method(setting: StructuredSetting, model: BaseChatModel) -> Structur
     return "json_schema"
 
 
-def response_format(schema: type[BaseModel], method: StructuredMethod) -> dict[str, Any]:
-    """The ``response_format`` request field of ``method`` (empty for function calling)."""
+def response_format(
+    schema: type[BaseModel], method: StructuredMethod, max_tokens: int | None = None
+) -> dict[str, Any]:
+    """The ``response_format`` request field of ``method`` (empty for function calling).
+
+    ``max_tokens``, the call's output budget, sizes the bounds a ``json_schema`` gets.
+    """
     if method == "json_mode":
         return {"type": "json_object"}
     if method == "json_schema":
         body = schema.model_json_schema()
         strict = is_strict(body)
         if not strict:  # strict mode refuses these keywords; servers with grammars enforce them
-            body = bounded(body)
+            body = bounded(body, text_limit(body, max_tokens))
         return {
             "type": "json_schema",
             "json_schema": {"name": schema.__name__, "schema": body, "strict": strict},
@@ -94,11 +99,42 @@ def response_format(schema: type[BaseModel], method: StructuredMethod) -> dict[s
 
 MAX_TEXT_CHARS = 400
 """Longest string a grammar lets a structured reply write: a rationale, a concern, guidance."""
-MAX_LIST_ITEMS = 6
+MIN_TEXT_CHARS = 40
+MAX_LIST_ITEMS = 4
 """Most items a grammar lets a structured reply list (concerns, principles, evidence)."""
+CHARS_PER_TOKEN = 3
+"""A low estimate for English text, so that the bounded strings fit the token budget."""
 
 
-def bounded(body: Any) -> Any:
+def text_limit(body: dict[str, Any], max_tokens: int | None) -> int:
+    """The longest string that lets every string of the schema fit the call's token budget.
+
+    The budget is shared by every string a reply can hold (a list counts its most items), with
+    a share kept for the JSON around them.
+    """
+    if max_tokens is None:
+        return MAX_TEXT_CHARS
+    share = max_tokens * CHARS_PER_TOKEN // (string_slots(body, body.get("$defs", {})) + 1)
+    return max(MIN_TEXT_CHARS, min(MAX_TEXT_CHARS, share))
+
+
+def string_slots(node: Any, defs: dict[str, Any]) -> int:
+    """How many strings a reply of the schema ``node`` can hold, lists at their bound."""
+    if not isinstance(node, dict):
+        return 0
+    reference = node.get("$ref")
+    if isinstance(reference, str):
+        return string_slots(defs.get(reference.rsplit("/", 1)[-1]), defs)
+    if node.get("type") == "string" and "enum" not in node:
+        return 1
+    if node.get("type") == "array":
+        return MAX_LIST_ITEMS * string_slots(node.get("items"), defs)
+    options = node.get("anyOf") or []
+    slots = max((string_slots(option, defs) for option in options), default=0)
+    return slots + sum(string_slots(child, defs) for child in node.get("properties", {}).values())
+
+
+def bounded(body: Any, limit: int = MAX_TEXT_CHARS) -> Any:
     """The schema with every string and list given a length bound, unless it has one.
 
     Servers that enforce a JSON schema with a grammar (llama.cpp, vLLM) enforce these too. A
@@ -107,13 +143,13 @@ def bounded(body: Any) -> Any:
     the pydantic models themselves set no bound, so a longer reply from elsewhere still reads.
     """
     if isinstance(body, list):
-        return [bounded(item) for item in body]
+        return [bounded(item, limit) for item in body]
     if not isinstance(body, dict):
         return body  # any JSON value of the schema: a type name, a default, a number
-    result = {key: bounded(value) for key, value in body.items()}
+    result = {key: bounded(value, limit) for key, value in body.items()}
     kind = result.get("type")
     if kind == "string" and "maxLength" not in result and "enum" not in result:
-        result["maxLength"] = MAX_TEXT_CHARS
+        result["maxLength"] = limit
     if kind == "array" and "maxItems" not in result:
         result["maxItems"] = MAX_LIST_ITEMS
     return result
@@ -183,7 +219,9 @@ class Structured(Generic[SchemaT]):
                 )
             except NotImplementedError:  # models without tool calling answer in JSON text
                 return self.model.bind(**kwargs) if kwargs else self.model
-        return self.model.bind(response_format=response_format(self.schema, method), **kwargs)
+        budget = getattr(self.model, "max_tokens", None)
+        shape = response_format(self.schema, method, budget if isinstance(budget, int) else None)
+        return self.model.bind(response_format=shape, **kwargs)
 
     async def ainvoke(
         self,

@@ -31,7 +31,14 @@ from atlas_graph.models import is_transient
 from atlas_graph.nodes.teacher import ERROR_GUIDANCE, TeacherVerdict
 from atlas_graph.runner import aopen_graph, arun
 from atlas_graph.services import Services
-from atlas_graph.structured import MAX_LIST_ITEMS, MAX_TEXT_CHARS, bounded, is_strict
+from atlas_graph.structured import (
+    MAX_LIST_ITEMS,
+    MAX_TEXT_CHARS,
+    bounded,
+    is_strict,
+    string_slots,
+    text_limit,
+)
 from atlas_graph.testing import ScriptedAgent, ScriptedChatModel
 
 openai_server = wire.openai_server
@@ -111,10 +118,13 @@ async def test_json_schema_sends_the_pydantic_schema_in_response_format(
     assert fmt["type"] == "json_schema"
     assert fmt["json_schema"]["name"] == "TeacherVerdict"
     sent = fmt["json_schema"]["schema"]
-    # the pydantic schema, with every string bounded so a grammar makes a looping model stop
-    assert sent == bounded(TeacherVerdict.model_json_schema())
-    assert sent["properties"]["rationale"]["maxLength"] == MAX_TEXT_CHARS
-    assert "maxLength" not in TeacherVerdict.model_json_schema()["properties"]["rationale"]
+    # the pydantic schema, every string bounded so that both fit the call's 64 output tokens
+    # (3 characters a token, shared by two strings and the JSON around them)
+    pydantic = TeacherVerdict.model_json_schema()
+    assert sent == bounded(pydantic, 64)
+    assert text_limit(pydantic, 64) == 64 and text_limit(pydantic, None) == MAX_TEXT_CHARS
+    assert sent["properties"]["rationale"]["maxLength"] == 64
+    assert "maxLength" not in pydantic["properties"]["rationale"]
     # strict only where OpenAI's strict mode accepts the schema (defaults make it refuse)
     assert fmt["json_schema"]["strict"] is is_strict(TeacherVerdict.model_json_schema())
     assert fmt["json_schema"]["strict"] is False
@@ -586,3 +596,13 @@ def test_bounded_limits_strings_and_lists_and_keeps_the_rest() -> None:
     assert bounded({"type": "string", "maxLength": 5}) == {"type": "string", "maxLength": 5}
     assert bounded({"type": "string", "enum": ["a"]}) == {"type": "string", "enum": ["a"]}
     assert bounded({"type": "integer"}) == {"type": "integer"}
+
+
+def test_a_judge_reply_shares_its_budget_over_every_string_it_can_hold() -> None:
+    from atlas_graph.nodes.judges import JudgeReply
+
+    body = JudgeReply.model_json_schema()
+    slots = string_slots(body, body["$defs"])
+    assert slots == 1 + MAX_LIST_ITEMS * 2  # the rationale, and each principle's two strings
+    assert text_limit(body, 192) == 192 * 3 // (slots + 1)
+    assert text_limit(body, 10) == 40  # never below a readable sentence
