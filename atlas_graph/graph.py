@@ -67,7 +67,7 @@ def create_atlas_graph(
     )
     add = builder.add_node
 
-    # the session: each stage's node decides where the session goes next (routes.py)
+    # the session, stage by stage; where each stage goes next is a route of routes.py
     add("triage", make_triage_node(services))
     add("probe", make_probe_node(services))
     add("plan", make_plan_node(services), retry_policy=llm)
