@@ -125,7 +125,7 @@ def string_slots(node: Any, defs: dict[str, Any]) -> int:
     reference = node.get("$ref")
     if isinstance(reference, str):
         return string_slots(defs.get(reference.rsplit("/", 1)[-1]), defs)
-    if node.get("type") == "string" and "enum" not in node:
+    if (node.get("type") == "string" and "enum" not in node) or untyped(node):
         return 1
     if node.get("type") == "array":
         return MAX_LIST_ITEMS * string_slots(node.get("items"), defs)
@@ -147,12 +147,32 @@ def bounded(body: Any, limit: int = MAX_TEXT_CHARS) -> Any:
     if not isinstance(body, dict):
         return body  # any JSON value of the schema: a type name, a default, a number
     result = {key: bounded(value, limit) for key, value in body.items()}
+    properties = result.get("properties")
+    if isinstance(properties, dict):
+        # a field of any shape (a revised plan) becomes bounded text: the readers of such
+        # fields take text too (the plan parser does), and a grammar can only bound text
+        result["properties"] = {
+            name: _as_text(child, limit) if untyped(child) else child
+            for name, child in properties.items()
+        }
     kind = result.get("type")
     if kind == "string" and "maxLength" not in result and "enum" not in result:
         result["maxLength"] = limit
     if kind == "array" and "maxItems" not in result:
         result["maxItems"] = MAX_LIST_ITEMS
     return result
+
+
+_TYPED = ("type", "$ref", "anyOf", "allOf", "oneOf", "enum", "const")
+
+
+def untyped(node: Any) -> bool:
+    """Whether a schema node accepts any JSON value (a field typed ``Any``)."""
+    return isinstance(node, dict) and not any(key in node for key in _TYPED)
+
+
+def _as_text(node: dict[str, Any], limit: int) -> dict[str, Any]:
+    return {**node, "anyOf": [{"type": "string", "maxLength": limit}, {"type": "null"}]}
 
 
 def is_strict(body: dict[str, Any]) -> bool:

@@ -606,3 +606,16 @@ def test_a_judge_reply_shares_its_budget_over_every_string_it_can_hold() -> None
     assert slots == 1 + MAX_LIST_ITEMS * 2  # the rationale, and each principle's two strings
     assert text_limit(body, 192) == 192 * 3 // (slots + 1)
     assert text_limit(body, 10) == 40  # never below a readable sentence
+
+
+def test_a_field_of_any_shape_is_sent_as_bounded_text() -> None:
+    from atlas_graph.nodes.teacher import PlanReview
+
+    body = PlanReview.model_json_schema()
+    assert string_slots(body, {}) == MAX_LIST_ITEMS + 1  # the concerns and the revised plan
+    revised = bounded(body, 96)["properties"]["revised_plan"]
+    assert revised["anyOf"] == [{"type": "string", "maxLength": 96}, {"type": "null"}]
+    assert revised["default"] is None  # what the field said of itself is kept
+    # the reader of that field takes text: a revised plan written as text still parses
+    review = PlanReview.model_validate({"approved": False, "revised_plan": "1. Add. 2. Check."})
+    assert review.revised_plan == "1. Add. 2. Check."
