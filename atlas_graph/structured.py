@@ -102,8 +102,9 @@ MAX_TEXT_CHARS = 400
 MIN_TEXT_CHARS = 40
 MAX_LIST_ITEMS = 4
 """Most items a grammar lets a structured reply list (concerns, principles, evidence)."""
-CHARS_PER_TOKEN = 3
-"""A low estimate for English text, so that the bounded strings fit the token budget."""
+CHARS_PER_TOKEN = 2
+"""A low estimate, so that the bounded strings fit the token budget: English runs near 4
+characters a token, but the digits and repeats of a looping model take a token for 1 or 2."""
 
 
 def text_limit(body: dict[str, Any], max_tokens: int | None) -> int:

@@ -32,6 +32,7 @@ from atlas_graph.nodes.teacher import ERROR_GUIDANCE, TeacherVerdict
 from atlas_graph.runner import aopen_graph, arun
 from atlas_graph.services import Services
 from atlas_graph.structured import (
+    CHARS_PER_TOKEN,
     MAX_LIST_ITEMS,
     MAX_TEXT_CHARS,
     bounded,
@@ -119,11 +120,12 @@ async def test_json_schema_sends_the_pydantic_schema_in_response_format(
     assert fmt["json_schema"]["name"] == "TeacherVerdict"
     sent = fmt["json_schema"]["schema"]
     # the pydantic schema, every string bounded so that both fit the call's 64 output tokens
-    # (3 characters a token, shared by two strings and the JSON around them)
+    # (shared by two strings and the JSON around them)
     pydantic = TeacherVerdict.model_json_schema()
-    assert sent == bounded(pydantic, 64)
-    assert text_limit(pydantic, 64) == 64 and text_limit(pydantic, None) == MAX_TEXT_CHARS
-    assert sent["properties"]["rationale"]["maxLength"] == 64
+    limit = 64 * CHARS_PER_TOKEN // 3
+    assert sent == bounded(pydantic, limit)
+    assert text_limit(pydantic, 64) == limit and text_limit(pydantic, None) == MAX_TEXT_CHARS
+    assert sent["properties"]["rationale"]["maxLength"] == limit
     assert "maxLength" not in pydantic["properties"]["rationale"]
     # strict only where OpenAI's strict mode accepts the schema (defaults make it refuse)
     assert fmt["json_schema"]["strict"] is is_strict(TeacherVerdict.model_json_schema())
@@ -604,7 +606,7 @@ def test_a_judge_reply_shares_its_budget_over_every_string_it_can_hold() -> None
     body = JudgeReply.model_json_schema()
     slots = string_slots(body, body["$defs"])
     assert slots == 1 + MAX_LIST_ITEMS * 2  # the rationale, and each principle's two strings
-    assert text_limit(body, 192) == 192 * 3 // (slots + 1)
+    assert text_limit(body, 192) == max(40, 192 * CHARS_PER_TOKEN // (slots + 1))
     assert text_limit(body, 10) == 40  # never below a readable sentence
 
 
