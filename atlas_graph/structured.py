@@ -102,9 +102,10 @@ MAX_TEXT_CHARS = 400
 MIN_TEXT_CHARS = 40
 MAX_LIST_ITEMS = 4
 """Most items a grammar lets a structured reply list (concerns, principles, evidence)."""
-CHARS_PER_TOKEN = 2
-"""A low estimate, so that the bounded strings fit the token budget: English runs near 4
-characters a token, but the digits and repeats of a looping model take a token for 1 or 2."""
+CHARS_PER_TOKEN = 1
+"""The worst case, so that the bounded strings always fit the token budget: English runs near
+4 characters a token, but the digits and dots a looping small model repeats ("1.1.1.1") take
+a token each (measured with SmolLM2-135M: at 2 characters a token, plan reviews still ran out)."""
 
 
 def text_limit(body: dict[str, Any], max_tokens: int | None) -> int:
