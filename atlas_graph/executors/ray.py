@@ -37,7 +37,7 @@ from langchain_core.language_models import BaseChatModel
 from langgraph.graph.state import CompiledStateGraph
 
 from atlas_graph.config import AtlasConfig
-from atlas_graph.errors import RayNotInstalledError, RayWorkerError, SharedStorageError
+from atlas_graph.errors import RayNotInstalledError, RayWorkerError, SharedStorageError, one_line
 from atlas_graph.executors import Emit, Job, SessionWork
 from atlas_graph.runner import aopen_graph, one_line_error
 from atlas_graph.storage.persistence import resolve_backend
@@ -198,7 +198,7 @@ def _connect(ray: Any, address: str | None) -> bool:
     except Exception as error:  # Ray raises several kinds here, all meaning "not reachable"
         where = f"at {address}" if address not in (None, "local") else "here"
         raise RayWorkerError(
-            f"cannot start or join a Ray cluster {where}: {_first_line(error)}"
+            f"cannot start or join a Ray cluster {where}: {one_line(error)}"
         ) from None
     return True
 
@@ -218,9 +218,9 @@ async def _ready(ray: Any, actors: Sequence[Any], count: int) -> None:
         cause = getattr(error, "cause", None)
         if isinstance(cause, Exception):
             raise cause from None
-        raise RayWorkerError(f"a Ray worker failed to start: {_first_line(error)}") from None
+        raise RayWorkerError(f"a Ray worker failed to start: {one_line(error)}") from None
     except ray.exceptions.RayError as error:  # e.g. atlas-graph is missing on a node
-        raise RayWorkerError(f"a Ray worker failed to start: {_first_line(error)}") from None
+        raise RayWorkerError(f"a Ray worker failed to start: {one_line(error)}") from None
 
 
 async def _dispatch(
@@ -300,11 +300,6 @@ def _lost_message(job: Job, error: BaseException) -> str:
         f"session {job.session_id}: its Ray worker was lost {job.tries + 1} times "
         f"({type(error).__name__}); run the batch again to continue from its last checkpoint"
     )
-
-
-def _first_line(error: BaseException) -> str:
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return lines[0] if lines else type(error).__name__
 
 
 def _cause(error: BaseException) -> BaseException:

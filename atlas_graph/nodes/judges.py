@@ -9,18 +9,16 @@ judge to the arbiter. A reply that cannot be read is an invalid sample, never a 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from statistics import fmean, pstdev
 from typing import Any
 
-from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.messages import BaseMessage
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from atlas_graph.config import JudgeConfig, RimConfig
 from atlas_graph.errors import ModelOutputError, one_line
-from atlas_graph.models import extract_json
 from atlas_graph.prompts import tool_calls_section
 from atlas_graph.structured import Structured, clamp_unit, finite_number
 from atlas_graph.usage import Usage
@@ -226,18 +224,6 @@ def judge_sample(
         "uncertainty": reply.uncertainty,
         "temperature": temperature,
     }
-
-
-def reply_payload(reply: BaseMessage, schema_name: str) -> tuple[Any, str]:
-    """The JSON a model answered (tool call arguments or text) and the raw text of it."""
-    for call in getattr(reply, "tool_calls", None) or []:
-        if call.get("name") == schema_name:
-            args = call.get("args") or {}
-            return args, json.dumps(args)
-    text = reply.content if isinstance(reply, AIMessage) else ""
-    if not isinstance(text, str):
-        text = json.dumps(text)
-    return extract_json(text), text
 
 
 async def sample_llm(
