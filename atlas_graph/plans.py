@@ -161,7 +161,7 @@ def plan_issues(steps: Sequence[StepSpec]) -> list[str]:
                 issues.append(f"step {step_id} depends on unknown step {dep}")
 
     graph = _dependency_graph(steps)
-    for group in _strongly_connected(graph):
+    for group in strongly_connected(graph):
         if len(group) < 2:
             continue
         cycle = _shortest_cycle(graph, group)
@@ -561,15 +561,21 @@ def _ordered_for_reading(steps: Sequence[StepSpec]) -> list[StepSpec]:
     return sorted(steps, key=lambda step: step["id"])
 
 
-def _strongly_connected(graph: dict[int, list[int]]) -> list[list[int]]:
-    """Strongly connected components (Tarjan, iterative), each sorted, ordered by lowest id."""
-    index: dict[int, int] = {}
-    low: dict[int, int] = {}
-    stack: list[int] = []
-    on_stack: set[int] = set()
-    components: list[list[int]] = []
+NodeT = TypeVar("NodeT", int, str)
 
-    def visit(node: int) -> None:
+
+def strongly_connected(graph: Mapping[NodeT, Iterable[NodeT]]) -> list[list[NodeT]]:
+    """Strongly connected components (Tarjan, iterative), each sorted, ordered by lowest node.
+
+    Plans find their dependency cycles with it; the layout test, the package's import circles.
+    """
+    index: dict[NodeT, int] = {}
+    low: dict[NodeT, int] = {}
+    stack: list[NodeT] = []
+    on_stack: set[NodeT] = set()
+    components: list[list[NodeT]] = []
+
+    def visit(node: NodeT) -> None:
         index[node] = low[node] = len(index)
         stack.append(node)
         on_stack.add(node)
@@ -578,7 +584,7 @@ def _strongly_connected(graph: dict[int, list[int]]) -> list[list[int]]:
         if root in index:
             continue
         visit(root)
-        work: list[tuple[int, Iterator[int]]] = [(root, iter(graph[root]))]
+        work: list[tuple[NodeT, Iterator[NodeT]]] = [(root, iter(graph[root]))]
         while work:
             node, children = work[-1]
             descended = False
@@ -597,7 +603,7 @@ def _strongly_connected(graph: dict[int, list[int]]) -> list[list[int]]:
                 parent = work[-1][0]
                 low[parent] = min(low[parent], low[node])
             if low[node] == index[node]:
-                component: list[int] = []
+                component: list[NodeT] = []
                 while True:
                     member = stack.pop()
                     on_stack.discard(member)

@@ -12,6 +12,7 @@ import atlas_graph
 from atlas_graph import routes
 from atlas_graph.demo import demo_config_path
 from atlas_graph.graph import NODES, create_atlas_graph
+from atlas_graph.plans import strongly_connected
 
 PACKAGE = Path(atlas_graph.__file__).parent
 
@@ -59,38 +60,8 @@ def import_graph() -> dict[str, set[str]]:
 
 
 def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
-    """Strongly connected components of more than one module (Tarjan)."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    on_stack: set[str] = set()
-    found: list[list[str]] = []
-
-    def visit(node: str) -> None:
-        index[node] = low[node] = len(index)
-        stack.append(node)
-        on_stack.add(node)
-        for target in sorted(edges[node]):
-            if target not in index:
-                visit(target)
-                low[node] = min(low[node], low[target])
-            elif target in on_stack:
-                low[node] = min(low[node], index[target])
-        if low[node] == index[node]:
-            component = []
-            while True:
-                member = stack.pop()
-                on_stack.discard(member)
-                component.append(member)
-                if member == node:
-                    break
-            if len(component) > 1:
-                found.append(sorted(component))
-
-    for node in sorted(edges):
-        if node not in index:
-            visit(node)
-    return found
+    """The import circles: strongly connected components of more than one module."""
+    return [group for group in strongly_connected(edges) if len(group) > 1]
 
 
 def test_no_import_circle_inside_the_package() -> None:
