@@ -231,8 +231,6 @@ class Routes:
 
 # --------------------------------------------------------------------------- wiring
 
-Route = Callable[[AtlasState], str | list[Send]]
-
 
 def destinations(route: Callable[..., Any]) -> tuple[str, ...]:
     """Every node ``route`` can go to, read from its return type."""
