@@ -6,11 +6,15 @@ or hands it to ``langgraph dev``, or adds it to a parent graph as a subgraph.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
+from langchain_core.runnables import Runnable
+
+# what StateGraph turns a function into (tests/test_layout.py pins its parameters)
+from langgraph._internal._runnable import RunnableCallable
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import RetryPolicy
 
@@ -102,7 +106,7 @@ def create_atlas_graph(
         ("synthesize", routes.after_synthesize),
         ("reward", routes.after_reward),
     ):
-        builder.add_conditional_edges(node, route, list(destinations(route)))
+        builder.add_conditional_edges(node, inline(route), list(destinations(route)))
     builder.add_edge(START, "triage")
     builder.add_edge("triage", "probe")
     builder.add_edge("plan", "review")
@@ -112,3 +116,18 @@ def create_atlas_graph(
     # events into trajectory_events and LangSmith labels, for every node (see instrument.py)
     instrument_nodes(builder, event_limit=services.config.orchestration.trajectory_event_limit)
     return builder
+
+
+def inline(route: Callable[[Any], Any]) -> Runnable[Any, Any]:
+    """``route`` as a conditional edge that runs on the event loop, as a coroutine does.
+
+    LangGraph hands a plain function on an edge to a thread pool when the graph runs async:
+    a thread hop per route, which cost a paired session about a tenth of its CPU time and
+    made concurrent sessions queue for the pool. A route is a few dict lookups, so it runs
+    inline; sync callers (``invoke``) call it directly.
+    """
+
+    async def aroute(state: Any) -> Any:
+        return route(state)
+
+    return RunnableCallable(route, aroute, name=getattr(route, "__name__", None), trace=True)
