@@ -199,7 +199,11 @@ class StorageError(AtlasUserError, RuntimeError):
     """
 
 
-class LearningPlotError(AtlasUserError):
+class ChartError(AtlasUserError):
+    """A chart cannot be drawn: matplotlib is missing (``missing``), or there is nothing to draw."""
+
+
+class LearningPlotError(ChartError):
     """The learning curve cannot be drawn (matplotlib missing, or nothing to draw)."""
 
 
