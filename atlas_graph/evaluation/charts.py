@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from atlas_graph.errors import ChartError
+from atlas_graph.evaluation.matrix import PairSummary, best_pair
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -29,9 +30,7 @@ _ALONE, _SUPERVISED = "#9e9e9e", "#1f77b4"
 _ARMS = ("baseline", "supervised")
 
 
-def new_figure(
-    rows: int = 1, columns: int = 1, *, size: tuple[float, float] = (8.0, 5.0)
-) -> Figure:
+def new_figure(*, size: tuple[float, float] = (8.0, 5.0)) -> Figure:
     """A blank figure on an Agg canvas.
 
     Raises:
@@ -82,7 +81,7 @@ def lift_chart(
     lanes = list(lift)
     if not lanes:
         raise ChartError("no lanes to plot: the lift is empty")
-    figure = new_figure(1, 2, size=(11.0, 4.5))
+    figure = new_figure(size=(11.0, 4.5))
     accuracy, spend = figure.subplots(1, 2)
     positions = list(range(len(lanes)))
     width = 0.38
@@ -113,6 +112,51 @@ def lift_chart(
 def _per_session(arm: Mapping[str, Any], key: str) -> float:
     sessions = int(arm.get("sessions") or 0)
     return float(arm.get(key) or 0.0) / sessions if sessions else 0.0
+
+
+def matrix_chart(
+    pairs: Sequence[PairSummary], path: str | Path, title: str = "Runtime matrix"
+) -> Path:
+    """Accuracy (95 % intervals), mean reward (spread over repeats) and cost per pair.
+
+    ``pairs`` are ``MatrixReport.pairs``; a panel is left out when no pair has its measure,
+    and the best pair is drawn in the strong colour. Cost is dollars per session when every
+    pair is priced, else tokens per session.
+
+    Raises:
+        ChartError: matplotlib is missing, or there are no pairs.
+    """
+    if not pairs:
+        raise ChartError("no pairs to plot")
+    best = best_pair(pairs)
+    colours = [_SUPERVISED if pair is best else _ALONE for pair in pairs]
+    priced = all(pair.cost_per_session is not None for pair in pairs)
+    panels: list[tuple[str, list[float], list[list[float]] | None, float | None]] = []
+    if any(pair.accuracy is not None for pair in pairs):
+        intervals = [pair.accuracy for pair in pairs]
+        panels.append(
+            ("accuracy (95% interval)", _estimates(intervals), _error_bars(intervals), 1.05)
+        )
+    if any(pair.mean_reward is not None for pair in pairs):
+        spread = [pair.reward_spread or 0.0 for pair in pairs]
+        rewards = [pair.mean_reward or 0.0 for pair in pairs]
+        panels.append(("mean reward (sd over repeats)", rewards, [spread, spread], 1.05))
+    spend = [
+        (pair.cost_per_session if priced else pair.tokens_per_session) or 0.0 for pair in pairs
+    ]
+    panels.append(("cost per session ($)" if priced else "tokens per session", spend, None, None))
+    labels = [pair.pair.label.replace(" / ", "\n") for pair in pairs]
+    figure = new_figure(size=(max(4.0, 0.9 * len(pairs) + 2.0) * len(panels), 4.8))
+    for axes, (ylabel, values, errors, top) in zip(
+        figure.subplots(1, len(panels), squeeze=False)[0], panels, strict=True
+    ):
+        axes.bar(range(len(pairs)), values, yerr=errors, capsize=4, color=colours)
+        axes.set_xticks(range(len(pairs)), labels, fontsize="small")
+        axes.set_ylabel(ylabel)
+        if top is not None:
+            axes.set_ylim(0, top)
+    figure.suptitle(f"{title} (student / teacher)")
+    return save(figure, path)
 
 
 def confusion_chart(
