@@ -89,3 +89,20 @@ def test_without_matplotlib_each_chart_says_how_to_install_it(
     with pytest.raises(LearningPlotError, match=r"pip install 'atlas-graph\[plot\]'"):
         plot_learning_curve(report, tmp_path / "curve.png")
     assert not list(tmp_path.iterdir())
+
+
+def test_matrix_chart_draws_each_pair(tmp_path: Path) -> None:
+    from atlas_graph.evaluation.matrix import MatrixPair, summarize_pair
+
+    def run(right: int, reward: float) -> list[dict[str, Any]]:
+        return [line(k, k < right, reward=reward) for k in range(4)]
+
+    pairs = [
+        summarize_pair(MatrixPair("small", "big"), [run(3, 0.8), run(2, 0.6)]),
+        summarize_pair(MatrixPair("gpt-4.1-mini", None), [run(4, 0.9)]),
+    ]
+    assert_png(charts.matrix_chart(pairs, tmp_path / "matrix.png"))
+    unscored = [summarize_pair(MatrixPair("a", "b"), [[{**line(0, True), "correct": None}]])]
+    assert_png(charts.matrix_chart(unscored, tmp_path / "unscored.png"))
+    with pytest.raises(ChartError, match="no pairs"):
+        charts.matrix_chart([], tmp_path / "none.png")
