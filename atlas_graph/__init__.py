@@ -34,6 +34,7 @@ if TYPE_CHECKING:
         TaskFileError,
     )
     from atlas_graph.evaluation.batch import EvalReport, aevaluate, evaluate
+    from atlas_graph.evaluation.matrix import MatrixPair, MatrixReport, arun_matrix, run_matrix
     from atlas_graph.export import (
         ExportCounts,
         aexport_sessions,
@@ -108,6 +109,8 @@ __all__ = [
     "JudgeReply",
     "JudgeRequest",
     "LanePolicy",
+    "MatrixPair",
+    "MatrixReport",
     "ModelConfigError",
     "ModelOutputError",
     "Persistence",
@@ -142,6 +145,7 @@ __all__ = [
     "aprune_sessions",
     "aresume_session",
     "arun",
+    "arun_matrix",
     "asession_history",
     "aset_review_status",
     "ashow_session",
@@ -156,6 +160,7 @@ __all__ = [
     "prune_sessions",
     "resume_session",
     "run",
+    "run_matrix",
     "session_history",
     "set_review_status",
     "show_session",
@@ -193,6 +198,10 @@ _HOMES = {
     "EvalReport": "atlas_graph.evaluation.batch",
     "aevaluate": "atlas_graph.evaluation.batch",
     "evaluate": "atlas_graph.evaluation.batch",
+    "MatrixPair": "atlas_graph.evaluation.matrix",
+    "MatrixReport": "atlas_graph.evaluation.matrix",
+    "arun_matrix": "atlas_graph.evaluation.matrix",
+    "run_matrix": "atlas_graph.evaluation.matrix",
     "create_atlas_graph": "atlas_graph.graph",
     "LanePolicy": "atlas_graph.lanes",
     # The plug-in contracts: what validators, plan reviewers, judges and triage builders get.

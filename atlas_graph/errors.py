@@ -199,7 +199,16 @@ class StorageError(AtlasUserError, RuntimeError):
     """
 
 
-class LearningPlotError(AtlasUserError):
+class ChartError(AtlasUserError):
+    """A chart cannot be drawn: matplotlib is missing (``missing``), or there is nothing to draw."""
+
+
+class MatrixError(AtlasUserError):
+    """A runtime matrix cannot run as asked: no pairs, a bad matrix file, or a model name for a
+    role the config has no ``llm`` block for (``pair``)."""
+
+
+class LearningPlotError(ChartError):
     """The learning curve cannot be drawn (matplotlib missing, or nothing to draw)."""
 
 

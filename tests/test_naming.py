@@ -31,6 +31,7 @@ MODULES = (
     "atlas_graph.review",
     "atlas_graph.runner",
     "atlas_graph.evaluation.batch",
+    "atlas_graph.evaluation.matrix",
     "atlas_graph.storage.history",
     "atlas_graph.storage.ledger",
     "atlas_graph.storage.persistence",

@@ -14,6 +14,7 @@ import json
 import sys
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, TextIO
 
 from atlas_graph.cli.common import EXIT_FAILED, EXIT_OK, EXIT_STOPPED, EXIT_USAGE
@@ -49,6 +50,25 @@ def add_eval_command(commands: Any) -> None:
     parser.add_argument("--baseline", action="store_true",
                         help="also run every task with the student alone and report the lift "
                         "(results in RESULTS with .baseline before the suffix)")  # fmt: skip
+    matrix = parser.add_argument_group(
+        "runtime matrix", "run the task file for every (student, teacher) pair of models; "
+        "each pair's results go to RESULTS with the pair before the suffix"
+    )  # fmt: skip
+    matrix.add_argument("--student-model", type=_names, default=[], metavar="A,B",
+                        help="student models, comma-separated, in place of the config's "
+                        "agent.llm.model")  # fmt: skip
+    matrix.add_argument("--teacher-model", type=_names, default=[], metavar="X,Y",
+                        help="teacher models, comma-separated, in place of the config's "
+                        "teacher.llm.model")  # fmt: skip
+    matrix.add_argument("--matrix", metavar="FILE",
+                        help="YAML or JSON file of the pairs: students: [...] and teachers: "
+                        "[...], or pairs: [{student: ..., teacher: ...}]")  # fmt: skip
+    matrix.add_argument("--repeats", type=_positive, default=1, metavar="N",
+                        help="runs of the whole task file per pair (default: 1); alone, it "
+                        "repeats the config's own pair")  # fmt: skip
+    parser.add_argument("--plot", metavar="DIR",
+                        help="write charts as PNG files into DIR (needs matplotlib): "
+                        "rewards in order, the lift with --baseline, a matrix's pairs")  # fmt: skip
 
 
 def _positive(text: str) -> int:
@@ -61,6 +81,13 @@ def _positive(text: str) -> int:
     return value
 
 
+def _names(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"expected model names separated by commas, got {text!r}")
+    return names
+
+
 class ProgressBar:
     """Batch progress on a stream: a redrawn bar on a terminal, else a line every tenth."""
 
@@ -70,6 +97,10 @@ class ProgressBar:
         self.total = self.done = self.errors = 0
         self._next_line = 0
         self._started = time.monotonic()
+
+    def stage(self, label: str) -> None:
+        """A new batch of a matrix starts: say which pair and repeat it is."""
+        self._print(f"eval: {label}")
 
     def start(self, total: int, skipped: int) -> None:
         self.total, self.done = total, skipped
@@ -120,6 +151,21 @@ def _eval(args: argparse.Namespace) -> int:
     elif args.workers is not None:
         print("atlas-graph: --workers needs --ray", file=sys.stderr)
         return EXIT_USAGE
+    if args.plot is not None and importlib.util.find_spec("matplotlib") is None:
+        print("atlas-graph: --plot needs matplotlib: pip install 'atlas-graph[plot]'",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_USAGE
+    is_matrix = bool(args.student_model or args.teacher_model or args.matrix or args.repeats > 1)
+    if is_matrix:
+        if args.matrix and (args.student_model or args.teacher_model):
+            print("atlas-graph: --matrix takes the place of --student-model and --teacher-model; "
+                  "give one or the other", file=sys.stderr)  # fmt: skip
+            return EXIT_USAGE
+        if args.baseline:
+            print("atlas-graph: --baseline runs one pair; leave it out of a matrix run",
+                  file=sys.stderr)  # fmt: skip
+            return EXIT_USAGE
+        return _eval_matrix(args, ray)
     # a cluster that cannot start is a RayWorkerError (a user error: exit 2, one line)
     report = evaluate(
         args.tasks, config=args.config, output=args.output, concurrency=args.concurrency,
@@ -127,6 +173,7 @@ def _eval(args: argparse.Namespace) -> int:
         baseline=args.baseline, **ray,
     )  # fmt: skip
     json_path, markdown_path = write_report(report, args.output)
+    plots = _plot_batch(args.plot, report.results, report.lift) if args.plot else []
     if args.json:
         print(json.dumps(report.as_dict()))
     else:
@@ -136,9 +183,79 @@ def _eval(args: argparse.Namespace) -> int:
             print(format_lift(report.lift))
         print(f"{report.ran} ran, {report.skipped} skipped; results in {args.output}")
         print(f"report: {json_path}, {markdown_path}")
+    _print_plots(plots, args.json)
     if report.errors:
         return EXIT_STOPPED
     return EXIT_FAILED if report.failed else EXIT_OK
+
+
+def _eval_matrix(args: argparse.Namespace, ray: dict[str, Any]) -> int:
+    from atlas_graph.evaluation.matrix import (
+        cross,
+        format_matrix,
+        read_matrix,
+        run_matrix,
+        write_matrix_report,
+    )
+
+    pairs = (
+        read_matrix(args.matrix) if args.matrix else cross(args.student_model, args.teacher_model)
+    )
+    report = run_matrix(
+        args.tasks, pairs, config=args.config, output=args.output, repeats=args.repeats,
+        concurrency=args.concurrency, progress=ProgressBar(sys.stderr), scorer=args.scorer,
+        tolerance=args.tolerance, **ray,
+    )  # fmt: skip
+    json_path, markdown_path = write_matrix_report(report, args.output)
+    plots: list[Path] = []
+    if args.plot:
+        from atlas_graph.evaluation.charts import matrix_chart
+
+        plots.append(matrix_chart(report.pairs, Path(args.plot) / "matrix.png"))
+        for pair in report.pairs:
+            plots += _plot_batch(
+                args.plot, report.results[pair.pair.label], None, f".{pair.pair.slug}",
+                f"Rewards of {pair.pair.label}",
+            )  # fmt: skip
+    if args.json:
+        print(json.dumps(report.as_dict()))
+    else:
+        print(format_matrix(report))
+        print(f"{report.ran} ran, {report.skipped} skipped; results in "
+              + ", ".join(str(pair.output) for pair in report.pairs))  # fmt: skip
+        print(f"report: {json_path}, {markdown_path}")
+    _print_plots(plots, args.json)
+    if report.errors:
+        return EXIT_STOPPED
+    return EXIT_FAILED if report.failed else EXIT_OK
+
+
+def _plot_batch(
+    folder: str,
+    results: list[dict[str, Any]],
+    lift: dict[str, Any] | None,
+    suffix: str = "",
+    title: str = "Rewards",
+) -> list[Path]:
+    """The batch's charts in ``folder``; a chart with nothing to draw is skipped with a note."""
+    from atlas_graph.errors import ChartError
+    from atlas_graph.evaluation.charts import lift_chart, reward_sequence_chart
+
+    written = []
+    rewards = [line.get("reward") for line in results]
+    try:
+        written.append(reward_sequence_chart(rewards, Path(folder) / f"rewards{suffix}.png", title))
+    except ChartError as error:
+        print(f"eval: rewards{suffix}.png not drawn: {error}", file=sys.stderr)
+    if lift is not None:
+        written.append(lift_chart(lift, Path(folder) / "lift.png"))
+    return written
+
+
+def _print_plots(plots: list[Path], as_json: bool) -> None:
+    if plots:  # stdout stays pure JSON with --json
+        print("plots: " + ", ".join(str(path) for path in plots),
+              file=sys.stderr if as_json else sys.stdout)  # fmt: skip
 
 
 EVAL_COMMANDS = {"eval": _eval}

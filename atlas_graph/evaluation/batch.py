@@ -213,7 +213,12 @@ def _checked(tasks: list[EvalTask], where: str) -> list[EvalTask]:
     return tasks
 
 
-def _tasks_from(tasks: str | Path | Iterable[EvalTask | Mapping[str, Any]]) -> list[EvalTask]:
+def tasks_from(tasks: str | Path | Iterable[EvalTask | Mapping[str, Any]]) -> list[EvalTask]:
+    """Checked tasks from a task file, or from task mappings / ``EvalTask`` objects.
+
+    Raises:
+        TaskFileError: A task is unusable or two share an id.
+    """
     if isinstance(tasks, str | Path):
         return read_tasks(tasks)
     items = [
@@ -670,7 +675,7 @@ async def aevaluate(
         )
     if workers is not None and workers < 1:
         raise AtlasUserError(f"workers must be at least 1, got {workers}", workers=workers)
-    items = _tasks_from(tasks)
+    items = tasks_from(tasks)
     atlas_config: AtlasConfig = load_config(config if config is not None else {})
     chosen = (
         make_scorer(scorer, tolerance=tolerance, config=atlas_config, models=models)

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from langgraph.store.base import BaseStore
 
-from atlas_graph.errors import LearningPlotError
+from atlas_graph.errors import ChartError, LearningPlotError
 from atlas_graph.learning import registry
 from atlas_graph.learning.usage import summary
 
@@ -95,18 +95,15 @@ def plot_learning_curve(report: list[dict[str, Any]], path: str | Path) -> Path:
         LearningPlotError: matplotlib is not installed (``pip install atlas-graph[plot]``) or
             the report has no sessions.
     """
-    try:
-        import matplotlib
+    from atlas_graph.evaluation.charts import new_figure, save  # matplotlib loads late
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise LearningPlotError(
-            "--plot needs matplotlib: pip install 'atlas-graph[plot]'"
-        ) from None
     if not any(item["sessions"] for item in report):
         raise LearningPlotError("no sessions to plot")
-    figure, (rewards, tokens) = plt.subplots(2, 1, sharex=True, figsize=(8, 6))
+    try:
+        figure = new_figure(size=(8.0, 6.0))
+    except ChartError as error:  # callers catch LearningPlotError, as before
+        raise LearningPlotError(str(error), **vars(error)) from None
+    rewards, tokens = figure.subplots(2, 1, sharex=True)
     for item in report:
         runs = item["sessions"]
         numbers = list(range(1, len(runs) + 1))
@@ -116,11 +113,7 @@ def plot_learning_curve(report: list[dict[str, Any]], path: str | Path) -> Path:
     tokens.set_ylabel("tokens")
     tokens.set_xlabel("session")
     rewards.legend(fontsize="small")
-    figure.tight_layout()
-    target = Path(path)
-    figure.savefig(target)
-    plt.close(figure)
-    return target
+    return save(figure, path)
 
 
 def _sync(coroutine: Coroutine[Any, Any, T]) -> T:
