@@ -256,6 +256,33 @@ async def test_postgres_saver_and_store_share_one_pool(pg_url: str) -> None:
         assert item is not None and item.value == {"v": 2}
 
 
+async def test_sessions_sharing_a_postgres_saver_do_not_take_turns(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two saver reads at once: each holds its statement until the other has started one too.
+    # A saver that serialises its calls behind one lock never lets the second start.
+    storage = postgres(pg_url, min_size=2, max_size=4)
+    started: list[asyncio.Event] = [asyncio.Event(), asyncio.Event()]
+    original = psycopg.AsyncCursor.execute
+    calls = 0
+
+    async def execute(self: Any, *args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        mine, calls = calls, calls + 1
+        if mine < 2:
+            started[mine].set()
+            await asyncio.wait_for(started[1 - mine].wait(), timeout=10)
+        return await original(self, *args, **kwargs)
+
+    async with aopen_persistence(storage) as opened:
+        saver = opened.checkpointer
+        monkeypatch.setattr(psycopg.AsyncCursor, "execute", execute)
+        configs = [{"configurable": {"thread_id": f"t{n}", "checkpoint_ns": ""}} for n in (1, 2)]
+        found = await asyncio.gather(*(saver.aget_tuple(c) for c in configs))  # type: ignore[arg-type]
+    assert found == [None, None]
+    assert all(event.is_set() for event in started)
+
+
 def test_postgres_sync_form(pg_url: str) -> None:
     with open_persistence(postgres(pg_url, min_size=2, max_size=2)) as opened:
         assert opened.store is not None

@@ -299,6 +299,11 @@ async def _aopen(
         from langgraph.store.postgres.aio import AsyncPostgresStore
 
         pg_saver, pg_store = AsyncPostgresSaver(pool), AsyncPostgresStore(pool)
+        # The saver guards its connection with one lock even over a pool, so sessions that
+        # share a Persistence took turns at the database: 100 concurrent paired sessions ran
+        # on 3 connections. The pool never hands one connection to two callers, so each call
+        # runs on its own connection unguarded, as the store already does over a pool.
+        pg_saver.lock = PoolTurns()  # type: ignore[assignment]
         if storage.apply_schema_on_connect:
             async with _faults_as_errors(f"PostgreSQL at {redact_dsn(url)}"):
                 await _setup_postgres(url, pg_saver, pg_store)
@@ -308,6 +313,24 @@ async def _aopen(
             yield Persistence(pg_saver, pg_store, backend)
         finally:
             await claims.aclose()
+
+
+class PoolTurns:
+    """The lock of a saver that draws from a pool: the pool's own checkout is the only turn.
+
+    ``AsyncPostgresSaver`` enters ``self.lock`` around every statement, which serialises a
+    shared saver; over a pool each statement already has a connection to itself.
+    """
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, *_exc: object) -> None:
+        return None
+
+    def locked(self) -> bool:
+        """Never held (``asyncio.Lock`` has this too)."""
+        return False
 
 
 @asynccontextmanager
