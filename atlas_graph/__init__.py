@@ -21,6 +21,7 @@ if TYPE_CHECKING:
         AtlasRunError,
         AtlasUserError,
         ConfigError,
+        DatasetError,
         ExportError,
         ImportReferenceError,
         ModelConfigError,
@@ -34,6 +35,16 @@ if TYPE_CHECKING:
         TaskFileError,
     )
     from atlas_graph.evaluation.batch import EvalReport, aevaluate, evaluate
+    from atlas_graph.evaluation.probe_eval import (
+        ProbeEvalReport,
+        aevaluate_probe,
+        evaluate_probe,
+    )
+    from atlas_graph.evaluation.reward_eval import (
+        RewardEvalReport,
+        aevaluate_reward,
+        evaluate_reward,
+    )
     from atlas_graph.export import (
         ExportCounts,
         aexport_sessions,
@@ -100,6 +111,7 @@ __all__ = [
     "ConfigError",
     "ConsoleRenderer",
     "ControlEvent",
+    "DatasetError",
     "EvalReport",
     "ExportCounts",
     "ExportError",
@@ -115,8 +127,10 @@ __all__ = [
     "PlanReview",
     "PlanReviewRequest",
     "Principle",
+    "ProbeEvalReport",
     "Result",
     "ReviewError",
+    "RewardEvalReport",
     "ScriptExhaustedError",
     "SessionNotFoundError",
     "SessionStateError",
@@ -132,6 +146,8 @@ __all__ = [
     "ValidationRequest",
     "aapprove_plan",
     "aevaluate",
+    "aevaluate_probe",
+    "aevaluate_reward",
     "aexport_sessions",
     "afork_session",
     "aiter_session_traces",
@@ -147,6 +163,8 @@ __all__ = [
     "ashow_session",
     "create_atlas_graph",
     "evaluate",
+    "evaluate_probe",
+    "evaluate_reward",
     "export_sessions",
     "fork_session",
     "iter_session_traces",
@@ -180,6 +198,7 @@ _HOMES = {
     "SessionStateError": "atlas_graph.errors",
     "StorageError": "atlas_graph.errors",
     "TaskFileError": "atlas_graph.errors",
+    "DatasetError": "atlas_graph.errors",
     "Agent": "atlas_graph.agents",
     "AgentRequest": "atlas_graph.agents",
     "AgentResponse": "atlas_graph.agents",
@@ -193,6 +212,12 @@ _HOMES = {
     "EvalReport": "atlas_graph.evaluation.batch",
     "aevaluate": "atlas_graph.evaluation.batch",
     "evaluate": "atlas_graph.evaluation.batch",
+    "ProbeEvalReport": "atlas_graph.evaluation.probe_eval",
+    "aevaluate_probe": "atlas_graph.evaluation.probe_eval",
+    "evaluate_probe": "atlas_graph.evaluation.probe_eval",
+    "RewardEvalReport": "atlas_graph.evaluation.reward_eval",
+    "aevaluate_reward": "atlas_graph.evaluation.reward_eval",
+    "evaluate_reward": "atlas_graph.evaluation.reward_eval",
     "create_atlas_graph": "atlas_graph.graph",
     "LanePolicy": "atlas_graph.lanes",
     # The plug-in contracts: what validators, plan reviewers, judges and triage builders get.

@@ -31,6 +31,8 @@ MODULES = (
     "atlas_graph.review",
     "atlas_graph.runner",
     "atlas_graph.evaluation.batch",
+    "atlas_graph.evaluation.probe_eval",
+    "atlas_graph.evaluation.reward_eval",
     "atlas_graph.storage.history",
     "atlas_graph.storage.ledger",
     "atlas_graph.storage.persistence",
