@@ -39,7 +39,6 @@ from atlas_graph.redaction import scrub
 from atlas_graph.runner import ConfigSource, run_sync
 from atlas_graph.services import Services
 
-PROBE_KEYS = frozenset({"id", "task", "learning_history", "expected_mode", "metadata"})
 SESSION_METADATA_KEYS = ("metadata", "session_metadata")
 
 
