@@ -21,6 +21,7 @@ if TYPE_CHECKING:
         AtlasRunError,
         AtlasUserError,
         ConfigError,
+        DatasetError,
         ExportError,
         ImportReferenceError,
         ModelConfigError,
@@ -35,6 +36,16 @@ if TYPE_CHECKING:
     )
     from atlas_graph.evaluation.batch import EvalReport, aevaluate, evaluate
     from atlas_graph.evaluation.matrix import MatrixPair, MatrixReport, arun_matrix, run_matrix
+    from atlas_graph.evaluation.probe_eval import (
+        ProbeEvalReport,
+        aevaluate_probe,
+        evaluate_probe,
+    )
+    from atlas_graph.evaluation.reward_eval import (
+        RewardEvalReport,
+        aevaluate_reward,
+        evaluate_reward,
+    )
     from atlas_graph.export import (
         ExportCounts,
         aexport_sessions,
@@ -101,6 +112,7 @@ __all__ = [
     "ConfigError",
     "ConsoleRenderer",
     "ControlEvent",
+    "DatasetError",
     "EvalReport",
     "ExportCounts",
     "ExportError",
@@ -118,8 +130,10 @@ __all__ = [
     "PlanReview",
     "PlanReviewRequest",
     "Principle",
+    "ProbeEvalReport",
     "Result",
     "ReviewError",
+    "RewardEvalReport",
     "ScriptExhaustedError",
     "SessionNotFoundError",
     "SessionStateError",
@@ -135,6 +149,8 @@ __all__ = [
     "ValidationRequest",
     "aapprove_plan",
     "aevaluate",
+    "aevaluate_probe",
+    "aevaluate_reward",
     "aexport_sessions",
     "afork_session",
     "aiter_session_traces",
@@ -151,6 +167,8 @@ __all__ = [
     "ashow_session",
     "create_atlas_graph",
     "evaluate",
+    "evaluate_probe",
+    "evaluate_reward",
     "export_sessions",
     "fork_session",
     "iter_session_traces",
@@ -185,6 +203,7 @@ _HOMES = {
     "SessionStateError": "atlas_graph.errors",
     "StorageError": "atlas_graph.errors",
     "TaskFileError": "atlas_graph.errors",
+    "DatasetError": "atlas_graph.errors",
     "Agent": "atlas_graph.agents",
     "AgentRequest": "atlas_graph.agents",
     "AgentResponse": "atlas_graph.agents",
@@ -202,6 +221,12 @@ _HOMES = {
     "MatrixReport": "atlas_graph.evaluation.matrix",
     "arun_matrix": "atlas_graph.evaluation.matrix",
     "run_matrix": "atlas_graph.evaluation.matrix",
+    "ProbeEvalReport": "atlas_graph.evaluation.probe_eval",
+    "aevaluate_probe": "atlas_graph.evaluation.probe_eval",
+    "evaluate_probe": "atlas_graph.evaluation.probe_eval",
+    "RewardEvalReport": "atlas_graph.evaluation.reward_eval",
+    "aevaluate_reward": "atlas_graph.evaluation.reward_eval",
+    "evaluate_reward": "atlas_graph.evaluation.reward_eval",
     "create_atlas_graph": "atlas_graph.graph",
     "LanePolicy": "atlas_graph.lanes",
     # The plug-in contracts: what validators, plan reviewers, judges and triage builders get.

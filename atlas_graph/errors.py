@@ -244,6 +244,13 @@ class TaskFileError(AtlasUserError):
         super().__init__(message, path=path, line=line, problem=problem, results=results)
 
 
+class DatasetError(TaskFileError):
+    """A probe dataset or trajectory file cannot be used; names the file and line.
+
+    A ``TaskFileError``, so code that catches bad input files catches these too.
+    """
+
+
 class ReviewError(AtlasUserError):
     """A review decision cannot be recorded; the message says why and what to do."""
 

@@ -13,7 +13,7 @@ from langgraph.store.memory import InMemoryStore
 
 from atlas_graph import demo
 from atlas_graph.graph import NODES, create_atlas_graph
-from atlas_graph.storage.review_cache import cached_review, remember_review
+from atlas_graph.storage.review_cache import acached_review, aremember_review
 from atlas_graph.testing import ScriptedAgent, ScriptedChatModel
 
 THREE_STEPS = [
@@ -358,12 +358,12 @@ async def test_plan_review_is_reused_by_task_and_plan() -> None:
 
 async def test_a_stale_review_is_not_reused() -> None:
     store = InMemoryStore()
-    await remember_review(store, "k", 1, {"approved": True, "concerns": []})
-    assert await cached_review(store, "k", 1) == {"approved": True, "concerns": []}
-    assert await cached_review(store, "k", 0) is None  # caching off
-    assert await cached_review(None, "k", 60) is None  # no store
+    await aremember_review(store, "k", 1, {"approved": True, "concerns": []})
+    assert await acached_review(store, "k", 1) == {"approved": True, "concerns": []}
+    assert await acached_review(store, "k", 0) is None  # caching off
+    assert await acached_review(None, "k", 60) is None  # no store
     await asyncio.sleep(1.1)
-    assert await cached_review(store, "k", 1) is None
+    assert await acached_review(store, "k", 1) is None
 
 
 async def test_lane_precedence(make_run: Any) -> None:

@@ -32,18 +32,12 @@ MODULES = (
     "atlas_graph.runner",
     "atlas_graph.evaluation.batch",
     "atlas_graph.evaluation.matrix",
+    "atlas_graph.evaluation.probe_eval",
+    "atlas_graph.evaluation.reward_eval",
     "atlas_graph.storage.history",
     "atlas_graph.storage.ledger",
     "atlas_graph.storage.persistence",
     "atlas_graph.storage.review_cache",
-)
-# Async functions still without the prefix. Their one caller is the teacher node, which is
-# being changed on another branch; they are renamed together with it.
-NOT_YET_RENAMED = frozenset(
-    {
-        "atlas_graph.storage.review_cache.cached_review",
-        "atlas_graph.storage.review_cache.remember_review",
-    }
 )
 _ASYNC_RESULTS = (
     collections.abc.AsyncIterator,
@@ -116,11 +110,7 @@ def test_exported_sync_twins_take_their_async_forms_parameters() -> None:
 @pytest.mark.parametrize("module_name", MODULES)
 def test_module_functions_follow_the_rule(module_name: str) -> None:
     functions = public_functions(importlib.import_module(module_name))
-    unprefixed = [
-        name
-        for name, value in functions.items()
-        if is_async(value) and name[0] != "a" and f"{module_name}.{name}" not in NOT_YET_RENAMED
-    ]
+    unprefixed = [name for name, value in functions.items() if is_async(value) and name[0] != "a"]
     assert unprefixed == []
     for name, value in functions.items():
         twin = functions.get(name[1:]) if is_async(value) else None

@@ -174,12 +174,12 @@ def test_cli_review_refusals_exit_2(demo_folder: Path, capsys: pytest.CaptureFix
 async def test_the_review_cache_gives_a_ttl_store_the_entry_lifetime(tmp_path: Any) -> None:
     from langgraph.store.sqlite.aio import AsyncSqliteStore
 
-    from atlas_graph.storage.review_cache import NAMESPACE, cached_review, remember_review
+    from atlas_graph.storage.review_cache import NAMESPACE, acached_review, aremember_review
 
     async with AsyncSqliteStore.from_conn_string(str(tmp_path / "s.sqlite")) as store:
         await store.setup()
-        await remember_review(store, "k", 120, {"approved": True})
-        assert await cached_review(store, "k", 120) == {"approved": True}
+        await aremember_review(store, "k", 120, {"approved": True})
+        assert await acached_review(store, "k", 120) == {"approved": True}
         async with store.conn.execute(
             "SELECT expires_at, ttl_minutes FROM store WHERE prefix = ? AND key = 'k'",
             (".".join(NAMESPACE),),

@@ -31,7 +31,7 @@ def add_eval_command(commands: Any) -> None:
     parser.add_argument("--config", "-c", required=True, help="YAML config file")
     parser.add_argument("--output", "-o", required=True, metavar="RESULTS",
                         help="JSONL file of results; tasks done in it are skipped")  # fmt: skip
-    parser.add_argument("--concurrency", "-j", type=_positive, default=4, metavar="N",
+    parser.add_argument("--concurrency", "-j", type=positive_int, default=4, metavar="N",
                         help="sessions running at the same time, per worker with --ray "
                              "(default: 4)")  # fmt: skip
     parser.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
@@ -39,7 +39,7 @@ def add_eval_command(commands: Any) -> None:
                              "'local' starts a cluster here, one worker per core; an "
                              "address joins a running cluster; none: RAY_ADDRESS, else a "
                              "cluster `ray start` began here, else a new local one")  # fmt: skip
-    parser.add_argument("--workers", type=_positive, default=None, metavar="N",
+    parser.add_argument("--workers", type=positive_int, default=None, metavar="N",
                         help="with --ray: worker processes (default: one per CPU)")  # fmt: skip
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.add_argument("--scorer", default=None, metavar="NAME",
@@ -63,7 +63,7 @@ def add_eval_command(commands: Any) -> None:
     matrix.add_argument("--matrix", metavar="FILE",
                         help="YAML or JSON file of the pairs: students: [...] and teachers: "
                         "[...], or pairs: [{student: ..., teacher: ...}]")  # fmt: skip
-    matrix.add_argument("--repeats", type=_positive, default=1, metavar="N",
+    matrix.add_argument("--repeats", type=positive_int, default=1, metavar="N",
                         help="runs of the whole task file per pair (default: 1); alone, it "
                         "repeats the config's own pair")  # fmt: skip
     parser.add_argument("--plot", metavar="DIR",
@@ -71,7 +71,8 @@ def add_eval_command(commands: Any) -> None:
                         "rewards in order, the lift with --baseline, a matrix's pairs")  # fmt: skip
 
 
-def _positive(text: str) -> int:
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
     try:
         value = int(text)
     except ValueError:
@@ -91,9 +92,17 @@ def _names(text: str) -> list[str]:
 class ProgressBar:
     """Batch progress on a stream: a redrawn bar on a terminal, else a line every tenth."""
 
-    def __init__(self, stream: TextIO | None = None, *, tty: bool | None = None) -> None:
+    def __init__(
+        self,
+        stream: TextIO | None = None,
+        *,
+        tty: bool | None = None,
+        label: str = "eval",
+        unit: str = "tasks",
+    ) -> None:
         self.stream = stream or sys.stderr
         self.tty = self.stream.isatty() if tty is None else tty
+        self.label, self.unit = label, unit
         self.total = self.done = self.errors = 0
         self._next_line = 0
         self._started = time.monotonic()
@@ -106,7 +115,7 @@ class ProgressBar:
         self.total, self.done = total, skipped
         self._started = time.monotonic()
         if skipped:
-            self._print(f"eval: {skipped} of {total} tasks already done, skipped")
+            self._print(f"{self.label}: {skipped} of {total} {self.unit} already done, skipped")
         self._draw()
 
     def update(self, result: Mapping[str, Any]) -> None:
@@ -122,14 +131,16 @@ class ProgressBar:
     def _draw(self) -> None:
         elapsed = int(time.monotonic() - self._started)
         errors = f", {self.errors} error{'s' * (self.errors != 1)}" if self.errors else ""
-        counts = f"{self.done}/{self.total} tasks{errors}, {elapsed // 60}m{elapsed % 60:02d}s"
+        counts = (
+            f"{self.done}/{self.total} {self.unit}{errors}, {elapsed // 60}m{elapsed % 60:02d}s"
+        )
         if self.tty:
             filled = _BAR_WIDTH * self.done // max(self.total, 1)
             bar = "#" * filled + "-" * (_BAR_WIDTH - filled)
-            self.stream.write(f"\reval [{bar}] {counts}")
+            self.stream.write(f"\r{self.label} [{bar}] {counts}")
             self.stream.flush()
         elif self.done >= self._next_line or self.done == self.total:
-            self._print(f"eval: {counts}")
+            self._print(f"{self.label}: {counts}")
             step = max(1, self.total // 10)
             self._next_line = (self.done // step + 1) * step
 

@@ -22,6 +22,7 @@ from atlas_graph.cli.common import (
 )
 from atlas_graph.cli.eval import EVAL_COMMANDS, add_eval_command
 from atlas_graph.cli.export import EXPORT_COMMANDS, add_export_commands
+from atlas_graph.cli.harness import HARNESS_COMMANDS, add_harness_commands
 from atlas_graph.cli.learning import LEARNING_COMMANDS, add_learning_commands
 from atlas_graph.cli.sessions import SESSION_COMMANDS, add_session_commands, progress, report_result
 from atlas_graph.errors import AtlasRunError, AtlasUserError, one_line
@@ -61,6 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("file")
     add_session_commands(commands)
     add_eval_command(commands)
+    add_harness_commands(commands)
     add_export_commands(commands)
     add_learning_commands(commands)
     return parser
@@ -208,6 +210,7 @@ _COMMANDS = {
     "config": _command_config,
     **SESSION_COMMANDS,
     **EVAL_COMMANDS,
+    **HARNESS_COMMANDS,
     **EXPORT_COMMANDS,
     **LEARNING_COMMANDS,
 }

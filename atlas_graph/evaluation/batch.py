@@ -168,6 +168,40 @@ def parse_task(data: Any, line: int, where: str = "tasks") -> EvalTask:
     )  # fmt: skip
 
 
+def read_jsonl(
+    path: str | Path, *, kind: str = "task file", error: type[TaskFileError] = TaskFileError
+) -> list[tuple[int, Any]]:
+    """The decoded lines of a JSONL file with their line numbers; blank and ``#`` lines skipped.
+
+    Every harness reads its input this way, so Atlas's files (which open with a comment line)
+    load the same everywhere.
+
+    Raises:
+        TaskFileError: The file is missing or not UTF-8, or a line is not JSON (``error``
+            names the subclass to raise); the message names the file (as ``kind``) and line.
+    """
+    source = Path(path)
+    try:
+        text = source.read_text(encoding="utf-8")
+    except OSError as problem:
+        raise error(
+            str(source), None, f"cannot read {kind} {source}: {problem.strerror or problem}"
+        ) from None
+    except UnicodeDecodeError:
+        raise error(str(source), None, f"{kind} {source} is not UTF-8 text") from None
+    lines: list[tuple[int, Any]] = []
+    for number, raw in enumerate(text.splitlines(), 1):
+        if not raw.strip() or raw.lstrip().startswith("#"):
+            continue  # Atlas's files open with a comment line
+        try:
+            lines.append((number, json.loads(raw)))
+        except json.JSONDecodeError as problem:
+            raise error(
+                str(source), number, f"not JSON ({problem.msg}); each line must be one JSON object"
+            ) from None
+    return lines
+
+
 def read_tasks(path: str | Path) -> list[EvalTask]:
     """Every task of a JSONL file (blank and ``#`` lines skipped), checked before anything runs.
 
@@ -175,27 +209,8 @@ def read_tasks(path: str | Path) -> list[EvalTask]:
         TaskFileError: The file is missing, empty, or a line is not a task; the message names
             the file and line number.
     """
-    source = Path(path)
-    try:
-        text = source.read_text(encoding="utf-8")
-    except OSError as error:
-        raise TaskFileError(
-            str(source), None, f"cannot read task file {source}: {error.strerror or error}"
-        ) from None
-    except UnicodeDecodeError:
-        raise TaskFileError(str(source), None, f"task file {source} is not UTF-8 text") from None
-    tasks: list[EvalTask] = []
-    for number, raw in enumerate(text.splitlines(), 1):
-        if not raw.strip() or raw.lstrip().startswith("#"):
-            continue  # Atlas's task files open with a comment line
-        try:
-            data = json.loads(raw)
-        except json.JSONDecodeError as error:
-            raise TaskFileError(
-                str(source), number, f"not JSON ({error.msg}); each line must be one JSON object"
-            ) from None
-        tasks.append(parse_task(data, number, str(source)))
-    return _checked(tasks, str(source))
+    where = str(Path(path))
+    return _checked([parse_task(data, number, where) for number, data in read_jsonl(path)], where)
 
 
 def _checked(tasks: list[EvalTask], where: str) -> list[EvalTask]:

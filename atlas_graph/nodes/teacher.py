@@ -41,7 +41,7 @@ from atlas_graph.state import (
     ToolCallRecord,
     Verdict,
 )
-from atlas_graph.storage.review_cache import cached_review, remember_review, review_cache_key
+from atlas_graph.storage.review_cache import acached_review, aremember_review, review_cache_key
 from atlas_graph.structured import clamp_unit
 from atlas_graph.telemetry.events import utc_now
 from atlas_graph.usage import merge_usage
@@ -221,7 +221,7 @@ def make_review_node(services: Services) -> Node:
         draft = state["plan_draft"] or {"steps": [], "issues": []}
         update: AtlasState = {}
         cache_key = review_cache_key(state)
-        cached = await cached_review(runtime.store, cache_key, cache_seconds)
+        cached = await acached_review(runtime.store, cache_key, cache_seconds)
         if cached is not None:
             verdict = PlanReview.model_validate(cached)
         elif services.plan_reviewer is not None:
@@ -256,7 +256,7 @@ def make_review_node(services: Services) -> Node:
                 return update
             verdict = answer.value
             update["usage"] = {"teacher": answer.usage}
-            await remember_review(
+            await aremember_review(
                 runtime.store, cache_key, cache_seconds, verdict.model_dump(mode="json")
             )
         else:

@@ -43,7 +43,7 @@ def review_cache_key(state: AtlasState) -> str:
     return hashlib.sha256(material.encode()).hexdigest()
 
 
-async def cached_review(store: BaseStore | None, key: str, ttl_seconds: int) -> Any:
+async def acached_review(store: BaseStore | None, key: str, ttl_seconds: int) -> Any:
     """The verdict stored under ``key`` if it is younger than ``ttl_seconds``, else None."""
     if store is None or ttl_seconds <= 0:
         return None
@@ -54,13 +54,13 @@ async def cached_review(store: BaseStore | None, key: str, ttl_seconds: int) -> 
     return item.value.get("verdict") if age <= ttl_seconds else None
 
 
-async def remember_review(
+async def aremember_review(
     store: BaseStore | None, key: str, ttl_seconds: int, verdict: dict[str, Any]
 ) -> None:
     """Keep a fresh teacher verdict for later sessions (a no-op without a store).
 
     A store that supports TTL (SQLite, PostgreSQL) gets the entry's lifetime, so its TTL
-    sweeper deletes expired reviews; others keep them, and ``cached_review`` ignores them.
+    sweeper deletes expired reviews; others keep them, and ``acached_review`` ignores them.
     """
     if store is None or ttl_seconds <= 0:
         return
