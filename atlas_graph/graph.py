@@ -83,7 +83,8 @@ def create_atlas_graph(
         "validate",
         make_validate_node(services),
         retry_policy=llm,
-        destinations=destinations(routes.after_validate),
+        # a retry whose guidance needs no teacher call goes straight back to execute
+        destinations=(*destinations(routes.after_validate), *destinations(routes.after_guide)),
     )
     add(
         "guide",

@@ -234,7 +234,13 @@ class Structured(Generic[SchemaT]):
     )
 
     def _method(self) -> StructuredMethod:
-        if self.method == "function_calling" and model_key(self.model) in self.fallbacks:
+        # fallbacks is empty until a server ignores a tool call: skip the model's key, which
+        # reads attributes a model may not have (a pydantic miss costs tens of microseconds)
+        if (
+            self.method == "function_calling"
+            and self.fallbacks
+            and model_key(self.model) in self.fallbacks
+        ):
             return "json_schema"
         return self.method
 

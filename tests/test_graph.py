@@ -117,9 +117,12 @@ async def test_retries_stop_at_max_and_every_attempt_is_validated(
     assert len(record["attempts"]) == max_retries + 1
     assert all(attempt["validation"]["valid"] is False for attempt in record["attempts"])
     assert run.nodes.count("validate") == max_retries + 1
-    assert run.nodes.count("guide") == max_retries
+    # the verdict's guidance starts each retry from validate itself: no guide superstep
+    assert run.nodes.count("guide") == 0
+    assert run.nodes.count("execute") == max_retries + 1
     assert record["status"] == "failed"
     assert record["guidance"] == ["be better"] * max_retries
+    assert [a.get("guidance") for a in record["attempts"][:-1]] == ["be better"] * max_retries
     # a failed step does not crash the run: its output is the answer and it is rewarded
     assert run.nodes[-2:] == ["reward", "finalize"]
     assert state["final_answer"] == record["attempts"][-1]["output"]
@@ -196,6 +199,8 @@ async def test_separate_guidance_call_when_configured(make_run: Any) -> None:
     )
     state = await run("task", mode="coach")
     assert state["steps"]["1"]["guidance"] == ["a separate, sharper hint"]
+    assert state["steps"]["1"]["attempts"][0]["guidance"] == "a separate, sharper hint"
+    assert run.nodes.count("guide") == 1
 
 
 async def test_step_timeout_is_a_failed_attempt_with_its_reason(make_run: Any) -> None:

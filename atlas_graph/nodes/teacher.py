@@ -413,6 +413,14 @@ def make_validate_node(services: Services) -> Node:
                 step_id=step["id"], attempt=attempt, intermediate=True, next_attempt=attempt + 1,
                 max_attempts=services.policy(task["lane"]).max_retries + 1, score=verdict["score"],
             )  # fmt: skip
+            if not _guidance_calls_model(services, runtime):
+                # the verdict's guidance is the guidance: the retry starts here, without a
+                # guide superstep (a checkpoint and its writes) that would only copy it
+                next_try = _next_attempt(
+                    services, runtime, {**task, "verdict": verdict}, verdict["guidance"],
+                    step_update,
+                )  # fmt: skip
+                return Command(update=update, goto=services.routes.after_guide(next_try))
             return Command(update=update, goto=goto)
         step_update["status"] = "succeeded" if passes(verdict, threshold) else "failed"
         step_update["completed_at"] = utc_now()
@@ -434,18 +442,18 @@ _ATTEMPT_KEYS: tuple[Literal["output", "error", "execute_ms", "verdict", "tool_c
 
 
 def make_guide_node(services: Services) -> Node:
-    """Turn a failed verdict into guidance for the next attempt.
+    """Turn a failed verdict into guidance for the next attempt with a teacher call.
 
-    The verdict's own guidance is reused; a separate teacher call happens only with
-    ``teacher.guidance_call`` and a teacher model.
+    Validation sends a retry here only with ``teacher.guidance_call`` and a teacher model;
+    otherwise it reuses the verdict's own guidance and starts the retry itself.
     """
     teacher = services.config.teacher
 
     async def guide(task: StepTask, runtime: Runtime[AtlasContext]) -> Command[Any]:
         step, verdict = task["step"], task["verdict"]
-        text = verdict.get("guidance", "").strip()
+        text = verdict.get("guidance", "")
         update: AtlasState = {}
-        if teacher.guidance_call and services.has_model("teacher", runtime):
+        if _guidance_calls_model(services, runtime):
             model = services.model("teacher", runtime, max_tokens=teacher.guidance_max_tokens)
             reply = await model.ainvoke([
                 SystemMessage(_system(
@@ -459,24 +467,44 @@ def make_guide_node(services: Services) -> Node:
             content = reply.content if isinstance(reply.content, str) else str(reply.content)
             text = content.strip() or text
             update["usage"] = {"teacher": usage_of(reply)}
-        if not text:
-            text = f"The previous attempt fell short: {verdict['rationale'] or 'no reason given'}"
-        guidance = [*task.get("guidance", []), text]
-        update["steps"] = {
-            str(step["id"]): {
-                "guidance": guidance,
-                "attempts": [{"attempt": task["attempt"], "guidance": text}],
-            }
-        }
-        services.emit(
-            runtime, "guidance", session_id=task.get("session_id", ""), actor="teacher",
-            step_id=step["id"], attempt=task["attempt"], intermediate=True, guidance=text,
-        )  # fmt: skip
-        retry: StepTask = {**task}
-        for key in _ATTEMPT_KEYS:  # the next attempt starts without the last one's results
-            retry.pop(key, None)
-        retry["attempt"] = task["attempt"] + 1
-        retry["guidance"] = guidance
+        step_update: StepRecord = {"attempts": [{"attempt": task["attempt"]}]}
+        update["steps"] = {str(step["id"]): step_update}
+        retry = _next_attempt(services, runtime, task, text, step_update)
         return Command(update=update, goto=services.routes.after_guide(retry))
 
     return guide
+
+
+def _guidance_calls_model(services: Services, runtime: Runtime[AtlasContext]) -> bool:
+    """Whether a retry's guidance comes from its own teacher call (the guide node)."""
+    return services.config.teacher.guidance_call and services.has_model("teacher", runtime)
+
+
+def _next_attempt(
+    services: Services,
+    runtime: Runtime[AtlasContext],
+    task: StepTask,
+    text: str,
+    step_update: StepRecord,
+) -> StepTask:
+    """Record ``text`` as the failed attempt's guidance and build the step's next attempt.
+
+    ``step_update`` is the step's record in the node's update; its last attempt is the one
+    that failed.
+    """
+    text = text.strip() or (
+        f"The previous attempt fell short: {task['verdict']['rationale'] or 'no reason given'}"
+    )
+    guidance = [*task.get("guidance", []), text]
+    step_update["guidance"] = guidance
+    step_update["attempts"][-1]["guidance"] = text
+    services.emit(
+        runtime, "guidance", session_id=task.get("session_id", ""), actor="teacher",
+        step_id=task["step"]["id"], attempt=task["attempt"], intermediate=True, guidance=text,
+    )  # fmt: skip
+    retry: StepTask = {**task}
+    for key in _ATTEMPT_KEYS:  # the next attempt starts without the last one's results
+        retry.pop(key, None)
+    retry["attempt"] = task["attempt"] + 1
+    retry["guidance"] = guidance
+    return retry
