@@ -562,3 +562,27 @@ async def test_python_judge_errors_are_invalid_samples_not_crashes(make_run: Any
     assert broken["invalid_samples"][0]["error"] == "judge raised RuntimeError: judge bug"
     assert high["score"] == 1.0
     assert state["reward"]["score"] == 0.5
+
+
+async def test_session_routes_run_on_the_event_loop_thread(
+    make_run: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # LangGraph runs a plain function on a conditional edge in a thread pool; the session's
+    # routes are wrapped to run inline, for sync (invoke) and async callers alike
+    import functools
+    import threading
+
+    from atlas_graph.routes import Routes
+
+    threads: list[int] = []
+    original = Routes.after_probe
+
+    @functools.wraps(original)  # destinations() reads the route's return type
+    def after_probe(self: Routes, state: Any) -> Any:
+        threads.append(threading.get_ident())
+        return original(self, state)
+
+    monkeypatch.setattr(Routes, "after_probe", after_probe)
+    run = make_run(agent=ScriptedAgent(), models={"teacher": scripted_teacher()})
+    await run("task", mode="paired")
+    assert threads == [threading.get_ident()]
