@@ -225,38 +225,48 @@ def concurrent_http(settings: Settings) -> list[Result]:
 
 
 def _bare_paired(latency: float) -> Any:
-    """LangGraph alone in a paired session's shape: the same state schema and supersteps
-    (triage, probe, execute, validate, reward, finalize; probe and reward route with
-    ``Command(goto=...)`` as the real nodes do), each node an empty coroutine; execute and
-    validate sleep ``latency``."""
+    """LangGraph alone in a paired session's shape, each node an empty coroutine.
+
+    The same state schema and supersteps as ``create_atlas_graph`` runs for a paired session
+    (triage, probe, execute, validate, reward, learn, finalize), routed the same way: probe's
+    and reward's routes are conditional edges run inline (``graph.inline``), probe sends the
+    step's branch, execute and validate hand it on with ``Command(goto=...)``. Execute and
+    validate sleep ``latency``.
+    """
     from langgraph.graph import END, START, StateGraph
-    from langgraph.types import Command
+    from langgraph.types import Command, Send
+
+    from atlas_graph.graph import inline
 
     async def empty(state: AtlasState) -> dict[str, Any]:
         return {}
 
-    async def slow(state: AtlasState) -> dict[str, Any]:
+    async def execute(task: dict[str, Any]) -> Command[Any]:
         if latency:
             await asyncio.sleep(latency)
-        return {}
+        return Command(goto=Send("validate", task))
 
-    async def to_execute(state: AtlasState) -> Command[Any]:
-        return Command(goto="execute")
+    async def validate(task: dict[str, Any]) -> Command[Any]:
+        if latency:
+            await asyncio.sleep(latency)
+        return Command(goto="reward")
 
-    async def to_finalize(state: AtlasState) -> Command[Any]:
-        return Command(goto="finalize")
+    def after_probe(state: AtlasState) -> Any:
+        return [Send("execute", {"task": state["task"], "attempt": 1})]
+
+    def after_reward(state: AtlasState) -> Any:
+        return "learn"
 
     builder = StateGraph(AtlasState)
-    for name in ("triage", "finalize"):
+    for name in ("triage", "probe", "reward", "learn", "finalize"):
         builder.add_node(name, empty)
-    builder.add_node("probe", to_execute, destinations=("execute",))
-    builder.add_node("reward", to_finalize, destinations=("finalize",))
-    builder.add_node("execute", slow)
-    builder.add_node("validate", slow)
+    builder.add_node("execute", execute, destinations=("validate",))
+    builder.add_node("validate", validate, destinations=("reward",))
     builder.add_edge(START, "triage")
     builder.add_edge("triage", "probe")
-    builder.add_edge("execute", "validate")
-    builder.add_edge("validate", "reward")
+    builder.add_conditional_edges("probe", inline(after_probe), ["execute"])
+    builder.add_conditional_edges("reward", inline(after_reward), ["learn"])
+    builder.add_edge("learn", "finalize")
     builder.add_edge("finalize", END)
     return builder.compile()
 
@@ -288,7 +298,7 @@ async def langgraph_floor(settings: Settings) -> list[Result]:
         walls.append((time.perf_counter() - started) * 1000)
     single, wall = statistics.median(singles), statistics.median(walls)
     return [
-        Result("LangGraph alone, paired's 6 supersteps with empty nodes: ms/session",
+        Result("LangGraph alone, paired's 7 supersteps with empty nodes: ms/session",
                statistics.median(times), "ms", note="floor under the paired row",
                detail=overhead.summary(times)),
         Result(f"LangGraph alone, {CONCURRENT} concurrent at 50 ms: wall / one session",
