@@ -149,7 +149,7 @@ async def session(
 
 @dataclass
 class Row:
-    """One line of the table: a measured value and, if the issue sets one, its target."""
+    """One line of the table: a measured value and its target, if it has one."""
 
     measure: str
     value: float

@@ -13,7 +13,7 @@ answers, and p50/p95 session latency; then a JSON document with the machine and 
                              [--json out.json]
 
 ``--base-url`` defaults to ``ATLAS_GRAPH_TEST_LLM_BASE_URL``, then ``scripts/local-llm.sh url``.
-Nothing asserts; the targets of the issue are shown next to the figures.
+Nothing asserts; the targets are shown next to the figures.
 """
 
 from __future__ import annotations
