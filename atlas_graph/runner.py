@@ -217,7 +217,8 @@ async def _arun(
                 graph_input,
                 run_config,
                 context=AtlasContext(),
-                stream_mode=["custom", "updates"],
+                # events only: an "updates" stream would map every node's writes for nothing
+                stream_mode=["custom"],
                 durability=atlas_config.storage.durability,
             ):
                 telemetry.feed(stream_mode, chunk)
