@@ -33,7 +33,7 @@ def completion_script(parser: argparse.ArgumentParser, shell: str) -> str:
     return str(shtab.complete(parser, shell=shell))
 
 
-def _complete_paths(parser: argparse.ArgumentParser, files: dict[str, str]) -> None:
+def _complete_paths(parser: argparse.ArgumentParser, files: object) -> None:
     """Mark every file argument of ``parser`` and its subcommands for path completion."""
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
