@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     )
     from atlas_graph.graph import create_atlas_graph
     from atlas_graph.lanes import LanePolicy
+    from atlas_graph.nodes.approval import PlanDecision
     from atlas_graph.nodes.judges import JudgeReply, JudgeRequest, Principle
     from atlas_graph.nodes.teacher import (
         PlanReview,
@@ -126,6 +127,7 @@ __all__ = [
     "ModelConfigError",
     "ModelOutputError",
     "Persistence",
+    "PlanDecision",
     "PlanParseError",
     "PlanReview",
     "PlanReviewRequest",
@@ -229,6 +231,7 @@ _HOMES = {
     "evaluate_reward": "atlas_graph.evaluation.reward_eval",
     "create_atlas_graph": "atlas_graph.graph",
     "LanePolicy": "atlas_graph.lanes",
+    "PlanDecision": "atlas_graph.nodes.approval",
     # The plug-in contracts: what validators, plan reviewers, judges and triage builders get.
     "JudgeReply": "atlas_graph.nodes.judges",
     "JudgeRequest": "atlas_graph.nodes.judges",

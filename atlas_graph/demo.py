@@ -18,12 +18,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from atlas_graph.agents import AgentRequest
+from atlas_graph.lanes import Lane
 
 if TYPE_CHECKING:
     from atlas_graph.nodes.judges import JudgeRequest
     from atlas_graph.nodes.teacher import PlanReviewRequest, ValidationRequest
 
-DEMO_TASKS: list[tuple[str, str]] = [
+DEMO_TASKS: list[tuple[Lane, str]] = [
     ("auto", "Add 19 and 23."),
     ("paired", "Multiply 17 by 23."),
     ("coach", "Add the latencies 120, 80 and 45 and report the total in ms."),

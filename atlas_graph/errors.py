@@ -216,6 +216,24 @@ class SharedStorageError(AtlasUserError):
     """The config's storage cannot be shared by Ray workers (it must be PostgreSQL)."""
 
 
+class MissingExtraError(AtlasUserError, ImportError):
+    """A feature needs an optional dependency that is not installed.
+
+    ``extra`` names the extra that brings it (``pip install 'atlas-graph[<extra>]'``),
+    ``module`` the module that is missing.
+    """
+
+    extra: str
+    module: str
+
+    def __init__(self, feature: str, *, extra: str, module: str) -> None:
+        super().__init__(
+            f"{feature} needs the '{extra}' extra: pip install 'atlas-graph[{extra}]'",
+            extra=extra,
+            module=module,
+        )
+
+
 class RayNotInstalledError(AtlasUserError, ImportError):
     """Ray was asked for but is not installed; the message says how to install it."""
 

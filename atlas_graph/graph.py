@@ -18,6 +18,8 @@ from langgraph._internal._runnable import RunnableCallable
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import RetryPolicy
 
+from atlas_graph.agents import AgentLike
+from atlas_graph.agents.tools import ToolLike
 from atlas_graph.config import AtlasConfig, load_config
 from atlas_graph.models import is_transient
 from atlas_graph.nodes.adaptive import make_probe_node, make_triage_node
@@ -44,8 +46,8 @@ def create_atlas_graph(
     config: AtlasConfig | Mapping[str, Any] | str | Path,
     *,
     models: Mapping[str, BaseChatModel] | None = None,
-    agent: Any = None,
-    tools: Sequence[Any] = (),
+    agent: AgentLike | None = None,
+    tools: Sequence[ToolLike] = (),
 ) -> StateGraph[AtlasState, AtlasContext, AtlasInput, AtlasOutput]:
     """Build the supervised loop for one agent.
 

@@ -14,6 +14,7 @@ from pydantic import BaseModel, SecretStr
 
 from atlas_graph.errors import ModelConfigError
 from atlas_graph.errors import ModelOutputError as ModelOutputError  # importable from here too
+from atlas_graph.extras import require_extra
 from atlas_graph.usage import Usage
 
 if TYPE_CHECKING:
@@ -56,7 +57,9 @@ def chat_model_from_params(params: LLMParameters, *, role: Role) -> BaseChatMode
     Raises:
         ModelConfigError: the key variable is unset or the provider has no OpenAI-compatible
             endpoint and no ``api_base`` was given.
+        MissingExtraError: langchain-openai is not installed (the ``openai`` extra).
     """
+    require_extra("openai", f"model {params.model} (role {role})")
     api_key = os.environ.get(params.api_key_env) if params.api_key_env else None
     if params.api_key_env and not api_key:
         raise ModelConfigError(
@@ -282,6 +285,6 @@ def is_transient(error: BaseException) -> bool:
         return True
     try:
         import openai
-    except ImportError:  # pragma: no cover - langchain-openai depends on openai
+    except ImportError:  # without the openai extra no openai client made the call
         return False
     return isinstance(error, openai.APIConnectionError | openai.APITimeoutError)

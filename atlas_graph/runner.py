@@ -22,9 +22,11 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.store.base import BaseStore
 from langgraph.types import Command
+from pydantic import JsonValue
 
-from atlas_graph.agents import agent_from_config
+from atlas_graph.agents import AgentLike, agent_from_config
 from atlas_graph.agents.http import HttpAgent
+from atlas_graph.agents.tools import ToolLike
 from atlas_graph.config import AtlasConfig, load_config
 from atlas_graph.deprecation import renamed
 from atlas_graph.errors import (
@@ -37,11 +39,12 @@ from atlas_graph.errors import (
     one_line_error,
 )
 from atlas_graph.graph import GRAPH_NAME, create_atlas_graph
-from atlas_graph.lanes import LANES
+from atlas_graph.lanes import LANES, Lane
+from atlas_graph.nodes.approval import PlanDecision
 from atlas_graph.redaction import langsmith_client, scrub, scrub_error
 from atlas_graph.result import Result
 from atlas_graph.services import AtlasContext
-from atlas_graph.state import AtlasState, check_input, check_thread_id
+from atlas_graph.state import AtlasInput, AtlasOutput, AtlasState, check_input, check_thread_id
 from atlas_graph.storage.claims import claims_for
 from atlas_graph.storage.ledger import arecord_final_checkpoint
 from atlas_graph.storage.persistence import Persistence, aopen_persistence, storage_fault
@@ -50,7 +53,11 @@ from atlas_graph.telemetry.events import AtlasEvent
 from atlas_graph.telemetry.fanout import SessionTelemetry
 from atlas_graph.telemetry.publishers import AnyPublisher
 
-ConfigSource = AtlasConfig | Mapping[str, Any] | str | Path
+ConfigSource = AtlasConfig | Mapping[str, object] | str | Path
+AtlasGraph = CompiledStateGraph[AtlasState, AtlasContext, AtlasInput, AtlasOutput]
+"""A compiled Atlas graph, as ``aopen_graph`` yields it and ``arun(graph=...)`` takes it."""
+ResumeValue = PlanDecision | JsonValue
+"""The answer to a pending ``interrupt()``: a plan decision, or what the agent or tool asked."""
 SESSION_RECURSION_LIMIT = 10_000
 """Supersteps one run may take. A session's count grows with its plan (each step's execute,
 validate and guide, per retry), which is unknown when the run starts; LangGraph 1.0.1–1.0.5
@@ -62,20 +69,20 @@ async def arun(
     task: str | None,
     *,
     config: ConfigSource | None = None,
-    mode: str | None = None,
+    mode: Lane | None = None,
     thread_id: str | None = None,
-    session_metadata: Mapping[str, Any] | None = None,
+    session_metadata: Mapping[str, JsonValue] | None = None,
     models: Mapping[str, BaseChatModel] | None = None,
-    agent: Any = None,
-    tools: Sequence[Any] = (),
+    agent: AgentLike | None = None,
+    tools: Sequence[ToolLike] = (),
     checkpointer: BaseCheckpointSaver[Any] | None = None,
     stream_progress: bool | None = None,
     on_event: Callable[[AtlasEvent], None] | None = None,
     publishers: Sequence[AnyPublisher] = (),
     store: BaseStore | None = None,
     persistence: Persistence | None = None,
-    resume: Any = None,
-    graph: CompiledStateGraph[Any, Any, Any, Any] | None = None,
+    resume: ResumeValue | None = None,
+    graph: AtlasGraph | None = None,
 ) -> Result:
     """Run one supervised session, or continue an unfinished one, and return its ``Result``.
 
@@ -151,18 +158,18 @@ async def _arun(
     task: str | None,
     atlas_config: AtlasConfig,
     *,
-    mode: str | None,
+    mode: Lane | None,
     thread_id: str,
-    session_metadata: Mapping[str, Any] | None,
+    session_metadata: Mapping[str, JsonValue] | None,
     models: Mapping[str, BaseChatModel] | None,
-    agent: Any,
-    tools: Sequence[Any],
+    agent: AgentLike | None,
+    tools: Sequence[ToolLike],
     checkpointer: BaseCheckpointSaver[Any] | None,
     telemetry: SessionTelemetry,
     store: BaseStore | None,
     persistence: Persistence | None,
-    resume: Any,
-    graph: CompiledStateGraph[Any, Any, Any, Any] | None,
+    resume: ResumeValue | None,
+    graph: AtlasGraph | None,
 ) -> Result:
     """``arun`` after its arguments are checked; storage faults leave it as they are."""
     async with AsyncExitStack() as stack:
@@ -191,7 +198,7 @@ async def _arun(
 
             run_config["callbacks"] = [LangChainTracer(client=tracing_client)]
         existing = await graph.aget_state(run_config)
-        graph_input: dict[str, Any] | Command[Any] | None
+        graph_input: AtlasInput | Command[Any] | None
         resumed = unfinished(existing)  # tasks to run, or saved results to apply
         if resumed:
             graph_input = None  # an unfinished session continues from its last checkpoint
@@ -206,11 +213,15 @@ async def _arun(
             raise SessionNotFoundError(thread_id, where="to resume")
         else:
             # scrubbed before it enters state: checkpoints, the ledger and traces never hold it
-            graph_input = {"task": task, "session_metadata": scrub(dict(session_metadata or {}))}
-            check_input(graph_input)  # before the input checkpoint holds a task over the limit
+            start: AtlasInput = {
+                "task": task,
+                "session_metadata": scrub(dict(session_metadata or {})),
+            }
+            check_input(start)  # before the input checkpoint holds a task over the limit
             if mode is not None:
-                graph_input["mode"] = mode
-            check_input(graph_input)  # before the input checkpoint is written
+                start["mode"] = mode
+            check_input(start)  # before the input checkpoint is written
+            graph_input = start
         telemetry.start(task=task, mode=mode, resumed=resumed)
         try:
             async for stream_mode, chunk in graph.astream(
@@ -262,12 +273,12 @@ async def aopen_graph(
     config: ConfigSource | None = None,
     *,
     models: Mapping[str, BaseChatModel] | None = None,
-    agent: Any = None,
-    tools: Sequence[Any] = (),
+    agent: AgentLike | None = None,
+    tools: Sequence[ToolLike] = (),
     checkpointer: BaseCheckpointSaver[Any] | None = None,
     store: BaseStore | None = None,
     persistence: Persistence | None = None,
-) -> AsyncIterator[CompiledStateGraph[Any, Any, Any, Any]]:
+) -> AsyncIterator[AtlasGraph]:
     """The graph ``arun`` runs, compiled once with its storage, for many ``arun(graph=...)``.
 
     Storage the config names is opened here and closed on exit, with an agent built from the
@@ -404,20 +415,20 @@ def run(
     task: str | None,
     *,
     config: ConfigSource | None = None,
-    mode: str | None = None,
+    mode: Lane | None = None,
     thread_id: str | None = None,
-    session_metadata: Mapping[str, Any] | None = None,
+    session_metadata: Mapping[str, JsonValue] | None = None,
     models: Mapping[str, BaseChatModel] | None = None,
-    agent: Any = None,
-    tools: Sequence[Any] = (),
+    agent: AgentLike | None = None,
+    tools: Sequence[ToolLike] = (),
     checkpointer: BaseCheckpointSaver[Any] | None = None,
     stream_progress: bool | None = None,
     on_event: Callable[[AtlasEvent], None] | None = None,
     publishers: Sequence[AnyPublisher] = (),
     store: BaseStore | None = None,
     persistence: Persistence | None = None,
-    resume: Any = None,
-    graph: CompiledStateGraph[Any, Any, Any, Any] | None = None,
+    resume: ResumeValue | None = None,
+    graph: AtlasGraph | None = None,
 ) -> Result:
     """Synchronous ``arun``; works inside a running event loop (Jupyter) too.
 

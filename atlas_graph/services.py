@@ -16,8 +16,8 @@ from langchain_core.language_models import BaseChatModel
 from langgraph.runtime import Runtime
 from pydantic.json_schema import SkipJsonSchema
 
-from atlas_graph.agents import Agent, agent_from_config, as_agent
-from atlas_graph.agents.tools import Toolbox
+from atlas_graph.agents import Agent, AgentLike, agent_from_config, as_agent
+from atlas_graph.agents.tools import Toolbox, ToolLike
 from atlas_graph.callables import load_object
 from atlas_graph.config import AtlasConfig, ChatAgentConfig, LLMParameters
 from atlas_graph.lanes import Lane, LanePolicy, default_policies
@@ -84,8 +84,8 @@ class Services:
         config: AtlasConfig,
         *,
         models: Mapping[str, BaseChatModel] | None = None,
-        agent: Any = None,
-        tools: Sequence[Any] = (),
+        agent: AgentLike | None = None,
+        tools: Sequence[ToolLike] = (),
     ) -> None:
         self.config = config
         self.toolbox = Toolbox(config.agent.tools if config.agent else (), tools=tools)

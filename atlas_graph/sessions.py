@@ -25,7 +25,9 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph.state import CompiledStateGraph, StateGraph
 from langgraph.store.base import BaseStore
 from langgraph.store.memory import InMemoryStore
+from pydantic import JsonValue
 
+from atlas_graph.agents import AgentLike
 from atlas_graph.config import AtlasConfig, load_config
 from atlas_graph.deprecation import renamed
 from atlas_graph.errors import (
@@ -37,7 +39,7 @@ from atlas_graph.errors import (
 from atlas_graph.graph import GRAPH_NAME, create_atlas_graph
 from atlas_graph.nodes.approval import check_decision
 from atlas_graph.result import Result
-from atlas_graph.runner import ConfigSource, arun, run_sync
+from atlas_graph.runner import AtlasGraph, ConfigSource, ResumeValue, arun, run_sync
 from atlas_graph.state import AtlasState, check_thread_id, check_update
 from atlas_graph.storage.claims import claims_for
 from atlas_graph.storage.ledger import (
@@ -330,15 +332,15 @@ async def aresume_session(
     *,
     config: ConfigSource | None = None,
     models: Mapping[str, BaseChatModel] | None = None,
-    agent: Any = None,
+    agent: AgentLike | None = None,
     persistence: Persistence | None = None,
     checkpointer: BaseCheckpointSaver[Any] | None = None,
     store: BaseStore | None = None,
-    graph: CompiledStateGraph[Any, Any, Any, Any] | None = None,
+    graph: AtlasGraph | None = None,
     stream_progress: bool | None = None,
     on_event: Callable[[AtlasEvent], None] | None = None,
     publishers: Sequence[AnyPublisher] = (),
-    resume: Any = None,
+    resume: ResumeValue | None = None,
 ) -> Result:
     """Continue an unfinished session from its latest checkpoint (``arun(None, ...)``).
 
@@ -357,15 +359,15 @@ async def aapprove_plan(
     thread_id: str,
     *,
     action: str = "approve",
-    plan: Any = None,
+    plan: JsonValue = None,
     notes: str | None = None,
     config: ConfigSource | None = None,
     models: Mapping[str, BaseChatModel] | None = None,
-    agent: Any = None,
+    agent: AgentLike | None = None,
     persistence: Persistence | None = None,
     checkpointer: BaseCheckpointSaver[Any] | None = None,
     store: BaseStore | None = None,
-    graph: CompiledStateGraph[Any, Any, Any, Any] | None = None,
+    graph: AtlasGraph | None = None,
     stream_progress: bool | None = None,
     on_event: Callable[[AtlasEvent], None] | None = None,
     publishers: Sequence[AnyPublisher] = (),
@@ -533,15 +535,15 @@ def resume_session(
     *,
     config: ConfigSource | None = None,
     models: Mapping[str, BaseChatModel] | None = None,
-    agent: Any = None,
+    agent: AgentLike | None = None,
     persistence: Persistence | None = None,
     checkpointer: BaseCheckpointSaver[Any] | None = None,
     store: BaseStore | None = None,
-    graph: CompiledStateGraph[Any, Any, Any, Any] | None = None,
+    graph: AtlasGraph | None = None,
     stream_progress: bool | None = None,
     on_event: Callable[[AtlasEvent], None] | None = None,
     publishers: Sequence[AnyPublisher] = (),
-    resume: Any = None,
+    resume: ResumeValue | None = None,
 ) -> Result:
     """Synchronous ``aresume_session``."""
     _no_persistence("resume_session", persistence)
@@ -556,15 +558,15 @@ def approve_plan(
     thread_id: str,
     *,
     action: str = "approve",
-    plan: Any = None,
+    plan: JsonValue = None,
     notes: str | None = None,
     config: ConfigSource | None = None,
     models: Mapping[str, BaseChatModel] | None = None,
-    agent: Any = None,
+    agent: AgentLike | None = None,
     persistence: Persistence | None = None,
     checkpointer: BaseCheckpointSaver[Any] | None = None,
     store: BaseStore | None = None,
-    graph: CompiledStateGraph[Any, Any, Any, Any] | None = None,
+    graph: AtlasGraph | None = None,
     stream_progress: bool | None = None,
     on_event: Callable[[AtlasEvent], None] | None = None,
     publishers: Sequence[AnyPublisher] = (),

@@ -380,7 +380,7 @@ def _cut_off(error: Exception) -> AIMessage | None:
     """
     try:
         from openai import ContentFilterFinishReasonError, LengthFinishReasonError
-    except ImportError:  # pragma: no cover - langchain-openai depends on openai
+    except ImportError:  # without the openai extra no openai client made the call
         return None
     completion: Any
     if isinstance(error, LengthFinishReasonError):

@@ -1,6 +1,6 @@
 """The compiled graph inside other apps: as a parent graph's node, called from a node, in LCEL.
 
-The README's "Embed in your app" examples are executed as they are written, so they cannot
+The examples of docs/guides/embedding.md are executed as they are written, so they cannot
 drift from what the code does; the other tests look at what the examples only mention:
 checkpoints, plan approval through the parent, streamed events and sync callers.
 """
@@ -31,19 +31,16 @@ from atlas_graph.state import AtlasInputError
 from atlas_graph.storage.ledger import NAMESPACE
 from atlas_graph.telemetry.events import is_event
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+GUIDE = Path(__file__).resolve().parent.parent / "docs" / "guides" / "embedding.md"
 COACH_TASK = "Add the latencies 120, 80 and 45 and report the total in ms."
 ESCALATE_TASK = "Add 1200 and 340, multiply 12 by 9, then add both results."
 
 
-def readme_section(title: str) -> str:
-    """The Python code blocks of one README section, joined in order."""
-    text = README.read_text(encoding="utf-8")
-    start = text.index(f"\n## {title}\n")
-    end = text.find("\n## ", start + 1)
-    section = text[start : end if end != -1 else len(text)]
-    blocks = re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)
-    assert blocks, f"no python example in README section {title!r}"
+def guide_examples() -> str:
+    """The Python code blocks of the embedding guide, joined in order."""
+    text = GUIDE.read_text(encoding="utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.DOTALL)
+    assert blocks, f"no python example in {GUIDE}"
     return "\n".join(blocks)
 
 
@@ -78,14 +75,14 @@ def desk_graph(atlas: Any, store: InMemoryStore) -> CompiledStateGraph[Any, Any,
     return builder.compile(checkpointer=InMemorySaver(), store=store)
 
 
-async def test_readme_embedding_examples_run_as_written() -> None:
-    source = readme_section("Embed in your app")
+async def test_guide_embedding_examples_run_as_written() -> None:
+    source = guide_examples()
     # dont_inherit: the example runs as a reader's script would, without this module's
     # ``from __future__ import annotations``
     code = compile(
-        source, str(README), "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, dont_inherit=True
+        source, str(GUIDE), "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, dont_inherit=True
     )
-    namespace: dict[str, Any] = {"__name__": "readme_example"}
+    namespace: dict[str, Any] = {"__name__": "guide_example"}
     pending = eval(code, namespace)  # top-level await makes it a coroutine
     if pending is not None:
         await pending

@@ -8,7 +8,8 @@ model, any other LangChain Runnable or compiled graph, or a plain function.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.runnables import Runnable
@@ -30,9 +31,15 @@ from atlas_graph.agents.runnable import RunnableAgent
 if TYPE_CHECKING:
     from atlas_graph.config import AgentConfig, StudentConfig
 
+AgentLike: TypeAlias = Agent | BaseChatModel | Runnable[Any, Any] | Callable[..., object]
+"""What ``agent=`` takes: an object with ``async ainvoke(request)``, a chat model, a LangChain
+Runnable or compiled graph, or a function (sync or async, ``(request)`` or Atlas's
+``(prompt, metadata)``) returning a string, a dict or an ``AgentResponse``."""
+
 __all__ = [
     "Agent",
     "AgentError",
+    "AgentLike",
     "AgentRequest",
     "AgentResponse",
     "ChatModelAgent",
@@ -47,7 +54,7 @@ __all__ = [
 ]
 
 
-def as_agent(value: Any, *, tool_choice: str = "auto") -> Agent:
+def as_agent(value: AgentLike, *, tool_choice: str = "auto") -> Agent:
     """Wrap a user's object in the agent protocol.
 
     Raises:
@@ -58,7 +65,7 @@ def as_agent(value: Any, *, tool_choice: str = "auto") -> Agent:
     if isinstance(value, Runnable):
         return RunnableAgent(value)
     if callable(getattr(value, "ainvoke", None)):
-        return value
+        return cast(Agent, value)
     if callable(value):
         return PythonAgent(value)
     raise TypeError(

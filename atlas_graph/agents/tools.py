@@ -15,7 +15,7 @@ import asyncio
 import inspect
 import json
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, TypeAlias
 
 from langchain_core.messages import ToolMessage
 from langchain_core.tools import BaseTool
@@ -29,6 +29,9 @@ from atlas_graph.agents.base import ToolResult
 from atlas_graph.callables import load_object
 from atlas_graph.config import ToolDefinition
 
+ToolLike: TypeAlias = BaseTool | Callable[..., object]
+"""What ``tools=`` takes: a LangChain ``BaseTool`` (MCP tools too) or a plain typed function
+with a docstring."""
 SelfRun = Callable[[str, dict[str, Any]], Awaitable[Any]]
 """How an agent runs a tool it implements itself (Atlas's callback with ``{"tool": ...}``)."""
 

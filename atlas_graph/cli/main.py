@@ -20,6 +20,7 @@ from atlas_graph.cli.common import (
     EXIT_USAGE,
     scrubbed_json,
 )
+from atlas_graph.cli.completion import COMPLETION_COMMANDS, add_completion_command
 from atlas_graph.cli.eval import EVAL_COMMANDS, add_eval_command
 from atlas_graph.cli.export import EXPORT_COMMANDS, add_export_commands
 from atlas_graph.cli.harness import HARNESS_COMMANDS, add_harness_commands
@@ -65,6 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     add_harness_commands(commands)
     add_export_commands(commands)
     add_learning_commands(commands)
+    add_completion_command(commands, parser)
     return parser
 
 
@@ -213,6 +215,7 @@ _COMMANDS = {
     **HARNESS_COMMANDS,
     **EXPORT_COMMANDS,
     **LEARNING_COMMANDS,
+    **COMPLETION_COMMANDS,
 }
 
 

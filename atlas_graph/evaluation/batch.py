@@ -73,7 +73,7 @@ class EvalTask:
     line: int
     session_metadata: dict[str, Any] = field(default_factory=dict)
     ground_truth: Any = None
-    mode: str | None = None
+    mode: Lane | None = None
 
     @property
     def expected(self) -> Any:

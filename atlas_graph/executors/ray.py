@@ -34,12 +34,11 @@ from contextlib import AsyncExitStack
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
-from langgraph.graph.state import CompiledStateGraph
 
 from atlas_graph.config import AtlasConfig
 from atlas_graph.errors import RayNotInstalledError, RayWorkerError, SharedStorageError, one_line
 from atlas_graph.executors import Emit, Job, SessionWork
-from atlas_graph.runner import aopen_graph, one_line_error
+from atlas_graph.runner import AtlasGraph, aopen_graph, one_line_error
 from atlas_graph.storage.persistence import resolve_backend
 
 INSTALL_HINT = "the Ray executor needs Ray: pip install 'atlas-graph[ray]'"
@@ -94,10 +93,10 @@ class SessionWorker:
     ) -> None:
         self._work, self._config, self._models, self._agent = work, config, models, agent
         self._stack = AsyncExitStack()
-        self._graph: CompiledStateGraph[Any, Any, Any, Any] | None = None
+        self._graph: AtlasGraph | None = None
         self._opening: asyncio.Lock | None = None
 
-    async def _open(self) -> CompiledStateGraph[Any, Any, Any, Any]:
+    async def _open(self) -> AtlasGraph:
         # the lock is made here: it belongs to the actor's event loop, which __init__ lacks
         self._opening = self._opening or asyncio.Lock()
         async with self._opening:

@@ -16,9 +16,10 @@ sends the student back to redraft with the notes as concerns.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal, Required, TypedDict
 
 from langgraph.types import interrupt
+from pydantic import JsonValue
 
 from atlas_graph.errors import ApprovalError
 from atlas_graph.plans import PlanParseError, parse_plan, plan_issues, single_step_plan
@@ -26,6 +27,16 @@ from atlas_graph.state import AtlasState, Plan, StepSpec
 from atlas_graph.telemetry.events import utc_now
 
 ACTIONS = ("approve", "edit", "reject")
+
+
+class PlanDecision(TypedDict, total=False):
+    """A person's answer to a pending plan approval (``arun(..., resume=decision)``)."""
+
+    action: Required[Literal["approve", "edit", "reject"]]
+    plan: JsonValue
+    """The edited plan (``edit``): steps in any shape ``parse_plan`` accepts."""
+    notes: str
+    """Why; a rejected plan goes back to the student with these as concerns."""
 
 
 def approval_request(plan: Plan, review: dict[str, Any]) -> dict[str, Any]:

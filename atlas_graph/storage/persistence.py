@@ -47,6 +47,7 @@ from langgraph.store.memory import InMemoryStore
 from atlas_graph.config import StorageConfig
 from atlas_graph.deprecation import renamed
 from atlas_graph.errors import AtlasError, StorageError, StorageFaultError
+from atlas_graph.extras import require_extra
 from atlas_graph.storage.claims import FileClaims, PostgresClaims, register_claims
 
 if TYPE_CHECKING:
@@ -246,6 +247,7 @@ async def aopen_persistence(
 
     Raises:
         StorageError: The database cannot be reached or the storage config is unusable.
+        MissingExtraError: PostgreSQL storage without the ``postgres`` extra installed.
         StorageFaultError: The storage failed while in use (from inside the block).
     """
     async with _aopen(storage, environ) as opened:
@@ -294,6 +296,7 @@ async def _aopen(
             yield Persistence(saver, store, backend)
         return
     assert url is not None
+    require_extra("postgres", "PostgreSQL storage")
     async with _postgres_pool(storage, url) as pool:
         from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
         from langgraph.store.postgres.aio import AsyncPostgresStore
@@ -391,6 +394,7 @@ def open_persistence(
 
     Raises:
         StorageError: The database cannot be reached or the storage config is unusable.
+        MissingExtraError: PostgreSQL storage without the ``postgres`` extra installed.
     """
     return _Opening(storage, environ)
 
@@ -463,6 +467,7 @@ def _open_sync(
             store_conn.close()
         return
     assert url is not None
+    require_extra("postgres", "PostgreSQL storage")
     import psycopg
     from langgraph.checkpoint.postgres import PostgresSaver
     from langgraph.store.postgres import PostgresStore

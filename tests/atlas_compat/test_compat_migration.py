@@ -1,4 +1,4 @@
-"""The README's worked migration: an Atlas `python_agent.yaml`-layout project, unedited."""
+"""The worked migration of docs/guides/atlas-sdk.md: an Atlas `python_agent.yaml` project."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Atlas's trace keys in every lane, with their types; reasoning capture; auto-approval.
 
-New keys (documented in README's "Coming from Atlas SDK"): ``learning_key`` (string),
+New keys (documented in docs/guides/atlas-sdk.md): ``learning_key`` (string),
 ``drift`` (object or null), ``drift_alert`` (boolean), ``reward_summary`` (``{score, judges:
 {identifier: score}, escalated}`` or null), ``teacher_notes`` (array of strings), and each
 step's ``metadata.reasoning`` (string or null).
