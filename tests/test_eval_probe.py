@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -253,3 +254,64 @@ def test_cli_writes_json_and_markdown_reports(
     markdown = md.read_text(encoding="utf-8")
     assert markdown.startswith("# Probe evaluation")
     assert "| coach | 0 | 0 | 2 | 0 |" in markdown and "| paired | 0 | 0 | 1 | 0 |" in markdown
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def hide_matplotlib(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make every ``import matplotlib...`` fail, as it does where it is not installed."""
+    for name in [n for n in sys.modules if n == "matplotlib" or n.startswith("matplotlib.")]:
+        monkeypatch.setitem(sys.modules, name, None)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+
+
+@pytest.mark.usefixtures("hermetic")
+def test_cli_plot_writes_the_confusion_matrix_and_names_it_on_stderr_with_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("matplotlib")
+
+    def handler(body: dict[str, Any]) -> Any:
+        confidence = 0.9 if "security" in json.dumps(body["messages"]) else 0.5
+        reply = {"mode": None, "confidence": confidence, "evidence": []}
+        for name in wire.tool_names(body):
+            return wire.tool_call(name, reply)
+        return wire.structured(reply)
+
+    data = write_jsonl(tmp_path / "probe.jsonl", LINES)
+    charts = tmp_path / "charts"
+    with wire.OpenAIServer(handler) as server:
+        llm = {"provider": "openai", "model": "probe-test", "api_key_env": KEY_ENV,
+               "api_base": server.base_url, "timeout_seconds": 5, "max_retries": 0}  # fmt: skip
+        config = tmp_path / "atlas.yaml"
+        config.write_text(
+            yaml.safe_dump(
+                {"storage": {"backend": "memory"}, "adaptive_teaching": {"probe": {"llm": llm}}}
+            ),
+            encoding="utf-8",
+        )
+        code = main(["eval-probe", str(data), "-c", str(config), "--json", "-j", "1",
+                     "--plot", str(charts)])  # fmt: skip
+    assert code == EXIT_OK
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["summary"]["correct"] == 4  # stdout stays pure JSON
+    assert f"plots: {charts / 'probe-confusion.png'}" in captured.err
+    png = (charts / "probe-confusion.png").read_bytes()
+    assert png.startswith(PNG_SIGNATURE) and len(png) > len(PNG_SIGNATURE)
+
+
+def test_cli_plot_without_matplotlib_stops_before_the_probe_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hide_matplotlib(monkeypatch)
+    data = write_jsonl(tmp_path / "probe.jsonl", LINES)
+    config = tmp_path / "atlas.yaml"  # no probe model: running would fail differently
+    config.write_text("storage: {backend: memory}\n", encoding="utf-8")
+    code = main(["eval-probe", str(data), "-c", str(config), "--plot", str(tmp_path / "c")])
+    assert code == EXIT_USAGE
+    captured = capsys.readouterr()
+    assert captured.err.splitlines() == [
+        "atlas-graph: --plot needs matplotlib: pip install 'atlas-graph[plot]'"
+    ]
+    assert captured.out == "" and not (tmp_path / "c").exists()

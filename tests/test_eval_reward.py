@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -221,6 +222,53 @@ def test_cli_bad_data_exits_2_with_one_line_and_atlas_data_runs_as_it_is(
     data = write_jsonl(tmp_path / "t.jsonl", TRAJECTORIES)
     assert main(["eval-reward", str(data), "-c", str(config)]) == EXIT_OK
     assert "| rule | 3 |" in capsys.readouterr().out
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+RULE_JUDGE = (
+    "rim:\n  judges:\n    - identifier: rule\n      kind: python\n"
+    "      import_path: atlas_graph.demo:process_judge\n"
+)
+
+
+def test_cli_plot_writes_the_rewards_in_file_order(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("matplotlib")
+    config = tmp_path / "atlas.yaml"
+    config.write_text(RULE_JUDGE, encoding="utf-8")
+    data = write_jsonl(tmp_path / "t.jsonl", TRAJECTORIES)
+    charts = tmp_path / "charts"
+    assert main(["eval-reward", str(data), "-c", str(config), "--plot", str(charts)]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert out.rstrip().splitlines()[-1] == f"plots: {charts / 'reward-sequence.png'}"
+    png = (charts / "reward-sequence.png").read_bytes()
+    assert png.startswith(PNG_SIGNATURE) and len(png) > len(PNG_SIGNATURE)
+    assert sorted(path.name for path in charts.iterdir()) == ["reward-sequence.png"]
+
+    code = main(["eval-reward", str(data), "-c", str(config), "--json", "--plot", str(charts)])
+    assert code == EXIT_OK
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["summary"]["scored"] == 3  # stdout stays pure JSON
+    assert f"plots: {charts / 'reward-sequence.png'}" in captured.err
+
+
+def test_cli_plot_without_matplotlib_stops_before_any_judge_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in [n for n in sys.modules if n == "matplotlib" or n.startswith("matplotlib.")]:
+        monkeypatch.setitem(sys.modules, name, None)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    bad = write_jsonl(tmp_path / "bad.jsonl", ["not json"])  # never read
+    config = tmp_path / "atlas.yaml"
+    config.write_text(RULE_JUDGE, encoding="utf-8")
+    code = main(["eval-reward", str(bad), "-c", str(config), "--plot", str(tmp_path / "c")])
+    assert code == EXIT_USAGE
+    captured = capsys.readouterr()
+    assert captured.err.splitlines() == [
+        "atlas-graph: --plot needs matplotlib: pip install 'atlas-graph[plot]'"
+    ]
+    assert captured.out == "" and not (tmp_path / "c").exists()
 
 
 # --------------------------------------------------------------------------- statistics

@@ -17,7 +17,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
-from atlas_graph.cli.common import EXIT_FAILED, EXIT_OK, EXIT_STOPPED, EXIT_USAGE
+from atlas_graph.cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_STOPPED,
+    EXIT_USAGE,
+    plot_unavailable,
+    print_plots,
+)
 
 _BAR_WIDTH = 24
 
@@ -162,9 +169,7 @@ def _eval(args: argparse.Namespace) -> int:
     elif args.workers is not None:
         print("atlas-graph: --workers needs --ray", file=sys.stderr)
         return EXIT_USAGE
-    if args.plot is not None and importlib.util.find_spec("matplotlib") is None:
-        print("atlas-graph: --plot needs matplotlib: pip install 'atlas-graph[plot]'",
-              file=sys.stderr)  # fmt: skip
+    if plot_unavailable(args.plot):
         return EXIT_USAGE
     is_matrix = bool(args.student_model or args.teacher_model or args.matrix or args.repeats > 1)
     if is_matrix:
@@ -194,7 +199,7 @@ def _eval(args: argparse.Namespace) -> int:
             print(format_lift(report.lift))
         print(f"{report.ran} ran, {report.skipped} skipped; results in {args.output}")
         print(f"report: {json_path}, {markdown_path}")
-    _print_plots(plots, args.json)
+    print_plots(plots, args.json)
     if report.errors:
         return EXIT_STOPPED
     return EXIT_FAILED if report.failed else EXIT_OK
@@ -235,7 +240,7 @@ def _eval_matrix(args: argparse.Namespace, ray: dict[str, Any]) -> int:
         print(f"{report.ran} ran, {report.skipped} skipped; results in "
               + ", ".join(str(pair.output) for pair in report.pairs))  # fmt: skip
         print(f"report: {json_path}, {markdown_path}")
-    _print_plots(plots, args.json)
+    print_plots(plots, args.json)
     if report.errors:
         return EXIT_STOPPED
     return EXIT_FAILED if report.failed else EXIT_OK
@@ -261,12 +266,6 @@ def _plot_batch(
     if lift is not None:
         written.append(lift_chart(lift, Path(folder) / "lift.png"))
     return written
-
-
-def _print_plots(plots: list[Path], as_json: bool) -> None:
-    if plots:  # stdout stays pure JSON with --json
-        print("plots: " + ", ".join(str(path) for path in plots),
-              file=sys.stderr if as_json else sys.stdout)  # fmt: skip
 
 
 EVAL_COMMANDS = {"eval": _eval}
