@@ -127,11 +127,11 @@ def inline(route: Callable[[Any], Any]) -> Runnable[Any, Any]:
     LangGraph hands a plain function on an edge to a thread pool when the graph runs async:
     a thread hop per route, which cost a paired session about a tenth of its CPU time and
     made concurrent sessions queue for the pool. A route is a few dict lookups, so it runs
-    inline; sync callers (``invoke``) call it directly. It is not traced as a run of its own:
-    the edge it takes is in the next node's run, and a callback round per route is saved.
+    inline; sync callers (``invoke``) call it directly. It is traced as LangGraph traces a
+    conditional edge, a run named after the route.
     """
 
     async def aroute(state: Any) -> Any:
         return route(state)
 
-    return RunnableCallable(route, aroute, name=getattr(route, "__name__", None), trace=False)
+    return RunnableCallable(route, aroute, name=getattr(route, "__name__", None), trace=True)
