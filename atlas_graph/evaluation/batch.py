@@ -25,15 +25,16 @@ on the shared PostgreSQL storage. Either way the result lines come back here to 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import IO, Any, Protocol, cast
+from typing import IO, Any, Protocol, TypeVar, cast
 
 from langchain_core.language_models import BaseChatModel
 from langgraph.graph.state import CompiledStateGraph
@@ -81,6 +82,10 @@ class EvalTask:
         return self.ground_truth
 
 
+ItemT = TypeVar("ItemT")
+OutT = TypeVar("OutT")
+
+
 class EvalProgress(Protocol):
     """Receives the batch's progress (the CLI draws a bar with it)."""
 
@@ -92,6 +97,45 @@ class EvalProgress(Protocol):
 
     def close(self) -> None:
         """The batch ended (also after an interruption)."""
+
+
+async def amap_progress(
+    items: Sequence[ItemT],
+    work: Callable[[ItemT], Awaitable[OutT]],
+    *,
+    concurrency: int,
+    progress: EvalProgress | None,
+    status: Callable[[OutT], str],
+) -> list[OutT]:
+    """``work`` on every item, at most ``concurrency`` at once; results in item order.
+
+    The harnesses over datasets (probe, reward) share it: ``progress`` hears the start, each
+    finished item as a result line whose status ``status`` gives, and the end, also when the
+    run is interrupted.
+
+    Raises:
+        AtlasUserError: ``concurrency`` is below 1.
+    """
+    if concurrency < 1:
+        raise AtlasUserError(
+            f"concurrency must be at least 1, got {concurrency}", concurrency=concurrency
+        )
+    limit = asyncio.Semaphore(concurrency)
+    if progress is not None:
+        progress.start(len(items), 0)
+
+    async def one(item: ItemT) -> OutT:
+        async with limit:
+            out = await work(item)
+        if progress is not None:
+            progress.update({"status": status(out)})
+        return out
+
+    try:
+        return list(await asyncio.gather(*(one(item) for item in items)))
+    finally:
+        if progress is not None:
+            progress.close()
 
 
 # --------------------------------------------------------------------------- task files

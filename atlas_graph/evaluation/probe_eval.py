@@ -18,7 +18,6 @@ the report counts those lines.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,7 +28,7 @@ from langchain_core.language_models import BaseChatModel
 
 from atlas_graph.config import AtlasConfig, load_config
 from atlas_graph.errors import AtlasUserError, DatasetError
-from atlas_graph.evaluation.batch import EvalProgress, read_jsonl
+from atlas_graph.evaluation.batch import EvalProgress, amap_progress, read_jsonl
 from atlas_graph.evaluation.stats import percentile, wilson
 from atlas_graph.lanes import LANES, Lane
 from atlas_graph.nodes.fingerprint import fingerprint, tenant_of
@@ -348,10 +347,6 @@ async def aevaluate_probe(
         ModelConfigError: The probe model cannot be built (a missing key, say).
         ConfigError: The config is invalid.
     """
-    if concurrency < 1:
-        raise AtlasUserError(
-            f"concurrency must be at least 1, got {concurrency}", concurrency=concurrency
-        )
     samples = _samples_from(data)
     atlas_config = probe_config(load_config(config if config is not None else {}))
     services = Services(atlas_config, models=models)
@@ -361,22 +356,10 @@ async def aevaluate_probe(
             "(or pass models={'probe': ...})"
         )
     model = services.model("probe")  # a missing key fails here, not once per sample
-    limit = asyncio.Semaphore(concurrency)
-    if progress is not None:
-        progress.start(len(samples), 0)
-
-    async def one(sample: ProbeSample) -> ProbeOutcome:
-        async with limit:
-            outcome = await aprobe_sample(services, sample)
-        if progress is not None:
-            progress.update({"status": "fallback" if outcome.fail_open else "succeeded"})
-        return outcome
-
-    try:
-        outcomes = list(await asyncio.gather(*(one(sample) for sample in samples)))
-    finally:
-        if progress is not None:
-            progress.close()
+    outcomes = await amap_progress(
+        samples, lambda sample: aprobe_sample(services, sample), concurrency=concurrency,
+        progress=progress, status=lambda out: "fallback" if out.fail_open else "succeeded",
+    )  # fmt: skip
     label = getattr(model, "model_name", None) or getattr(model, "model", None)
     return ProbeEvalReport(outcomes, summarize_probe(outcomes), str(label or type(model).__name__))
 

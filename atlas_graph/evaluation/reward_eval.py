@@ -17,7 +17,6 @@ Pearson and Spearman correlation with it.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import json
 import time
@@ -32,7 +31,7 @@ from langgraph.runtime import Runtime
 
 from atlas_graph.config import AtlasConfig, load_config
 from atlas_graph.errors import AtlasError, AtlasUserError, DatasetError, one_line, one_line_error
-from atlas_graph.evaluation.batch import EvalProgress, read_jsonl
+from atlas_graph.evaluation.batch import EvalProgress, amap_progress, read_jsonl
 from atlas_graph.evaluation.probe_eval import lane_of_mode
 from atlas_graph.evaluation.stats import mean, pearson, percentile, spearman, stdev, wilson
 from atlas_graph.lanes import Lane
@@ -494,10 +493,6 @@ async def aevaluate_reward(
         ModelConfigError: A judge model cannot be built (a missing key, say).
         ConfigError: The config is invalid.
     """
-    if concurrency < 1:
-        raise AtlasUserError(
-            f"concurrency must be at least 1, got {concurrency}", concurrency=concurrency
-        )
     trajectories = _trajectories_from(data)
     atlas_config = reward_config(load_config(config if config is not None else {}))
     services = Services(atlas_config, models=models)
@@ -508,22 +503,10 @@ async def aevaluate_reward(
             "rim.small_model (or pass models={'judge': ...})"
         )
     replay = RewardReplay(services)
-    limit = asyncio.Semaphore(concurrency)
-    if progress is not None:
-        progress.start(len(trajectories), 0)
-
-    async def one(trajectory: Trajectory) -> RewardOutcome:
-        async with limit:
-            outcome = await replay.ascore(trajectory)
-        if progress is not None:
-            progress.update({"status": "error" if outcome.error else "succeeded"})
-        return outcome
-
-    try:
-        outcomes = list(await asyncio.gather(*(one(item) for item in trajectories)))
-    finally:
-        if progress is not None:
-            progress.close()
+    outcomes = await amap_progress(
+        trajectories, replay.ascore, concurrency=concurrency, progress=progress,
+        status=lambda out: "error" if out.error else "succeeded",
+    )  # fmt: skip
     summary = summarize_reward(outcomes, atlas_config.rim.variance_threshold)
     return RewardEvalReport(outcomes, summary, [judge.identifier for judge in judges])
 
