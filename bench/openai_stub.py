@@ -8,8 +8,10 @@ Standard library asyncio streams, HTTP/1.1 keep-alive, one coroutine per connect
 costs a sleep of ``--latency`` seconds and a few hundred microseconds of parsing, so a hundred
 clients at once measure the client, not the server. It answers ``POST /v1/chat/completions``
 without streaming: a request that forces a tool (``tool_choice`` naming a function) gets a call
-to that tool with arguments that pass (a verdict that approves, a plan review that approves);
-any other request gets a short text answer. Every reply carries ``usage``.
+to that tool with arguments that pass (a verdict that approves, a plan review that approves), a
+request for a JSON schema (``response_format``, what atlas-graph asks a loopback server for)
+gets the same arguments as its text; any other request gets a short text answer. Every reply
+carries ``usage``.
 """
 
 from __future__ import annotations
@@ -48,6 +50,10 @@ def completion(body: dict[str, Any], number: int) -> dict[str, Any]:
     tool = forced_tool(body)
     message: dict[str, Any] = {"role": "assistant", "content": "stub answer"}
     finish = "stop"
+    shape = body.get("response_format") or {}
+    if tool is None and shape.get("type") == "json_schema":
+        name = (shape.get("json_schema") or {}).get("name", "")
+        message["content"] = json.dumps(TOOL_ARGUMENTS.get(name, {}))
     if tool is not None:
         arguments = json.dumps(TOOL_ARGUMENTS.get(tool, {}))
         message = {
