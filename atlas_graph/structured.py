@@ -230,7 +230,7 @@ class Structured(Generic[SchemaT]):
     # a response format each time (about 3 ms of pydantic JSON-schema work per call, a fifth
     # of a scripted paired session's CPU), and the result never changes for one Structured
     _bound: dict[tuple[Any, ...], Runnable[Any, BaseMessage]] = field(
-        default_factory=dict, repr=False
+        default_factory=dict, repr=False, compare=False
     )
 
     def _method(self) -> StructuredMethod:

@@ -331,10 +331,6 @@ class PoolTurns:
     async def __aexit__(self, *_exc: object) -> None:
         return None
 
-    def locked(self) -> bool:
-        """Never held (``asyncio.Lock`` has this too)."""
-        return False
-
 
 @asynccontextmanager
 async def _postgres_pool(storage: StorageConfig, url: str) -> AsyncIterator[Any]:
