@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from atlas_graph.config import AtlasConfig, LaneOverride
+from atlas_graph.evaluation.markdown import interval, percent, seconds, table
 from atlas_graph.evaluation.stats import (
     paired_bootstrap,
     paired_difference,
@@ -129,37 +130,22 @@ def lift(
     return report
 
 
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1%}"
-
-
-def _interval(data: Mapping[str, Any] | None, signed: bool = False) -> str:
-    if not data:
-        return "-"
-    sign = "+" if signed else ""
-    return f"{data['estimate']:{sign}.1%} [{data['low']:{sign}.1%}, {data['high']:{sign}.1%}]"
-
-
-def _seconds(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}s"
-
-
 def format_lift(report: Mapping[str, Mapping[str, Any]]) -> str:
     """The lift as a Markdown table: one row per lane and arm, then the differences."""
     header = ("lane", "arm", "n", "accuracy [95% CI]", "completion", "tokens", "calls",
               "cost $", "p50", "p95")  # fmt: skip
-    rows = [header, tuple("---" for _ in header)]
+    rows = []
     for lane, group in report.items():
         for arm in ("baseline", "supervised"):
             data = group[arm]
             calls = sum(role["calls"] for role in data["roles"].values())
             cost = "-" if data["cost"] is None else f"{data['cost']:.4f}"
             rows.append((
-                lane, arm, str(data["sessions"]), _interval(data["accuracy"]),
-                _pct(data["completion_rate"]), str(data["tokens"]), str(calls), cost,
-                _seconds(data["wall_p50"]), _seconds(data["wall_p95"]),
+                lane, arm, str(data["sessions"]), interval(data["accuracy"]),
+                percent(data["completion_rate"]), str(data["tokens"]), str(calls), cost,
+                seconds(data["wall_p50"]), seconds(data["wall_p95"]),
             ))  # fmt: skip
-    lines = ["| " + " | ".join(row) + " |" for row in rows]
+    lines = table(header, rows)
     lines += [
         "",
         "| lane | pairs | lift [95% CI] | bootstrap [95% CI] | McNemar p | gained | lost | "
@@ -172,8 +158,8 @@ def format_lift(report: Mapping[str, Mapping[str, Any]]) -> str:
             lines.append(f"| {lane} | 0 | - | - | - | - | - | - |")
             continue
         lines.append(
-            f"| {lane} | {paired['pairs']} | {_interval(paired['difference'], True)} | "
-            f"{_interval(group['bootstrap'], True)} | {paired['mcnemar_p']:.3g} | "
-            f"{paired['gained']} | {paired['lost']} | {_pct(group['non_degradation_rate'])} |"
+            f"| {lane} | {paired['pairs']} | {interval(paired['difference'], signed=True)} | "
+            f"{interval(group['bootstrap'], signed=True)} | {paired['mcnemar_p']:.3g} | "
+            f"{paired['gained']} | {paired['lost']} | {percent(group['non_degradation_rate'])} |"
         )
     return "\n".join(lines)

@@ -40,6 +40,7 @@ from atlas_graph.evaluation.batch import (
     aevaluate,
     tasks_from,
 )
+from atlas_graph.evaluation.markdown import decimal, interval, percent, seconds, table
 from atlas_graph.evaluation.scoring import Scorer
 from atlas_graph.evaluation.stats import mean, stdev
 from atlas_graph.executors import ExecutorName
@@ -362,42 +363,26 @@ class MatrixReport:
         }  # fmt: skip
 
 
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1%}"
-
-
-def _number(value: float | None, digits: int) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
-
-
 def format_matrix(report: MatrixReport) -> str:
     """The matrix as a Markdown table, one row per pair, then the best pair."""
     header = ("student", "teacher", "repeats", "sessions", "reward (sd)", "accuracy [95% CI]",
               "completion", "tokens/session", "cost $", "p50", "p95", "errors")  # fmt: skip
-    rows = [header, tuple("---" for _ in header)]
+    rows = []
     for pair in report.pairs:
-        reward = _number(pair.mean_reward, 3)
+        reward = decimal(pair.mean_reward, 3)
         if pair.reward_spread is not None:
             reward += f" ({pair.reward_spread:.3f})"
-        accuracy = pair.accuracy
-        interval = (
-            f"{accuracy['estimate']:.1%} [{accuracy['low']:.1%}, {accuracy['high']:.1%}]"
-            if accuracy is not None else "-"
-        )  # fmt: skip
         mark = " *" if pair is report.best else ""
         rows.append((
             (pair.pair.student or CONFIG_MODEL) + mark, pair.pair.teacher or CONFIG_MODEL,
-            str(pair.repeats), str(pair.sessions), reward, interval, _pct(pair.completion_rate),
-            _number(pair.tokens_per_session, 1), _number(pair.cost, 4),
-            _seconds(pair.wall_p50), _seconds(pair.wall_p95), str(pair.errors),
+            str(pair.repeats), str(pair.sessions), reward, interval(pair.accuracy),
+            percent(pair.completion_rate), decimal(pair.tokens_per_session, 1),
+            decimal(pair.cost, 4), seconds(pair.wall_p50), seconds(pair.wall_p95),
+            str(pair.errors),
         ))  # fmt: skip
-    lines = ["| " + " | ".join(row) + " |" for row in rows]
+    lines = table(header, rows)
     lines += ["", f"Best pair: {best_line(report.best)}"]
     return "\n".join(lines)
-
-
-def _seconds(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}s"
 
 
 def best_line(best: PairSummary | None) -> str:
@@ -414,7 +399,7 @@ def best_line(best: PairSummary | None) -> str:
     cost = (
         f"${best.cost_per_session:.4f} per session"
         if best.cost_per_session is not None
-        else f"{_number(best.tokens_per_session, 1)} tokens per session"
+        else f"{decimal(best.tokens_per_session, 1)} tokens per session"
     )
     return f"{best.pair.label} ({measure}, {cost})"
 

@@ -29,6 +29,7 @@ from langchain_core.language_models import BaseChatModel
 from atlas_graph.config import AtlasConfig, load_config
 from atlas_graph.errors import AtlasUserError, DatasetError
 from atlas_graph.evaluation.batch import EvalProgress, amap_progress, read_jsonl
+from atlas_graph.evaluation.markdown import interval, percent, seconds
 from atlas_graph.evaluation.stats import percentile, wilson
 from atlas_graph.lanes import LANES, Lane
 from atlas_graph.nodes.fingerprint import fingerprint, tenant_of
@@ -381,20 +382,6 @@ def evaluate_probe(
 # --------------------------------------------------------------------------- the report
 
 
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1%}"
-
-
-def _interval(data: Mapping[str, float] | None) -> str:
-    if not data:
-        return "-"
-    return f"{data['estimate']:.1%} [{data['low']:.1%}, {data['high']:.1%}]"
-
-
-def _seconds(value: float | None) -> str:
-    return "-" if value is None else f"{value:.3f}s"
-
-
 def format_probe_report(report: ProbeEvalReport) -> str:
     """The report as Markdown: headline numbers, the confusion matrix, per-lane scores."""
     summary = report.summary
@@ -406,9 +393,9 @@ def format_probe_report(report: ProbeEvalReport) -> str:
         "| samples | scored | accuracy [95% CI] | answered accuracy [95% CI] | fail-open | "
         "p50 latency | p95 latency |",
         "| --- | --- | --- | --- | --- | --- | --- |",
-        f"| {summary['samples']} | {summary['scored']} | {_interval(summary['accuracy'])} | "
-        f"{_interval(summary['answered_accuracy'])} | {summary['fail_open']} | "
-        f"{_seconds(summary['latency_p50'])} | {_seconds(summary['latency_p95'])} |",
+        f"| {summary['samples']} | {summary['scored']} | {interval(summary['accuracy'])} | "
+        f"{interval(summary['answered_accuracy'])} | {summary['fail_open']} | "
+        f"{seconds(summary['latency_p50'], 3)} | {seconds(summary['latency_p95'], 3)} |",
         "",
         "## Confusion matrix (rows expected, columns chosen)",
         "",
@@ -432,6 +419,6 @@ def format_probe_report(report: ProbeEvalReport) -> str:
     for lane, scores in summary["lanes"].items():
         lines.append(
             f"| {lane} | {scores['support']} | {scores['chosen']} | "
-            f"{_pct(scores['precision'])} | {_pct(scores['recall'])} |"
+            f"{percent(scores['precision'])} | {percent(scores['recall'])} |"
         )
     return "\n".join(lines)

@@ -32,6 +32,7 @@ from langgraph.runtime import Runtime
 from atlas_graph.config import AtlasConfig, load_config
 from atlas_graph.errors import AtlasError, AtlasUserError, DatasetError, one_line, one_line_error
 from atlas_graph.evaluation.batch import EvalProgress, amap_progress, read_jsonl
+from atlas_graph.evaluation.markdown import decimal, interval, percent
 from atlas_graph.evaluation.probe_eval import lane_of_mode
 from atlas_graph.evaluation.stats import mean, pearson, percentile, spearman, stdev, wilson
 from atlas_graph.lanes import Lane
@@ -528,22 +529,11 @@ def evaluate_reward(
 # --------------------------------------------------------------------------- the report
 
 
-def _number(value: float | None, digits: int = 3) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
-
-
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1%}"
-
-
 def format_reward_report(report: RewardEvalReport) -> str:
     """The report as Markdown: headline numbers, one row per judge, agreement and baseline."""
     s = report.summary
     reward, agreement, arbiter, base = s["reward"], s["agreement"], s["arbiter"], s["baseline"]
-    rate = s["escalation"]["rate"]
-    escalation = "-" if rate is None else (
-        f"{rate['estimate']:.1%} [{rate['low']:.1%}, {rate['high']:.1%}]"
-    )  # fmt: skip
+    escalation = interval(s["escalation"]["rate"])
     lines = [
         "# Reward evaluation",
         "",
@@ -552,9 +542,9 @@ def format_reward_report(report: RewardEvalReport) -> str:
         "| trajectories | scored | errors | mean reward | stdev | escalation [95% CI] | "
         "p50 latency | p95 latency |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
-        f"| {s['trajectories']} | {s['scored']} | {s['errors']} | {_number(reward['mean'])} | "
-        f"{_number(reward['stdev'])} | {escalation} | {_number(s['latency_p50'])}s | "
-        f"{_number(s['latency_p95'])}s |",
+        f"| {s['trajectories']} | {s['scored']} | {s['errors']} | {decimal(reward['mean'])} | "
+        f"{decimal(reward['stdev'])} | {escalation} | {decimal(s['latency_p50'])}s | "
+        f"{decimal(s['latency_p95'])}s |",
         "",
         "## Judges (tier-1 scores)",
         "",
@@ -564,9 +554,9 @@ def format_reward_report(report: RewardEvalReport) -> str:
     ]
     for name, judge in s["judges"].items():
         lines.append(
-            f"| {name} | {judge['n']} | {_number(judge['mean'])} | {_number(judge['stdev'])} | "
-            f"{_number(judge['min'])} | {_number(judge['max'])} | "
-            f"{_number(judge['sample_stdev_mean'])} | {judge['escalated']} | "
+            f"| {name} | {judge['n']} | {decimal(judge['mean'])} | {decimal(judge['stdev'])} | "
+            f"{decimal(judge['min'])} | {decimal(judge['max'])} | "
+            f"{decimal(judge['sample_stdev_mean'])} | {judge['escalated']} | "
             f"{judge['invalid_samples']} |"
         )
     lines += [
@@ -577,17 +567,17 @@ def format_reward_report(report: RewardEvalReport) -> str:
         "| --- | --- |",
         f"| judge pairs compared | {agreement['pairs']} over {agreement['trajectories']} "
         "trajectories |",
-        f"| mean / max pairwise difference | {_number(agreement['mean_abs_diff'])} / "
-        f"{_number(agreement['max_abs_diff'])} |",
+        f"| mean / max pairwise difference | {decimal(agreement['mean_abs_diff'])} / "
+        f"{decimal(agreement['max_abs_diff'])} |",
         f"| judges within variance_threshold {agreement['threshold']} | "
-        f"{_pct(agreement['within_threshold'])} |",
+        f"{percent(agreement['within_threshold'])} |",
         f"| escalated to the arbiter | {arbiter['escalated']} |",
         f"| arbiter changed the reward | {arbiter['changed']} |",
-        f"| mean change / mean absolute change | {_number(arbiter['mean_change'])} / "
-        f"{_number(arbiter['mean_abs_change'])} |",
+        f"| mean change / mean absolute change | {decimal(arbiter['mean_change'])} / "
+        f"{decimal(arbiter['mean_abs_change'])} |",
         f"| pairs with a recorded reward | {base['pairs']} |",
-        f"| Pearson / Spearman with it | {_number(base['pearson'])} / "
-        f"{_number(base['spearman'])} |",
-        f"| mean absolute difference from it | {_number(base['mean_abs_diff'])} |",
+        f"| Pearson / Spearman with it | {decimal(base['pearson'])} / "
+        f"{decimal(base['spearman'])} |",
+        f"| mean absolute difference from it | {decimal(base['mean_abs_diff'])} |",
     ]
     return "\n".join(lines)
